@@ -1,0 +1,151 @@
+"""Postgres plumbing: where the server is, the pool, and the schema migrations.
+
+When no ``DIALER_DATABASE_URL`` is set the dialer runs its own Postgres from the
+``pgserver`` package in the data directory, so a laptop needs nothing installed.
+Migrations are the numbered files in ``sql/migrations``; they are applied under an
+advisory lock so two processes migrating at once leave one schema.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+import structlog
+from asyncpg.pool import PoolConnectionProxy
+
+log = structlog.get_logger(__name__)
+
+# Any constant works; it only has to be the same for every dialer process.
+_MIGRATION_LOCK = 0x6469616C6572  # "dialer"
+
+
+# A connection of its own or one borrowed from a pool: both run statements alike.
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+class SchemaNotCurrent(Exception):
+    """The database lacks migrations this code needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The migration files in version order; names are ``NNNN_description.sql``."""
+    folder = resources.files("dialer.sql").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version, _, name = entry.name.removesuffix(".sql").partition("_")
+            found.append(Migration(int(version), name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration versions in {versions}")
+    return found
+
+
+def embedded_dsn(data_dir: Path) -> str:
+    """Start (or join) the embedded server; it stops when its last user exits."""
+    pgdata = data_dir / "pgdata"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir it does not need on Linux.
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server  # only needed without a URL
+
+        server = get_server(pgdata, cleanup_mode="stop")
+    log.info("embedded_postgres", pgdata=str(pgdata))
+    return str(server.get_uri())
+
+
+async def _init_connection(conn: Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+async def applied_versions(conn: Connection) -> set[int]:
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return set()
+    return {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+
+
+async def migrate(conn: Connection) -> list[Migration]:
+    """Apply what is missing, each migration in its own transaction; returns what ran."""
+    ran: list[Migration] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = await applied_versions(conn)
+        for migration in load_migrations():
+            if migration.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            log.info("migration_applied", version=migration.version, name=migration.name)
+            ran.append(migration)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return ran
+
+
+async def check_schema(conn: Connection) -> None:
+    """Refuse to run on an old schema, naming the command that fixes it."""
+    missing = {m.version for m in load_migrations()} - await applied_versions(conn)
+    if missing:
+        raise SchemaNotCurrent(
+            f"database schema is missing migrations {sorted(missing)}: run `dialer migrate`"
+        )
+
+
+def resolve_dsn(database_url: str | None, data_dir: Path) -> str:
+    """The configured server, else the embedded one."""
+    return database_url if database_url else embedded_dsn(data_dir)
+
+
+@asynccontextmanager
+async def open_pool(dsn: str, *, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a database whose schema is current (SchemaNotCurrent otherwise)."""
+    pool = await create_pool(dsn, max_size=max_size)
+    try:
+        async with pool.acquire() as conn:
+            await check_schema(conn)
+        yield pool
+    finally:
+        await pool.close()

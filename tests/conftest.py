@@ -1,0 +1,109 @@
+"""Shared fixtures: one throwaway Postgres per test session, a fresh database per test.
+
+The server comes from the ``pgserver`` package (no system install needed). A
+migrated template database is built once and cloned per test with
+``CREATE DATABASE ... TEMPLATE``, which takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from dialer import db
+
+_counter = itertools.count()
+
+
+def dsn_for(base: str, dbname: str) -> str:
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+class PgCluster:
+    """A running throwaway server and how to reach its databases."""
+
+    def __init__(self, base_dsn: str) -> None:
+        self.base_dsn = base_dsn
+
+    def dsn(self, dbname: str) -> str:
+        return dsn_for(self.base_dsn, dbname)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="run the long variants too")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="long variant: pass --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        root = Path(tempfile.mkdtemp(prefix="dialer-test-pg-"))
+        server = pgserver.get_server(root, cleanup_mode="delete")
+    # Durability is not under test here; speed is welcome.
+    server.psql("ALTER SYSTEM SET fsync = off;")
+    server.psql("ALTER SYSTEM SET synchronous_commit = off;")
+    server.psql("ALTER SYSTEM SET full_page_writes = off;")
+    server.psql("ALTER SYSTEM SET max_connections = 300;")
+    server.psql("SELECT pg_reload_conf();")
+    yield PgCluster(server.get_uri())
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_cluster: PgCluster) -> str:
+    admin = await asyncpg.connect(pg_cluster.dsn("postgres"))
+    await admin.execute("DROP DATABASE IF EXISTS dialer_template")
+    await admin.execute("CREATE DATABASE dialer_template")
+    await admin.close()
+    conn = await db.connect(pg_cluster.dsn("dialer_template"))
+    await db.migrate(conn)
+    await conn.close()
+    return "dialer_template"
+
+
+@pytest.fixture
+async def dsn(pg_cluster: PgCluster, template_db: str) -> AsyncIterator[str]:
+    """A freshly migrated database of its own for one test."""
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(pg_cluster.dsn("postgres"))
+    await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    try:
+        yield pg_cluster.dsn(name)
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    async with db.open_pool(dsn) as p:
+        yield p
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's DIALER_* settings or .env file."""
+    for key in list(os.environ):
+        if key.startswith("DIALER_") or key in {"NOTIFY_SOCKET", "CREDENTIALS_DIRECTORY"}:
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DIALER_ENV_FILE", str(tmp_path / "absent.env"))

@@ -1,0 +1,110 @@
+"""The schema's constraints make bad states impossible, whatever the code does."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import pytest
+
+SID = "AC" + "0" * 32
+
+
+async def _campaign(conn: asyncpg.Connection, name: str = "c1") -> int:
+    await conn.execute("INSERT INTO accounts (sid) VALUES ($1) ON CONFLICT DO NOTHING", SID)
+    campaign_id: int = await conn.fetchval(
+        """INSERT INTO campaigns (name, account_sid, from_number, twiml_url)
+           VALUES ($1, $2, '+15005550006', 'https://example.com/t.xml') RETURNING id""",
+        name, SID,
+    )
+    return campaign_id
+
+
+async def _contact(conn: asyncpg.Connection, campaign_id: int, phone: str = "+14155550100") -> int:
+    contact_id: int = await conn.fetchval(
+        "INSERT INTO contacts (campaign_id, phone) VALUES ($1, $2) RETURNING id",
+        campaign_id, phone,
+    )
+    return contact_id
+
+
+Bad = Callable[[asyncpg.Connection, int, int], Awaitable[object]]
+
+BAD_WRITES: dict[str, Bad] = {
+    "contact state": lambda c, cid, kid: c.execute(
+        "UPDATE contacts SET state = 'ringing' WHERE id = $1", kid),
+    "campaign state": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET state = 'sleeping' WHERE id = $1", cid),
+    "number twice": lambda c, cid, kid: c.execute(
+        "INSERT INTO contacts (campaign_id, phone) VALUES ($1, '+14155550100')", cid),
+    "not e164": lambda c, cid, kid: c.execute(
+        "INSERT INTO contacts (campaign_id, phone) VALUES ($1, '4155550101')", cid),
+    "both twiml sources": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET twiml = '<Response/>' WHERE id = $1", cid),
+    "no twiml source": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET twiml_url = NULL WHERE id = $1", cid),
+    "window backwards": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET window_start = '21:00', window_end = '09:00' WHERE id = $1", cid),
+    "weekday 8": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET window_days = '{1,8}' WHERE id = $1", cid),
+    "dialing without owner": lambda c, cid, kid: c.execute(
+        "UPDATE contacts SET state = 'dialing' WHERE id = $1", kid),
+    "failed without reason": lambda c, cid, kid: c.execute(
+        "UPDATE contacts SET state = 'failed' WHERE id = $1", kid),
+    "second open attempt": lambda c, cid, kid: c.execute(
+        """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at)
+           VALUES ($1, $2, 1, now()), ($1, $2, 2, now())""", kid, cid),
+    "attempt number reused": lambda c, cid, kid: c.execute(
+        """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at, state)
+           VALUES ($1, $2, 1, now(), 'void'), ($1, $2, 1, now(), 'void')""", kid, cid),
+    "live without sid": lambda c, cid, kid: c.execute(
+        """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at, state)
+           VALUES ($1, $2, 1, now(), 'live')""", kid, cid),
+    "bad answered_by": lambda c, cid, kid: c.execute(
+        """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at,
+                                      answered_by) VALUES ($1, $2, 1, now(), 'robot')""", kid, cid),
+    "event twice": lambda c, cid, kid: c.execute(
+        """INSERT INTO call_events (call_sid, source, sequence_number, params)
+           VALUES ('CA1', 'call-progress-events', 1, '{}'),
+                  ('CA1', 'call-progress-events', 1, '{}')"""),
+    "amd event twice": lambda c, cid, kid: c.execute(
+        """INSERT INTO call_events (call_sid, source, params)
+           VALUES ('CA1', 'amd', '{}'), ('CA1', 'amd', '{}')"""),
+    "dnc twice globally": lambda c, cid, kid: c.execute(
+        """INSERT INTO dnc_numbers (phone) VALUES ('+14155550100'), ('+14155550100')"""),
+    "cps zero": lambda c, cid, kid: c.execute("UPDATE accounts SET cps = 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_WRITES))
+async def test_bad_state_is_rejected(pool: asyncpg.Pool, case: str) -> None:
+    async with pool.acquire() as conn:
+        campaign_id = await _campaign(conn)
+        contact_id = await _contact(conn, campaign_id)
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError):
+            await BAD_WRITES[case](conn, campaign_id, contact_id)
+
+
+async def test_good_rows_are_accepted(pool: asyncpg.Pool) -> None:
+    """The constraints above are not simply rejecting everything."""
+    async with pool.acquire() as conn:
+        campaign_id = await _campaign(conn)
+        contact_id = await _contact(conn, campaign_id)
+        await _contact(conn, await _campaign(conn, "c2"))  # same number, other campaign
+        await conn.execute(
+            """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at,
+                                          state) VALUES ($1, $2, 1, now(), 'void')""",
+            contact_id, campaign_id,
+        )
+        await conn.execute(
+            """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at)
+               VALUES ($1, $2, 2, now())""",
+            contact_id, campaign_id,
+        )
+        await conn.execute(
+            "UPDATE contacts SET state = 'dialing', claimed_by = 'w1' WHERE id = $1", contact_id
+        )
+        await conn.execute(
+            "INSERT INTO dnc_numbers (phone, campaign_id) VALUES ('+14155550100', $1)", campaign_id
+        )
+        await conn.execute("INSERT INTO dnc_numbers (phone) VALUES ('+14155550100')")
