@@ -6,12 +6,249 @@ records; callers decide transactions by passing a connection.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+
 import asyncpg
+import structlog
 
 from dialer import db, queries
+from dialer.pacer import Reservation
+from dialer.twilio import CallInfo
 
 Executor = db.Connection | asyncpg.Pool
+
+log = structlog.get_logger(__name__)
+
+# What a lost or restarting database looks like to asyncpg: retry later, do not crash.
+DATABASE_ERRORS = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
+)
+
+
+async def persist(write: Callable[[], Awaitable[object]], *, what: str) -> None:
+    """Run a write that must not be lost, retrying while the database is away.
+
+    Used for the answer to a request already sent: dropping it would leave an
+    attempt that needs reconciling for no reason."""
+    delay = 0.2
+    while True:
+        try:
+            await write()
+            return
+        except DATABASE_ERRORS as exc:
+            log.warning("write_retrying", what=what, error=repr(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def list_campaigns(db: Executor) -> list[asyncpg.Record]:
     return list(await db.fetch(queries.get("list_campaigns")))
+
+
+# ==== daemon: claim, pacing, attempts, callbacks ====
+
+
+async def upsert_account(
+    db: Executor, sid: str, cps: float, max_concurrent_calls: int | None
+) -> None:
+    await db.execute(queries.get("upsert_account"), sid, cps, max_concurrent_calls)
+
+
+async def campaigns_for_account(db: Executor, account_sid: str) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("running_campaigns"), account_sid))
+
+
+async def reserve_slots(db: Executor, account_sid: str, count: int, spacing: float) -> Reservation:
+    first_in = await db.fetchval(queries.get("reserve_slots"), account_sid, count, spacing)
+    if first_in is None:
+        raise LookupError(f"account {account_sid} is not in the database")
+    return Reservation(first_slot_in=float(first_in), count=count, spacing=spacing)
+
+
+# Claims of one campaign are serialised (per campaign, across processes) so that the
+# max-concurrent counts they check cannot be raced past.
+_CLAIM_LOCK_SPACE = 0x636C61  # "cla"
+
+
+async def claim_due(
+    pool: asyncpg.Pool,
+    *,
+    campaign_id: int,
+    account_sid: str,
+    limit: int,
+    max_concurrent: int | None,
+    account_max_concurrent: int | None,
+    worker_id: str,
+    now: dt.datetime,
+    window_check: Callable[[str | None], dt.datetime | None],
+) -> list[asyncpg.Record]:
+    """Claim up to ``limit`` due contacts in one transaction that commits before any
+    request is sent. ``window_check(timezone)`` returns None when the contact may be
+    called now, else the next opening of its calling window."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _CLAIM_LOCK_SPACE, campaign_id)
+        if max_concurrent is not None or account_max_concurrent is not None:
+            counts = await conn.fetchrow(queries.get("open_attempts"), campaign_id, account_sid)
+            assert counts is not None
+            if max_concurrent is not None:
+                limit = min(limit, max_concurrent - counts["campaign_open"])
+            if account_max_concurrent is not None:
+                limit = min(limit, account_max_concurrent - counts["account_open"])
+        if limit <= 0:
+            return []
+        due = await conn.fetch(queries.get("select_due_contacts"), campaign_id, now, limit)
+        skip: list[int] = []
+        defer_ids: list[int] = []
+        defer_at: list[dt.datetime] = []
+        take: list[int] = []
+        for row in due:
+            if row["on_dnc"]:
+                skip.append(row["id"])
+                continue
+            opening = window_check(row["timezone"])
+            if opening is None:
+                take.append(row["id"])
+            else:
+                defer_ids.append(row["id"])
+                defer_at.append(opening)
+        if skip:
+            await conn.execute(queries.get("skip_contacts"), skip, "dnc")
+        if defer_ids:
+            await conn.execute(queries.get("defer_contacts"), defer_ids, defer_at)
+        if not take:
+            return []
+        return list(await conn.fetch(queries.get("claim_contacts"), take, worker_id, now))
+
+
+async def release_unsent(
+    db: Executor, attempt_ids: Sequence[int], *, due_at: dt.datetime | None = None
+) -> None:
+    await db.execute(queries.get("release_unsent"), list(attempt_ids), due_at)
+
+
+async def reject_attempt(db: Executor, attempt_id: int, *, code: int | None, message: str) -> None:
+    await db.execute(queries.get("reject_attempt"), attempt_id, code, message)
+
+
+async def mark_unknown(db: Executor, attempt_id: int, *, reason: str) -> None:
+    await db.execute(queries.get("mark_unknown"), attempt_id, reason)
+
+
+async def set_campaign_state(
+    db: Executor, campaign_id: int, state: str, from_states: Sequence[str]
+) -> bool:
+    """Guarded transition; True when it happened. Wakes every dialer process."""
+    row = await db.fetchrow(
+        queries.get("set_campaign_state"), campaign_id, state, list(from_states)
+    )
+    return row is not None
+
+
+async def complete_finished_campaigns(db: Executor, account_sid: str) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("complete_finished_campaigns"), account_sid))
+
+
+async def register_worker(db: Executor, worker_id: str, hostname: str, pid: int) -> None:
+    await db.execute(queries.get("register_worker"), worker_id, hostname, pid)
+
+
+async def heartbeat(db: Executor, worker_id: str) -> bool:
+    """False when this worker was declared dead (its row deleted) meanwhile."""
+    return await db.fetchval(queries.get("heartbeat"), worker_id) is not None
+
+
+async def deregister_worker(db: Executor, worker_id: str) -> None:
+    await db.execute(queries.get("deregister_worker"), worker_id)
+
+
+async def recover_dead_workers(pool: asyncpg.Pool, dead_after: float) -> int:
+    """Forget silent workers; their unanswered attempts become unknown. Returns how many."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.fetch(queries.get("delete_dead_workers"), dead_after)
+        return len(await conn.fetch(queries.get("orphan_attempts_unknown")))
+
+
+class LiveBuffer:
+    """Batches the recording of Create Call answers (flush on size or every 20 ms).
+
+    Losing the buffer in a crash is safe: the attempts stay ``requested``, become
+    ``unknown`` when the process is found dead, and are adopted by their callbacks
+    (which carry the attempt id) or by listing calls.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, max_items: int = 200, interval: float = 0.02):
+        self._pool = pool
+        self._max_items = max_items
+        self._interval = interval
+        self._items: list[tuple[int, str, int | None, dt.datetime]] = []
+        self._full = asyncio.Event()
+
+    def add(self, attempt_id: int, info: CallInfo, sent_at: dt.datetime) -> None:
+        self._items.append((attempt_id, info.sid, info.queue_time_ms, sent_at))
+        if len(self._items) >= self._max_items:
+            self._full.set()
+
+    async def flush(self) -> None:
+        """Write what is buffered; on a database error keep it for the next try."""
+        items, self._items = self._items, []
+        self._full.clear()
+        if not items:
+            return
+        ids, sids, queue_times, sent = (list(column) for column in zip(*items, strict=True))
+        try:
+            await self._pool.execute(queries.get("mark_live"), ids, sids, queue_times, sent)
+        except DATABASE_ERRORS:
+            self._items[:0] = items
+            raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self._interval)
+            try:
+                await self.flush()
+            except DATABASE_ERRORS as exc:
+                log.warning("live_flush_failed", pending=len(self._items), error=repr(exc))
+                await asyncio.sleep(1)
+
+
+
+async def unknown_attempts(
+    db: Executor, account_sid: str, older_than: dt.datetime, limit: int = 100
+) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("unknown_attempts"), older_than, account_sid, limit))
+
+
+async def sid_taken(db: Executor, call_sid: str) -> bool:
+    return bool(await db.fetchval(queries.get("sid_taken"), call_sid))
+
+
+async def void_attempt(db: Executor, attempt_id: int, now: dt.datetime) -> None:
+    await db.execute(queries.get("void_attempt"), attempt_id, now)
+
+
+async def stale_live_attempts(
+    db: Executor, account_sid: str, now: dt.datetime, older_than: dt.datetime, limit: int = 100
+) -> list[asyncpg.Record]:
+    return list(
+        await db.fetch(queries.get("stale_live_attempts"), now, older_than, account_sid, limit)
+    )
+
+
+async def live_calls_of_worker(db: Executor, worker_id: str) -> int:
+    return int(await db.fetchval(queries.get("live_calls_of_worker"), worker_id))
+
+
+async def campaign_summary(db: Executor, name: str) -> asyncpg.Record | None:
+    return await db.fetchrow(queries.get("campaign_summary"), name)
+
+
+async def attempt_detail(db: Executor, name: str) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("attempt_detail"), name))
+
+
+# ==== operator commands: campaigns, import, do-not-call ====

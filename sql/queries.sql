@@ -10,3 +10,274 @@ FROM campaigns c
 LEFT JOIN contacts k ON k.campaign_id = c.id
 GROUP BY c.id
 ORDER BY c.id;
+
+-- ==== daemon: claim, pacing, attempts, callbacks (dialer.dispatcher, dialer.callbacks) ====
+
+-- name: upsert_account
+-- The account of the configured credentials, with the CPS and concurrency from settings.
+INSERT INTO accounts (sid, cps, max_concurrent_calls) VALUES ($1, $2, $3)
+ON CONFLICT (sid) DO UPDATE SET cps = EXCLUDED.cps, max_concurrent_calls = EXCLUDED.max_concurrent_calls;
+
+-- name: running_campaigns
+-- Campaigns the dispatcher of one account works on.
+SELECT * FROM campaigns WHERE account_sid = $1 AND state = 'running' ORDER BY id;
+
+-- name: reserve_slots
+-- Take $2 consecutive send slots $3 seconds apart from the account's shared schedule,
+-- the first no earlier than 1 ms from now. Returns the first slot relative to the
+-- database clock, so the caller needs no synchronised clock of its own.
+WITH cur AS (
+    SELECT greatest(next_slot, clock_timestamp() + interval '1 millisecond') AS first
+    FROM accounts WHERE sid = $1 FOR UPDATE
+)
+UPDATE accounts a SET next_slot = cur.first + make_interval(secs => $2::int * $3::float8)
+FROM cur WHERE a.sid = $1
+RETURNING extract(epoch FROM cur.first - clock_timestamp())::float8 AS first_slot_in;
+
+-- name: open_attempts
+-- Calls in flight (requested, unknown or live) of one campaign and of its account,
+-- for the max-concurrent limits.
+SELECT count(*) FILTER (WHERE campaign_id = $1) AS campaign_open, count(*) AS account_open
+FROM call_attempts
+WHERE state IN ('requested', 'unknown', 'live')
+  AND campaign_id IN (SELECT id FROM campaigns WHERE account_sid = $2);
+
+-- name: select_due_contacts
+-- Due contacts of one campaign, oldest first, locked so no other process takes them
+-- (SKIP LOCKED), flagged when the number is on a do-not-call list.
+SELECT k.id, k.phone, k.timezone,
+       EXISTS (SELECT 1 FROM dnc_numbers d
+               WHERE d.phone = k.phone
+                 AND (d.campaign_id IS NULL OR d.campaign_id = k.campaign_id)) AS on_dnc
+FROM contacts k
+WHERE k.campaign_id = $1 AND k.state IN ('pending', 'retry_wait') AND k.next_attempt_at <= $2
+ORDER BY k.next_attempt_at, k.id
+LIMIT $3
+FOR UPDATE OF k SKIP LOCKED;
+
+-- name: defer_contacts
+-- Contacts outside their calling window become due at its next opening.
+UPDATE contacts k SET next_attempt_at = d.at, updated_at = now()
+FROM unnest($1::bigint[], $2::timestamptz[]) AS d(id, at)
+WHERE k.id = d.id;
+
+-- name: skip_contacts
+-- Contacts that must never be dialed (do-not-call), with the reason.
+UPDATE contacts SET state = 'skipped', reason = $2, updated_at = now() WHERE id = ANY($1::bigint[]);
+
+-- name: claim_contacts
+-- Move locked contacts to dialing and write their attempt rows, in the claim's
+-- transaction, before any request goes out.
+WITH claimed AS (
+    UPDATE contacts k
+    SET state = 'dialing', claimed_by = $2, claimed_at = $3, attempts = k.attempts + 1,
+        updated_at = now()
+    WHERE k.id = ANY($1::bigint[])
+    RETURNING k.id, k.campaign_id, k.phone, k.attributes, k.attempts
+), inserted AS (
+    INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at, worker_id)
+    SELECT id, campaign_id, attempts, $3, $2 FROM claimed
+    RETURNING id, contact_id, attempt_no
+)
+SELECT i.id AS attempt_id, i.contact_id, i.attempt_no, c.phone, c.attributes
+FROM inserted i JOIN claimed c ON c.id = i.contact_id
+ORDER BY i.id;
+
+-- name: release_unsent
+-- Claimed contacts whose request never went out: drop the attempt, the contact is
+-- pending again (due at $2 when given) and the attempt is not counted.
+WITH gone AS (
+    DELETE FROM call_attempts WHERE id = ANY($1::bigint[]) AND state = 'requested'
+    RETURNING contact_id
+)
+UPDATE contacts k
+SET state = 'pending', claimed_by = NULL, claimed_at = NULL, attempts = k.attempts - 1,
+    next_attempt_at = coalesce($2, k.next_attempt_at), updated_at = now()
+FROM gone WHERE k.id = gone.contact_id AND k.state = 'dialing';
+
+-- name: reject_attempt
+-- Twilio refused the number for good: no call exists, the contact has failed.
+WITH a AS (
+    UPDATE call_attempts
+    SET state = 'rejected', error_code = $2, error_message = $3, outcome = 'rejected'
+    WHERE id = $1 AND state = 'requested'
+    RETURNING contact_id
+)
+UPDATE contacts k
+SET state = 'failed', claimed_by = NULL, claimed_at = NULL, last_outcome = 'rejected',
+    reason = 'twilio error ' || coalesce($2::text, '?') || ': ' || $3, updated_at = now()
+FROM a WHERE k.id = a.contact_id;
+
+-- name: mark_unknown
+-- The request may have created a call; reconciliation will decide.
+UPDATE call_attempts SET state = 'unknown', error_message = $2
+WHERE id = $1 AND state = 'requested';
+
+-- name: mark_live
+-- Record the answers to Create Call requests (a batch): Call SID, queue time; the
+-- contact is in a call. A callback may have got there first: never move backwards.
+WITH d AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[])
+        AS d(attempt_id, call_sid, queue_time_ms, sent_at)
+), a AS (
+    UPDATE call_attempts a
+    SET state = CASE WHEN a.state IN ('requested', 'unknown') THEN 'live' ELSE a.state END,
+        call_sid = d.call_sid, queue_time_ms = d.queue_time_ms, sent_at = d.sent_at,
+        call_status = coalesce(a.call_status, 'queued'),
+        statuses = CASE WHEN a.call_status IS NULL THEN ARRAY['queued'] ELSE a.statuses END
+    FROM d
+    WHERE a.id = d.attempt_id
+      AND (a.state IN ('requested', 'unknown') OR a.call_sid = d.call_sid)
+    RETURNING a.contact_id, a.state
+)
+UPDATE contacts k SET state = 'in_call', claimed_by = NULL, claimed_at = NULL, updated_at = now()
+FROM a WHERE k.id = a.contact_id AND a.state = 'live' AND k.state = 'dialing';
+
+-- name: set_campaign_state
+-- A guarded state change that wakes every dialer process (LISTEN dialer_campaigns).
+WITH c AS (
+    UPDATE campaigns SET state = $2, updated_at = now(),
+        completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END
+    WHERE id = $1 AND state = ANY($3::text[])
+    RETURNING id
+)
+SELECT c.id, pg_notify('dialer_campaigns', c.id::text) FROM c;
+
+-- name: complete_finished_campaigns
+-- Running campaigns with contacts, none of them pending, dialing, in a call or
+-- waiting for a retry, are completed.
+WITH done AS (
+    UPDATE campaigns c SET state = 'completed', completed_at = now(), updated_at = now()
+    WHERE c.state = 'running' AND c.account_sid = $1
+      AND EXISTS (SELECT 1 FROM contacts k WHERE k.campaign_id = c.id)
+      AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.campaign_id = c.id
+                      AND k.state IN ('pending', 'dialing', 'in_call', 'retry_wait'))
+    RETURNING c.id, c.name
+)
+SELECT id, name, pg_notify('dialer_campaigns', id::text) FROM done;
+
+-- name: register_worker
+-- This process, for the heartbeat-based recovery of its work if it dies.
+INSERT INTO workers (id, hostname, pid) VALUES ($1, $2, $3);
+
+-- name: heartbeat
+UPDATE workers SET heartbeat_at = now() WHERE id = $1 RETURNING id;
+
+-- name: deregister_worker
+DELETE FROM workers WHERE id = $1;
+
+-- name: delete_dead_workers
+-- Processes silent for more than $1 seconds are dead.
+DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => $1) RETURNING id;
+
+-- name: orphan_attempts_unknown
+-- Attempts a dead process had written but not recorded the answer of: the request
+-- may have gone out, so they are reconciled, never simply re-sent.
+UPDATE call_attempts a
+SET state = 'unknown', error_message = 'process died before recording the answer'
+WHERE a.state = 'requested'
+  AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = a.worker_id)
+RETURNING a.id;
+
+-- name: lock_attempt
+-- The attempt a callback is about, with its contact and campaign, locked for the
+-- update. Found by the attempt id our callback URL carries (it must not belong to
+-- another call), else by Call SID.
+SELECT a.id, a.contact_id, a.attempt_no, a.state, a.call_sid, a.call_status, a.statuses,
+       a.answered_by, a.sip_response_code, a.duration, a.outcome, a.hangup_requested_at,
+       a.final_at,
+       k.state AS contact_state, k.attempts AS contact_attempts, k.timezone,
+       a.campaign_id
+FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
+WHERE CASE WHEN $1::bigint IS NOT NULL
+           THEN a.id = $1 AND (a.call_sid IS NULL OR a.call_sid = $2)
+           ELSE a.call_sid = $2 END
+FOR UPDATE OF a, k;
+
+-- name: campaign_by_id
+SELECT * FROM campaigns WHERE id = $1;
+
+-- name: insert_event
+-- Store a callback raw, once: a duplicate (same CallSid, source and sequence number,
+-- or same idempotency token) inserts nothing and returns no row.
+INSERT INTO call_events (call_sid, attempt_id, source, sequence_number, idempotency_token,
+                         call_status, answered_by, params)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: update_attempt
+-- The merged view of an attempt after an event (computed by dialer.outcomes).
+UPDATE call_attempts
+SET state = $2, call_sid = $3, call_status = $4, statuses = $5, answered_by = $6,
+    duration = $7, sip_response_code = $8, outcome = $9, final_at = $10,
+    hangup_requested_at = $11
+WHERE id = $1;
+
+-- name: update_contact_outcome
+-- The policy's decision for the contact after its current attempt ended.
+UPDATE contacts
+SET state = $2, next_attempt_at = coalesce($3, next_attempt_at), last_outcome = $4,
+    reason = $5, claimed_by = NULL, claimed_at = NULL, updated_at = now()
+WHERE id = $1;
+
+-- name: contact_in_call
+-- A callback adopted an attempt whose POST answer we never recorded.
+UPDATE contacts SET state = 'in_call', claimed_by = NULL, claimed_at = NULL, updated_at = now()
+WHERE id = $1 AND state = 'dialing';
+
+-- name: unknown_attempts
+-- Attempts whose request may or may not have created a call, old enough that a
+-- created call would be listed by Twilio now.
+SELECT a.id, a.contact_id, a.requested_at, k.phone, c.from_number
+FROM call_attempts a
+JOIN contacts k ON k.id = a.contact_id
+JOIN campaigns c ON c.id = a.campaign_id
+WHERE a.state = 'unknown' AND a.requested_at < $1 AND c.account_sid = $2
+ORDER BY a.requested_at
+LIMIT $3;
+
+-- name: sid_taken
+SELECT EXISTS (SELECT 1 FROM call_attempts WHERE call_sid = $1);
+
+-- name: void_attempt
+-- Reconciliation proved no call exists: the attempt is void (its number is given
+-- back) and the contact is due again now.
+WITH a AS (
+    UPDATE call_attempts SET state = 'void', outcome = 'void', reconciled_at = $2
+    WHERE id = $1 AND state = 'unknown'
+    RETURNING contact_id
+)
+UPDATE contacts k
+SET state = 'pending', claimed_by = NULL, claimed_at = NULL, attempts = k.attempts - 1,
+    next_attempt_at = $2, updated_at = now()
+FROM a WHERE k.id = a.contact_id AND k.state = 'dialing';
+
+-- name: stale_live_attempts
+-- Live calls with no final callback for a long time (or final but waiting for an
+-- AMD result that never came): ask Twilio about them.
+UPDATE call_attempts a SET reconciled_at = $1
+WHERE a.id IN (
+    SELECT id FROM call_attempts
+    WHERE (state = 'live' OR (state = 'final' AND outcome IS NULL))
+      AND coalesce(reconciled_at, sent_at, requested_at) < $2
+      AND campaign_id IN (SELECT id FROM campaigns WHERE account_sid = $3)
+    ORDER BY coalesce(reconciled_at, sent_at, requested_at)
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING a.id, a.call_sid, a.state;
+
+-- name: live_calls_of_worker
+-- Calls this process placed that have not ended: shutdown drains until none are left.
+SELECT count(*) FROM call_attempts WHERE state = 'live' AND worker_id = $1;
+
+-- name: campaign_summary
+-- The report's summary row of one campaign (see the campaign_summary view).
+SELECT * FROM campaign_summary WHERE name = $1;
+
+-- name: attempt_detail
+-- Every attempt of one campaign, for CSV export.
+SELECT * FROM attempt_detail WHERE campaign = $1 ORDER BY contact_id, attempt_no;
+
+-- ==== operator commands: campaigns, import, do-not-call (dialer.commands, dialer.importer) ====

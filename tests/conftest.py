@@ -107,3 +107,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("DIALER_") or key in {"NOTIFY_SOCKET", "CREDENTIALS_DIRECTORY"}:
             monkeypatch.delenv(key)
     monkeypatch.setenv("DIALER_ENV_FILE", str(tmp_path / "absent.env"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logs() -> None:
+    """Warnings and errors only: a failing test's output stays readable."""
+    from dialer import logs
+
+    logs.configure(log_format="console", level="warning")

@@ -56,7 +56,7 @@ BAD_WRITES: dict[str, Bad] = {
            VALUES ($1, $2, 1, now()), ($1, $2, 2, now())""", kid, cid),
     "attempt number reused": lambda c, cid, kid: c.execute(
         """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at, state)
-           VALUES ($1, $2, 1, now(), 'void'), ($1, $2, 1, now(), 'void')""", kid, cid),
+           VALUES ($1, $2, 1, now(), 'rejected'), ($1, $2, 1, now(), 'rejected')""", kid, cid),
     "live without sid": lambda c, cid, kid: c.execute(
         """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at, state)
            VALUES ($1, $2, 1, now(), 'live')""", kid, cid),
@@ -98,7 +98,7 @@ async def test_good_rows_are_accepted(pool: asyncpg.Pool) -> None:
         )
         await conn.execute(
             """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at)
-               VALUES ($1, $2, 2, now())""",
+               VALUES ($1, $2, 1, now())""",
             contact_id, campaign_id,
         )
         await conn.execute(

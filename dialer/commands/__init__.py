@@ -31,7 +31,7 @@ async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 def register(sub: SubParsers) -> None:
-    from dialer.commands import campaign, migrate
+    from dialer.commands import campaign, migrate, report, run, sim
 
-    for module in (migrate, campaign):
+    for module in (migrate, campaign, run, report, sim):
         module.add_parser(sub)

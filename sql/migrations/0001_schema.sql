@@ -5,11 +5,10 @@ CREATE TABLE accounts (
     sid                  text PRIMARY KEY CHECK (sid ~ '^AC[0-9a-fA-F]{32}$'),
     cps                  double precision NOT NULL DEFAULT 1 CHECK (cps > 0 AND cps <= 1000),
     max_concurrent_calls integer CHECK (max_concurrent_calls > 0),
-    -- The shared CPS budget (token bucket kept as data): every process takes tokens
-    -- from this row with one UPDATE ... RETURNING, so N processes together never
-    -- exceed cps. tokens never exceeds one second's worth (no burst above cps).
-    tokens               double precision NOT NULL DEFAULT 0 CHECK (tokens >= 0),
-    refilled_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- The shared CPS budget, kept as data: the start time of the next free send slot.
+    -- Every process reserves slots with one UPDATE ... RETURNING that moves it on by
+    -- 1/cps per slot, so all processes together send on one evenly spaced schedule.
+    next_slot            timestamptz NOT NULL DEFAULT '-infinity',
     created_at           timestamptz NOT NULL DEFAULT now()
 );
 
@@ -73,7 +72,7 @@ CREATE TABLE contacts (
 );
 
 -- The claim query walks this index: due contacts of one campaign, oldest first.
-CREATE INDEX contacts_due ON contacts (campaign_id, next_attempt_at)
+CREATE INDEX contacts_due ON contacts (campaign_id, next_attempt_at, id)
     WHERE state IN ('pending', 'retry_wait');
 CREATE INDEX contacts_campaign_state ON contacts (campaign_id, state);
 CREATE INDEX contacts_claimed_by ON contacts (claimed_by) WHERE claimed_by IS NOT NULL;
@@ -108,11 +107,15 @@ CREATE TABLE call_attempts (
     error_message     text,
     outcome           text,
     hangup_requested_at timestamptz,
+    -- Last time reconciliation asked Twilio about this call.
+    reconciled_at     timestamptz,
     final_at          timestamptz,
-    CONSTRAINT attempts_number_once UNIQUE (contact_id, attempt_no),
     CONSTRAINT attempts_live_has_sid CHECK (state NOT IN ('live', 'final') OR call_sid IS NOT NULL),
     CONSTRAINT attempts_final_has_time CHECK ((state = 'final') = (final_at IS NOT NULL))
 );
+-- An attempt number is used once; a void attempt (no call exists) gives its number back.
+CREATE UNIQUE INDEX attempts_number_once ON call_attempts (contact_id, attempt_no)
+    WHERE state <> 'void';
 -- At most one attempt per contact may be open: this is what "never two calls for one
 -- attempt" rests on, whatever the code above it does.
 CREATE UNIQUE INDEX attempts_one_open ON call_attempts (contact_id)

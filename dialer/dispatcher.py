@@ -1,0 +1,397 @@
+"""Claims due contacts and places their calls, paced, for the campaigns of one account.
+
+The order of events for one call is what makes a crash harmless:
+1. claim: in one transaction the contact becomes ``dialing`` and an attempt row is
+   written (``requested``); the transaction commits *before* the request goes out;
+2. wait for a send slot (``pacer``), then POST;
+3. record the answer: Call SID (``live``), a refusal (``rejected``), or ``unknown``
+   when the request may or may not have created a call (reconciliation decides).
+A process that dies between 1 and 3 leaves ``requested`` attempts behind; they are
+treated as ``unknown`` and reconciled, never re-sent blindly.
+
+Campaigns of the account share its send slots by weight with stride scheduling: each
+turn goes to the campaign with the lowest "pass", which advances by 1/weight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import html
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from string import Template
+from typing import Any
+
+import asyncpg
+import structlog
+
+from dialer import metrics, repository
+from dialer.campaigns import Campaign
+from dialer.config import Settings
+from dialer.pacer import AccountPacer
+from dialer.policy import AmdMode
+from dialer.tasks import TaskGroup
+from dialer.twilio import (
+    AmbiguousError,
+    AuthError,
+    PermanentError,
+    RateLimited,
+    RetryLater,
+    TwilioClient,
+)
+from dialer.windows import is_open, next_opening
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], dt.datetime]
+# How long claimed contacts may wait in memory for a slot before they go stale.
+CLAIM_AHEAD_SECONDS = 0.5
+RETRY_LATER_DELAY = dt.timedelta(seconds=30)
+STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A contact claimed for one attempt, ready to be sent."""
+
+    attempt_id: int
+    contact_id: int
+    attempt_no: int
+    phone: str
+    attributes: dict[str, Any]
+    campaign_id: int
+
+
+@dataclass(slots=True)
+class CampaignQueue:
+    campaign: Campaign
+    ready: collections.deque[Claimed] = field(default_factory=collections.deque)
+    pass_value: float = 0.0
+    claiming: asyncio.Task[None] | None = None
+    idle_until: float = 0.0  # monotonic: nothing was due at the last claim
+
+    @property
+    def running(self) -> bool:
+        return self.campaign.state == "running"
+
+
+def personalise(template: str, attributes: dict[str, Any], *, for_xml: bool) -> str:
+    """Fill ``${column}`` placeholders from the contact's CSV columns, escaped for the target."""
+    escape: Callable[[str], str] = html.escape if for_xml else urllib.parse.quote
+    return Template(template).safe_substitute(
+        {key: escape(str(value)) for key, value in attributes.items()}
+    )
+
+
+def call_params(
+    campaign: Campaign, item: Claimed, *, public_base_url: str, callback_retries: int
+) -> list[tuple[str, str]]:
+    """The Create Call form. Callback URLs carry the attempt id so that a callback can
+    be matched to its attempt even when the POST's answer was lost."""
+    spec = campaign.spec
+    fragment = f"#rc={callback_retries}&rp=all" if callback_retries else ""
+    params = [("To", item.phone), ("From", spec.from_number)]
+    if spec.twiml_url is not None:
+        params.append(("Url", personalise(spec.twiml_url, item.attributes, for_xml=False)))
+    else:
+        assert spec.twiml is not None
+        params.append(("Twiml", personalise(spec.twiml, item.attributes, for_xml=True)))
+    params += [
+        ("StatusCallback", f"{public_base_url}/twilio/status?a={item.attempt_id}{fragment}"),
+        ("StatusCallbackMethod", "POST"),
+        *(("StatusCallbackEvent", event) for event in STATUS_EVENTS),
+        ("Timeout", str(spec.ring_timeout)),
+    ]
+    if spec.amd_mode is not AmdMode.OFF:
+        params.append(("MachineDetection", spec.amd_mode.value))
+        if spec.amd_async:
+            params += [
+                ("AsyncAmd", "true"),
+                ("AsyncAmdStatusCallback",
+                 f"{public_base_url}/twilio/amd?a={item.attempt_id}{fragment}"),
+                ("AsyncAmdStatusCallbackMethod", "POST"),
+            ]
+    return params
+
+
+class Dispatcher:
+    """One per process and account. ``run`` returns when ``stop`` is set and in-flight
+    requests are answered; claimed but unsent contacts are handed back."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        client: TwilioClient,
+        pacer: AccountPacer | None,
+        settings: Settings,
+        worker_id: str,
+        wake: asyncio.Event,
+        clock: Clock = utcnow,
+        tasks: TaskGroup,
+    ) -> None:
+        self._pool = pool
+        self._client = client
+        self._pacer = pacer  # None: pacing disabled (ceiling benchmark only)
+        self._settings = settings
+        self._worker_id = worker_id
+        self._wake = wake
+        self._clock = clock
+        self._tasks = tasks
+        self._queues: dict[int, CampaignQueue] = {}
+        self._in_flight = asyncio.Semaphore(settings.twilio_max_in_flight)
+        self._live = repository.LiveBuffer(pool)
+        self._refreshed_at = 0.0
+        self._claimed = asyncio.Event()
+        self.last_progress = time.monotonic()
+        self.sent = 0
+
+    @property
+    def account_sid(self) -> str:
+        return self._client.account_sid
+
+    # ---- campaigns -------------------------------------------------------------------
+
+    async def refresh_campaigns(self) -> None:
+        """Reload campaign rows; paused or stopped campaigns hand their claims back."""
+        rows = await repository.campaigns_for_account(self._pool, self.account_sid)
+        seen: set[int] = set()
+        floor = min((q.pass_value for q in self._queues.values() if q.running), default=0.0)
+        for row in rows:
+            campaign = Campaign.from_row(row)
+            seen.add(campaign.id)
+            queue = self._queues.get(campaign.id)
+            if queue is None:
+                self._queues[campaign.id] = CampaignQueue(campaign, pass_value=floor)
+            else:
+                queue.campaign = campaign
+        for campaign_id, queue in list(self._queues.items()):
+            if campaign_id not in seen or not queue.running:
+                await self._release(queue)
+                if campaign_id not in seen:
+                    del self._queues[campaign_id]
+        self._refreshed_at = time.monotonic()
+
+    async def _release(self, queue: CampaignQueue) -> None:
+        if queue.claiming is not None:
+            await asyncio.gather(queue.claiming, return_exceptions=True)
+        if queue.ready:
+            items = list(queue.ready)
+            queue.ready.clear()
+            await repository.release_unsent(self._pool, [i.attempt_id for i in items])
+            log.info("claims_released", campaign=queue.campaign.name, count=len(items))
+
+    # ---- claiming --------------------------------------------------------------------
+
+    def _claim_size(self, queue: CampaignQueue) -> int:
+        if self._pacer is None:
+            return 200
+        total_weight = sum(q.campaign.spec.weight for q in self._queues.values() if q.running)
+        share = self._pacer.current_rate * queue.campaign.spec.weight / max(total_weight, 1)
+        return max(1, min(200, round(share * CLAIM_AHEAD_SECONDS) + 1))
+
+    def _top_up(self, queue: CampaignQueue) -> None:
+        claiming = queue.claiming
+        if claiming is not None:
+            if not claiming.done():
+                return
+            queue.claiming = None
+            failure = None if claiming.cancelled() else claiming.exception()
+            if failure is not None:
+                # Most likely the database is away: try again a little later.
+                log.warning("claim_failed", campaign=queue.campaign.name, error=repr(failure))
+                queue.idle_until = time.monotonic() + 1.0
+        if not queue.running:
+            return
+        size = self._claim_size(queue)
+        if len(queue.ready) >= max(1, size // 2) or time.monotonic() < queue.idle_until:
+            return
+        queue.claiming = asyncio.create_task(self._claim(queue, size - len(queue.ready)))
+
+    async def _claim(self, queue: CampaignQueue, size: int) -> None:
+        started = time.monotonic()
+        now = self._clock()
+        campaign = queue.campaign
+
+        def in_window(phone_tz: str | None) -> dt.datetime | None:
+            zone = campaign.zone(phone_tz)
+            if is_open(campaign.spec.window(), zone, now):
+                return None
+            return next_opening(campaign.spec.window(), zone, now)
+
+        claimed = await repository.claim_due(
+            self._pool,
+            campaign_id=campaign.id,
+            account_sid=self.account_sid,
+            limit=size,
+            max_concurrent=campaign.spec.max_concurrent,
+            account_max_concurrent=self._settings.twilio_max_concurrent_calls,
+            worker_id=self._worker_id,
+            now=now,
+            window_check=in_window,
+        )
+        metrics.CLAIM_SECONDS.observe(time.monotonic() - started)
+        if not claimed:
+            queue.idle_until = time.monotonic() + self._settings.poll_seconds
+        queue.ready.extend(
+            Claimed(r["attempt_id"], r["contact_id"], r["attempt_no"], r["phone"],
+                    r["attributes"], campaign.id)
+            for r in claimed
+        )
+        self._claimed.set()
+
+    def _pick(self) -> CampaignQueue | None:
+        ready = [q for q in self._queues.values() if q.running and q.ready]
+        if not ready:
+            return None
+        queue = min(ready, key=lambda q: (q.pass_value, q.campaign.id))
+        queue.pass_value += 1.0 / queue.campaign.spec.weight
+        return queue
+
+    # ---- the loop --------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.refresh_campaigns()
+        flusher = asyncio.create_task(self._live.run(stop))
+        try:
+            while not stop.is_set():
+                self.last_progress = time.monotonic()
+                try:
+                    await self._step(stop)
+                except repository.DATABASE_ERRORS as exc:
+                    # Stop claiming until the database is back; nothing is queued
+                    # that could not be recorded.
+                    log.warning("dispatcher_database_unavailable", error=repr(exc))
+                    await asyncio.sleep(1)
+        finally:
+            await self._shutdown(flusher)
+
+    async def _step(self, stop: asyncio.Event) -> None:
+        stale = time.monotonic() - self._refreshed_at > self._settings.poll_seconds
+        if self._wake.is_set() or stale:
+            self._wake.clear()
+            await self.refresh_campaigns()
+        for queue in self._queues.values():
+            self._top_up(queue)
+        picked = self._pick()
+        if picked is None:
+            await self._idle(stop)
+            return
+        await self._send_next(picked, stop)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self._claimed.clear()
+        waiters = [
+            asyncio.ensure_future(event.wait()) for event in (stop, self._wake, self._claimed)
+        ]
+        try:
+            await asyncio.wait(
+                waiters, timeout=self._settings.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+
+    async def _send_next(self, queue: CampaignQueue, stop: asyncio.Event) -> None:
+        await self._in_flight.acquire()
+        item: Claimed | None = None
+        try:
+            if self._pacer is not None:
+                await self._pacer.wait_turn()
+            if stop.is_set() or not queue.running or not queue.ready:
+                self._in_flight.release()
+                return
+            item = queue.ready.popleft()
+            self._top_up(queue)
+            self._tasks.spawn(self._send(queue, item), name=f"send-{item.attempt_id}")
+        except BaseException:
+            self._in_flight.release()
+            raise
+
+    async def _send(self, queue: CampaignQueue, item: Claimed) -> None:
+        campaign = queue.campaign
+        bound = log.bind(campaign=campaign.name, contact=item.contact_id, attempt=item.attempt_id)
+        params = call_params(
+            campaign, item, public_base_url=self._settings.public_base_url,
+            callback_retries=self._settings.callback_retries,
+        )
+        started = time.monotonic()
+        try:
+            info = await self._client.create_call(params)
+        except RateLimited as exc:
+            metrics.CALLS_CREATED.labels(campaign.name, "rate_limited").inc()
+            if self._pacer is not None:
+                self._pacer.on_rate_limited()
+            bound.info("call_rate_limited", code=exc.code)
+            queue.ready.appendleft(item)  # the same attempt goes again; it does not count
+            return
+        except PermanentError as exc:
+            await repository.persist(
+                lambda: repository.reject_attempt(
+                    self._pool, item.attempt_id, code=exc.code, message=exc.message
+                ),
+                what="rejected attempt",
+            )
+            metrics.CALLS_CREATED.labels(campaign.name, "permanent_error").inc()
+            metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
+            bound.info("call_rejected", code=exc.code, reason=exc.message, state="failed")
+            return
+        except AuthError as exc:
+            await repository.persist(
+                lambda: repository.release_unsent(self._pool, [item.attempt_id]),
+                what="unsent attempt",
+            )
+            await repository.persist(
+                lambda: repository.set_campaign_state(
+                    self._pool, campaign.id, "paused", ("running",)
+                ),
+                what="campaign pause",
+            )
+            metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
+            bound.error("twilio_auth_failed", code=exc.code, reason=exc.message,
+                        action="campaign paused")
+            return
+        except RetryLater as exc:
+            due_at = self._clock() + RETRY_LATER_DELAY
+            await repository.persist(
+                lambda: repository.release_unsent(self._pool, [item.attempt_id], due_at=due_at),
+                what="refused attempt",
+            )
+            metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
+            bound.warning("call_refused_retry_later", code=exc.code, reason=exc.message)
+            return
+        except AmbiguousError as exc:
+            await repository.persist(
+                lambda: repository.mark_unknown(self._pool, item.attempt_id, reason=exc.message),
+                what="ambiguous attempt",
+            )
+            metrics.CALLS_CREATED.labels(campaign.name, "ambiguous").inc()
+            bound.warning("call_outcome_ambiguous", reason=exc.message, state="unknown")
+            return
+        finally:
+            self._in_flight.release()
+            metrics.TWILIO_LATENCY.observe(time.monotonic() - started)
+        self.sent += 1
+        metrics.CALLS_CREATED.labels(campaign.name, "created").inc()
+        self._live.add(item.attempt_id, info, self._clock())
+        bound.info("call_created", call_sid=info.sid, state="in_call")
+
+    async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
+        """Stop claiming, hand back what was never sent, let in-flight POSTs answer."""
+        for queue in self._queues.values():
+            await self._release(queue)
+        for _ in range(self._settings.twilio_max_in_flight):
+            await self._in_flight.acquire()  # every POST has been answered
+        await flusher
+        await self._live.flush()
+        if self._pacer is not None:
+            await self._pacer.aclose()

@@ -1,0 +1,26 @@
+"""Prometheus metrics of the daemon (served at /metrics by the callback endpoint)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CALLS_CREATED = Counter(
+    "dialer_calls_created", "Create Call requests by campaign and result", ["campaign", "result"]
+)
+CURRENT_CPS = Gauge("dialer_account_cps", "Current pacing rate per account", ["account"])
+BUCKET_WAIT = Histogram(
+    "dialer_bucket_wait_seconds", "Time a ready call waited for its send slot",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+)
+CALLBACKS = Counter("dialer_callbacks", "Callbacks recorded by status", ["source", "status"])
+CALLBACK_REJECTS = Counter("dialer_callback_rejects", "Callbacks refused, by reason", ["reason"])
+IN_FLIGHT = Gauge("dialer_calls_in_flight", "Calls live (created, no final status yet)")
+CLAIM_SECONDS = Histogram(
+    "dialer_claim_seconds", "Latency of one claim transaction",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+)
+TWILIO_LATENCY = Histogram(
+    "dialer_twilio_request_seconds", "Latency of Create Call requests",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TWILIO_ERRORS = Counter("dialer_twilio_errors", "Twilio errors by code", ["code"])

@@ -1,0 +1,281 @@
+"""Wires the daemon together and runs it: start-up order, side tasks, shutdown stages.
+
+Start-up: pool (schema checked) -> account and worker rows -> callback endpoint
+listening -> LISTEN connection -> dispatcher; READY=1 only after all of that.
+Shutdown (first SIGTERM/SIGINT; a second one exits at once): stop claiming, hand
+back unsent claims, let in-flight POSTs answer, keep the endpoint up for the drain
+period so live calls' outcomes are still recorded, then close everything.
+A side task that dies stops the service (systemd restarts it) rather than leaving a
+half-working daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import structlog
+
+from dialer import db, metrics, repository
+from dialer.callbacks import build_app
+from dialer.config import Settings
+from dialer.dispatcher import Clock, Dispatcher, utcnow
+from dialer.httpserver import EmbeddedServer
+from dialer.outcomes import OutcomeRecorder
+from dialer.pacer import AccountPacer
+from dialer.reconcile import Reconciler
+from dialer.repository import DATABASE_ERRORS
+from dialer.systemd import Notifier, watchdog_interval
+from dialer.tasks import TaskGroup
+from dialer.twilio import TwilioClient, TwilioError
+
+log = structlog.get_logger(__name__)
+
+CAMPAIGN_CHANNEL = "dialer_campaigns"
+
+
+@contextlib.asynccontextmanager
+async def campaign_listener(dsn: str, wake: asyncio.Event) -> AsyncIterator[None]:
+    """LISTEN on its own connection; a NOTIFY only sets ``wake`` (polling is the
+    fallback, so a lost connection delays reactions, it does not lose them)."""
+    conn: asyncpg.Connection | None = None
+
+    def on_notify(*_: Any) -> None:
+        wake.set()
+
+    async def keep_listening() -> None:
+        nonlocal conn
+        delay = 0.5
+        while True:
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await asyncpg.connect(dsn)
+                    await conn.add_listener(CAMPAIGN_CHANNEL, on_notify)
+                    wake.set()  # we may have missed notifications while away
+                    delay = 0.5
+                await conn.execute("SELECT 1")
+                await asyncio.sleep(5)
+            except DATABASE_ERRORS as exc:
+                log.warning("listener_reconnecting", error=repr(exc), retry_in=delay)
+                conn = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    task = asyncio.create_task(keep_listening(), name="campaign-listener")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if conn is not None and not conn.is_closed():
+            await conn.close()
+
+
+class Daemon:
+    """One ``dialer run`` process. Options beyond Settings are for tests/benchmarks:
+    ``clock`` (the time used for windows and retries) and ``pacing`` (off only for
+    the ceiling benchmark)."""
+
+    def __init__(
+        self, settings: Settings, *, dsn: str, clock: Clock = utcnow, pacing: bool = True
+    ) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.clock = clock
+        self.pacing = pacing
+        self.stop = asyncio.Event()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.ready = asyncio.Event()
+        self.dispatcher: Dispatcher | None = None
+        self.port: int | None = None
+        self._notifier = Notifier()
+        self._pool: asyncpg.Pool | None = None
+        self._signals = 0
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second_signal_exiting_now", signal=sig.name)
+            os._exit(1)
+        log.info("shutdown_requested", signal=sig.name)
+        self.stop.set()
+
+    async def _health(self) -> dict[str, Any]:
+        database = False
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.fetchval("SELECT 1"), 2)
+                database = True
+            except (*DATABASE_ERRORS, asyncpg.PostgresError):
+                database = False
+        age = None if self.dispatcher is None else time.monotonic() - self.dispatcher.last_progress
+        loop_ok = age is not None and age < max(5.0, self.settings.poll_seconds * 4)
+        return {"ok": database and loop_ok, "database": database,
+                "last_tick_seconds": None if age is None else round(age, 3),
+                "worker": self.worker_id}
+
+    async def run(self) -> None:
+        settings = self.settings
+        account_sid, token = settings.require_twilio()
+        self._notifier.status("starting")
+        tasks = TaskGroup()
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(db.open_pool(self.dsn, max_size=12))
+            self._pool = pool
+            await repository.upsert_account(
+                pool, account_sid, settings.twilio_cps, settings.twilio_max_concurrent_calls
+            )
+            await repository.register_worker(pool, self.worker_id, socket.gethostname(),
+                                             os.getpid())
+            client = TwilioClient(
+                account_sid=account_sid, auth_token=token, api_base=settings.twilio_api_base,
+                timeout=settings.twilio_timeout, max_in_flight=settings.twilio_max_in_flight + 4,
+            )
+            stack.push_async_callback(client.aclose)
+            recorder = OutcomeRecorder(pool)
+
+            def hang_up(call_sid: str) -> None:
+                tasks.spawn(self._hang_up(client, call_sid), name=f"hangup-{call_sid}")
+
+            app = build_app(
+                recorder=recorder, auth_token=token, public_base_url=settings.public_base_url,
+                max_body=settings.callback_max_body, hang_up=hang_up, health=self._health,
+                clock=self.clock,
+            )
+            server = EmbeddedServer(app, host=settings.bind_host, port=settings.bind_port)
+            await server.start()
+            self.port = server.port
+            stack.push_async_callback(server.stop)
+            wake = asyncio.Event()
+            await stack.enter_async_context(campaign_listener(self.dsn, wake))
+            pacer = None
+            if self.pacing:
+                pacer = AccountPacer(
+                    account_sid=account_sid, cps=settings.twilio_cps,
+                    reserve=lambda sid, n, gap: repository.reserve_slots(pool, sid, n, gap),
+                )
+                metrics.CURRENT_CPS.labels(account_sid).set_function(lambda: pacer.current_rate)
+            dispatcher = Dispatcher(
+                pool=pool, client=client, pacer=pacer, settings=settings,
+                worker_id=self.worker_id, wake=wake, clock=self.clock, tasks=tasks,
+            )
+            self.dispatcher = dispatcher
+            reconciler = Reconciler(
+                pool=pool, client=client, recorder=recorder,
+                reconcile_after=settings.reconcile_after_seconds,
+                stale_after=settings.stale_call_seconds, clock=self.clock,
+            )
+            dispatch_stop = asyncio.Event()
+            dispatching = asyncio.create_task(dispatcher.run(dispatch_stop), name="dispatcher")
+            side = [
+                dispatching,
+                asyncio.create_task(self._housekeeping(pool, reconciler, account_sid),
+                                    name="housekeeping"),
+                asyncio.create_task(self._watchdog(), name="watchdog"),
+            ]
+            self._notifier.ready(f"dialing for account {account_sid}")
+            self.ready.set()
+            log.info("daemon_ready", worker=self.worker_id, port=self.port,
+                     cps=settings.twilio_cps, pacing=self.pacing)
+            stopper = asyncio.create_task(self.stop.wait())
+            done, _ = await asyncio.wait([stopper, *side], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            failed = [t for t in done if t is not stopper]
+            for task in failed:
+                log.error("side_task_stopped", task=task.get_name(),
+                          exc_info=task.exception() if not task.cancelled() else None)
+            await self._shut_down(dispatch_stop, dispatching, side, tasks, pool, account_sid)
+            if failed:
+                raise RuntimeError(f"side task {failed[0].get_name()} stopped")
+
+    async def _shut_down(
+        self, dispatch_stop: asyncio.Event, dispatching: asyncio.Task[None],
+        side: list[asyncio.Task[None]], tasks: TaskGroup, pool: asyncpg.Pool, account_sid: str,
+    ) -> None:
+        settings = self.settings
+        self._notifier.stopping("finishing in-flight requests")
+        log.info("shutdown_started", grace=settings.shutdown_grace_seconds)
+        dispatch_stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(dispatching), settings.shutdown_grace_seconds)
+        await tasks.wait(timeout=settings.shutdown_grace_seconds)
+        self._notifier.status("draining callbacks")
+        deadline = time.monotonic() + settings.drain_seconds
+        while time.monotonic() < deadline:
+            try:
+                live = await repository.live_calls_of_worker(pool, self.worker_id)
+            except DATABASE_ERRORS:
+                live = 1
+            if not live:
+                break
+            await asyncio.sleep(0.2)
+        for task in side:
+            task.cancel()
+        await asyncio.gather(*side, return_exceptions=True)
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await repository.deregister_worker(pool, self.worker_id)
+        log.info("shutdown_complete", worker=self.worker_id)
+        self._notifier.close()
+
+    async def _hang_up(self, client: TwilioClient, call_sid: str) -> None:
+        try:
+            await client.update_call(call_sid, status="completed")
+            log.info("call_hung_up", call_sid=call_sid, reason="answering machine")
+        except TwilioError as exc:
+            log.warning("hang_up_failed", call_sid=call_sid, error=exc.message)
+
+    async def _housekeeping(
+        self, pool: asyncpg.Pool, reconciler: Reconciler, account_sid: str
+    ) -> None:
+        """Heartbeat, recovery of dead workers' work, reconciliation, completion."""
+        while True:
+            try:
+                if not await repository.heartbeat(pool, self.worker_id):
+                    log.warning("worker_reregistered", worker=self.worker_id)
+                    await repository.register_worker(
+                        pool, self.worker_id, socket.gethostname(), os.getpid()
+                    )
+                recovered = await repository.recover_dead_workers(
+                    pool, self.settings.dead_worker_seconds
+                )
+                if recovered:
+                    log.warning("dead_worker_attempts_recovered", attempts=recovered)
+                await reconciler.run_once()
+                for row in await repository.complete_finished_campaigns(pool, account_sid):
+                    log.info("campaign_completed", campaign=row["name"])
+            except DATABASE_ERRORS as exc:
+                log.warning("housekeeping_database_unavailable", error=repr(exc))
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 only while the dispatch loop makes progress: a stuck loop is restarted."""
+        interval = watchdog_interval()
+        if interval is None:
+            await asyncio.Event().wait()
+            return
+        while True:
+            dispatcher = self.dispatcher
+            if dispatcher is not None and time.monotonic() - dispatcher.last_progress < interval:
+                self._notifier.watchdog()
+            await asyncio.sleep(interval / 2)
+
+
+async def run(settings: Settings, dsn: str) -> int:
+    """Entry point of ``dialer run``."""
+    daemon = Daemon(settings, dsn=dsn)
+    daemon.install_signal_handlers()
+    await daemon.run()
+    return 0

@@ -1,0 +1,200 @@
+"""The simulator's HTTP API: the Calls endpoints of Twilio's 2010-04-01 REST API.
+
+Every API request is authenticated (HTTP Basic: account SID and auth token), checked
+against strict-mode limits, recorded in the trace, and answered with Twilio's JSON,
+errors included. Create requests also pass through the configured faults.
+
+Order of checks: credentials (401/20003), the account in the path (404/20404),
+strict concurrency (429/20429); then, for a create, the strict rate (429/20429),
+the faults, validation (400) and the concurrent-call limit (400/10004).
+
+The hot path (a create) parses the body with ``urllib.parse`` rather than a
+multipart parser and logs nothing: the simulator must outrun the clients it tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import contextlib
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dialer.sim import errors
+from dialer.sim.calls import API_VERSION, CallEngine, SimCall
+from dialer.sim.config import SimConfig
+from dialer.sim.errors import ApiError
+from dialer.sim.faults import Faults, Refusal
+from dialer.sim.listing import list_page
+from dialer.sim.params import Form, parse_create, parse_list, parse_update
+from dialer.sim.trace import TraceRecord, to_json
+
+AbortConnection = Callable[[tuple[str, int] | None], None]
+"""Resets the TCP connection of the given client address, without an HTTP answer."""
+
+ACCOUNT_PATH = f"/{API_VERSION}/Accounts/{{account_sid}}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status: int | None
+    """None: reset the connection instead of answering."""
+    body: dict[str, Any] | None = None
+    call_sid: str | None = None
+
+
+def _parse_form(raw: bytes | str) -> Form:
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    form: Form = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        form.setdefault(name, []).append(value)
+    return form
+
+
+class SimApi:
+    """Request handling; state lives in the engine, faults, trace and config it is given."""
+
+    def __init__(self, *, config: SimConfig, engine: CallEngine, faults: Faults,
+                 trace: list[TraceRecord], abort_connection: AbortConnection,
+                 closing: asyncio.Event) -> None:
+        self._config = config
+        self._engine = engine
+        self._faults = faults
+        self._trace = trace
+        self._abort_connection = abort_connection
+        self._closing = closing
+        self._in_flight = 0
+        self._recent_creates: collections.deque[float] = collections.deque()
+
+    def app(self) -> Starlette:
+        calls = f"{ACCOUNT_PATH}/Calls.json"
+        call = f"{ACCOUNT_PATH}/Calls/{{sid}}.json"
+        return Starlette(
+            routes=[
+                Route(calls, self._api(self._create), methods=["POST"]),
+                Route(calls, self._api(self._list), methods=["GET"]),
+                Route(call, self._api(self._fetch), methods=["GET"]),
+                Route(call, self._api(self._update), methods=["POST"]),
+                Route("/sim/trace", self._dump_trace, methods=["GET"]),
+            ],
+            exception_handlers={404: self._unknown_path},
+        )
+
+    def _api(
+        self, action: Callable[[Request, Form], Awaitable[_Outcome]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Wraps an action with authentication, limits, tracing and error JSON."""
+
+        async def endpoint(request: Request) -> Response:
+            arrived = time.monotonic()
+            self._in_flight += 1
+            form: Form = {}
+            try:
+                form = _parse_form(
+                    await request.body() if request.method == "POST"
+                    else request.scope["query_string"]
+                )
+                self._authorize(request)
+                outcome = await action(request, form)
+            except ApiError as error:
+                outcome = _Outcome(error.status, error.body())
+            finally:
+                in_flight = self._in_flight
+                self._in_flight -= 1
+            self._trace.append(TraceRecord(
+                arrived, request.method, request.url.path, form, outcome.status, outcome.call_sid
+            ))
+            if outcome.status is None:
+                client = request.client
+                self._abort_connection((client.host, client.port) if client else None)
+                await asyncio.sleep(0)  # let the server see the loss before it would answer
+                return Response(status_code=500)
+            headers = {"Twilio-Concurrent-Requests": str(in_flight)}
+            if outcome.status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+
+        return endpoint
+
+    def _authorize(self, request: Request) -> None:
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise errors.unauthorized() from None
+        good_user = hmac.compare_digest(user.encode(), self._config.account_sid.encode())
+        good_password = hmac.compare_digest(password.encode(), self._config.auth_token.encode())
+        if scheme.lower() != "basic" or not (good_user and good_password):
+            raise errors.unauthorized()
+        if request.path_params["account_sid"] != self._config.account_sid:
+            raise errors.not_found(request.url.path)
+        limit = self._config.strict_max_concurrent_requests
+        if self._config.strict and limit is not None and self._in_flight > limit:
+            raise errors.too_many_requests()
+
+    def _check_strict_rate(self) -> None:
+        """At most ``strict_window_limit`` creates accepted in any one-second window."""
+        now = time.monotonic()
+        recent = self._recent_creates
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        if len(recent) >= self._config.strict_window_limit:
+            raise errors.too_many_requests()
+        recent.append(now)
+
+    def _call(self, request: Request) -> SimCall:
+        call = self._engine.calls.get(request.path_params["sid"])
+        if call is None:
+            raise errors.not_found(request.url.path)
+        return call
+
+    async def _create(self, request: Request, form: Form) -> _Outcome:
+        if self._config.strict:
+            self._check_strict_rate()
+        faults = self._faults
+        refusal = faults.refusal()
+        if refusal is Refusal.RESET:
+            return _Outcome(None)
+        if refusal is Refusal.RATE_LIMITED:
+            raise errors.too_many_requests()
+        if refusal is Refusal.SERVER_ERROR:
+            raise errors.server_error(faults.server_error_status)
+        call = self._engine.create(parse_create(form))
+        if faults.reset_after():
+            return _Outcome(None, call_sid=call.sid)
+        body = call.resource()  # as it was when created, however long the answer is held
+        if faults.response_delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), faults.response_delay)
+        return _Outcome(201, body, call.sid)
+
+    async def _list(self, request: Request, form: Form) -> _Outcome:
+        newest_first = list(reversed(self._engine.calls.values()))
+        return _Outcome(200, list_page(newest_first, parse_list(form), request.url.path))
+
+    async def _fetch(self, request: Request, form: Form) -> _Outcome:
+        call = self._call(request)
+        return _Outcome(200, call.resource(), None)
+
+    async def _update(self, request: Request, form: Form) -> _Outcome:
+        call = self._call(request)
+        self._engine.update(call, parse_update(form), form)
+        return _Outcome(200, call.resource(), None)
+
+    async def _dump_trace(self, request: Request) -> Response:
+        return Response(to_json(self._trace), media_type="application/json")
+
+    async def _unknown_path(self, request: Request, exc: Exception) -> Response:
+        error = errors.not_found(request.url.path)
+        return JSONResponse(error.body(), status_code=error.status)

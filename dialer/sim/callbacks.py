@@ -1,0 +1,162 @@
+"""Delivering status and AMD callbacks the way Twilio does: signed, retried, overridable.
+
+The URL a client gives may end in a fragment of connection overrides
+(``https://host/cb#rc=3&rt=2000``): ``rc`` retries (0-5, default 1), ``ct`` connect
+timeout, ``rt`` read timeout and ``tt`` total time, in milliseconds. The fragment is
+never sent, and the signature covers the URL without it, query string included. A
+failed attempt (5xx, connection error, timeout) is retried right away as ``rc`` says;
+a 4xx is an answer and is not retried.
+
+Every event carries an ``I-Twilio-Idempotency-Token`` of its own, identical across the
+retries and duplicate deliveries of that event, so a receiver can deduplicate by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qsl, urldefrag, urlencode
+
+import httpx
+import structlog
+
+from dialer.signature import compute_signature
+from dialer.sim.config import SimConfig
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT = "TwilioProxy/1.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Twilio's connection overrides, in seconds; defaults are Twilio's."""
+
+    retries: int = 1
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    total_timeout: float = 15.0
+
+
+def _seconds(wanted: dict[str, str], key: str, high_ms: int, default: float) -> float:
+    if key not in wanted:
+        return default
+    return min(max(int(wanted[key]), 100), high_ms) / 1000
+
+
+def split_overrides(url: str) -> tuple[str, Overrides]:
+    """The URL to request (fragment removed) and the overrides its fragment asked for."""
+    bare, fragment = urldefrag(url)
+    wanted = dict(parse_qsl(fragment))
+    default = Overrides()
+    try:
+        return bare, Overrides(
+            retries=min(max(int(wanted.get("rc", default.retries)), 0), 5),
+            connect_timeout=_seconds(wanted, "ct", 10_000, default.connect_timeout),
+            read_timeout=_seconds(wanted, "rt", 15_000, default.read_timeout),
+            total_timeout=_seconds(wanted, "tt", 15_000, default.total_timeout),
+        )
+    except ValueError:
+        log.warning("callback_overrides_ignored", fragment=fragment)
+        return bare, default
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    t: float
+    """``time.monotonic()`` when the attempt started."""
+    status: int | None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class CallbackRecord:
+    """One event to deliver and what became of it."""
+
+    kind: Literal["status", "amd"]
+    event: str
+    """initiated, ringing, answered, completed, or amd."""
+    url: str
+    """As given, overrides fragment included."""
+    method: Literal["GET", "POST"]
+    params: dict[str, str]
+    token: str = field(default_factory=lambda: str(uuid.uuid4()))
+    attempts: list[Attempt] = field(default_factory=list)
+    state: Literal["pending", "delivered", "rejected", "failed", "dropped"] = "pending"
+    """rejected: answered 4xx; failed: no answer or 5xx after every retry."""
+
+
+class CallbackSender:
+    """Sends callbacks in the background; one ordered chain per call."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self._config = config
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http = httpx.AsyncClient(
+            trust_env=False,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    def schedule(
+        self, record: CallbackRecord, after: asyncio.Task[None] | None
+    ) -> asyncio.Task[None]:
+        """Deliver ``record`` once ``after`` (the call's previous delivery) has finished."""
+        task = asyncio.create_task(self._send_after(record, after))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _send_after(self, record: CallbackRecord, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.wait([after])
+        if self._config.drop_callbacks:
+            record.state = "dropped"
+            return
+        for _ in range(2 if self._config.duplicate_callbacks else 1):
+            await self._deliver(record)
+
+    def _signed_request(
+        self, record: CallbackRecord, url: str, timeout: httpx.Timeout
+    ) -> httpx.Request:
+        headers = {"User-Agent": USER_AGENT, "I-Twilio-Idempotency-Token": record.token}
+        token = self._config.auth_token
+        if record.method == "GET":
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(record.params)}"
+            headers["X-Twilio-Signature"] = compute_signature(url, {}, token)
+            return self._http.build_request("GET", url, headers=headers, timeout=timeout)
+        headers["X-Twilio-Signature"] = compute_signature(url, record.params, token)
+        return self._http.build_request(
+            "POST", url, headers=headers, data=record.params, timeout=timeout
+        )
+
+    async def _deliver(self, record: CallbackRecord) -> None:
+        url, overrides = split_overrides(record.url)
+        timeout = httpx.Timeout(overrides.read_timeout, connect=overrides.connect_timeout)
+        request = self._signed_request(record, url, timeout)
+        for _ in range(overrides.retries + 1):
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(overrides.total_timeout):
+                    response = await self._http.send(request)
+                    await response.aclose()
+            except (httpx.HTTPError, TimeoutError) as exc:
+                record.attempts.append(Attempt(started, None, repr(exc)))
+                continue
+            record.attempts.append(Attempt(started, response.status_code))
+            if response.status_code < 500:
+                record.state = "rejected" if response.is_client_error else "delivered"
+                return
+        record.state = "failed"
+        log.info("callback_failed", event=record.event, attempts=len(record.attempts))
+
+    async def aclose(self) -> None:
+        """Cancel deliveries still under way, then close the connection pool."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.aclose()
+

@@ -1,0 +1,107 @@
+"""``dialer sim``: run the simulator until SIGINT or SIGTERM.
+
+The auth token comes from ``--auth-token`` or, better (a command line is visible to
+every user of the machine), from the environment variable DIALER_SIM_AUTH_TOKEN; it
+is never printed. Without either, the simulator's documented default token is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from dialer.sim.config import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimConfig
+from dialer.sim.server import SimServer
+
+TOKEN_ENV = "DIALER_SIM_AUTH_TOKEN"
+DEFAULT_PORT = 8780
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    add("--port", type=int, default=DEFAULT_PORT,
+        help="port to listen on, 0 for any free one (default: %(default)s)")
+    add("--cps", type=float, default=1.0, help="the account's calls per second (default: 1)")
+    add("--account-sid", default=DEFAULT_ACCOUNT_SID, help="the account to serve")
+    add("--auth-token", default=None,
+        help=f"the account's auth token (prefer the environment variable {TOKEN_ENV})")
+    add("--strict", action="store_true",
+        help="answer 429/20429 to creates past the rate in any one-second window")
+    add("--strict-rate", type=float, default=None,
+        help="the rate strict mode enforces (default: --cps)")
+    add("--max-concurrent-requests", type=int, default=None,
+        help="strict mode: answer 429/20429 past this many requests in flight")
+    add("--max-concurrent-calls", type=int, default=None,
+        help="refuse creates with 10004 past this many queued or live calls")
+    add("--scenario", choices=("deterministic", "weighted"), default="deterministic",
+        help="outcomes by the To number's last digit, or drawn from seeded weights")
+    add("--seed", type=int, default=0, help="seed of the weighted scenario and of faults")
+    add("--time-scale", type=float, default=1.0,
+        help="factor on ringing and talking times, e.g. 0.001 (default: 1)")
+    add("--talk-seconds", type=float, default=20.0, help="how long answered calls talk")
+    add("--duplicate-callbacks", action="store_true", help="deliver every callback twice")
+    add("--out-of-order-callbacks", action="store_true",
+        help="deliver a call's progress events after its completed event")
+    add("--drop-callbacks", action="store_true", help="deliver no callbacks")
+    add("--drop-after-create-probability", type=float, default=0.0,
+        help="reset the connection after creating a call, with this probability")
+    add("--response-delay", type=float, default=0.0,
+        help="hold every create answer this many seconds (the call is created)")
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        host=args.host,
+        port=args.port,
+        account_sid=args.account_sid,
+        auth_token=args.auth_token or os.environ.get(TOKEN_ENV) or DEFAULT_AUTH_TOKEN,
+        cps=args.cps,
+        strict=args.strict,
+        strict_rate=args.strict_rate,
+        strict_max_concurrent_requests=args.max_concurrent_requests,
+        max_concurrent_calls=args.max_concurrent_calls,
+        scenario=args.scenario,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        talk_seconds=args.talk_seconds,
+        duplicate_callbacks=args.duplicate_callbacks,
+        out_of_order_callbacks=args.out_of_order_callbacks,
+        drop_callbacks=args.drop_callbacks,
+    )
+
+
+async def _serve(config: SimConfig, args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with SimServer(config) as sim:
+            sim.faults.reset_after_create_probability = args.drop_after_create_probability
+            sim.faults.response_delay = args.response_delay
+            print(f"dialer sim listening on {sim.base_url} for account {sim.account_sid}",
+                  flush=True)
+            await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; 0 after a clean stop, 2 on bad options, 1 if it cannot
+    listen."""
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"dialer sim: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config, args))
+    except OSError as exc:
+        print(f"dialer sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,90 @@
+"""The simulator's configuration: one keyword-only dataclass.
+
+It is deliberately mutable: the callback switches (duplicates, ordering, dropping)
+and the CPS are read afresh for every call and callback, so a test can change them
+on a running simulator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dialer.sim.scenario import (
+    DEFAULT_WEIGHTS,
+    DeterministicScenario,
+    Outcome,
+    Scenario,
+    WeightedScenario,
+)
+
+DEFAULT_ACCOUNT_SID = "AC" + "5151" * 8
+DEFAULT_AUTH_TOKEN = "sim-auth-token"
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+
+
+@dataclass(kw_only=True)
+class SimConfig:
+    """Everything that shapes one simulator.
+
+    host, port: where to listen (port 0: any free port).
+    account_sid, auth_token: the one account the simulator serves (HTTP Basic).
+    cps: the account's calls per second; calls created faster wait in a queue and
+        start at this rate in real time, with ``queue_time`` telling how long.
+    strict: also answer 429/20429 to creates past ``strict_rate`` (default: cps)
+        within any one-second window, and to any request arriving while
+        ``strict_max_concurrent_requests`` are already in flight (if set).
+    max_concurrent_calls: refuse creates with 400/10004 while this many calls are
+        queued or live (None: no limit).
+    scenario, seed, weights, talk_seconds: how calls go (see ``scenario``); the seed
+        also drives the probabilistic faults.
+    time_scale: factor on every simulated duration (ringing, talking, AMD), e.g.
+        0.001 so that a 20 s call takes 20 ms. Not applied to CPS queueing.
+    duplicate_callbacks: deliver every callback twice (same idempotency token).
+    out_of_order_callbacks: hold a call's progress events and deliver them after its
+        ``completed`` event, newest first.
+    drop_callbacks: deliver no callbacks at all (they are still recorded on the call).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    account_sid: str = DEFAULT_ACCOUNT_SID
+    auth_token: str = field(default=DEFAULT_AUTH_TOKEN, repr=False)
+    cps: float = 1.0
+    strict: bool = False
+    strict_rate: float | None = None
+    strict_max_concurrent_requests: int | None = None
+    max_concurrent_calls: int | None = None
+    scenario: Literal["deterministic", "weighted"] = "deterministic"
+    seed: int = 0
+    weights: Mapping[Outcome, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    time_scale: float = 1.0
+    talk_seconds: float = 20.0
+    duplicate_callbacks: bool = False
+    out_of_order_callbacks: bool = False
+    drop_callbacks: bool = False
+
+    def __post_init__(self) -> None:
+        if not _ACCOUNT_SID.match(self.account_sid):
+            raise ValueError("account_sid must be AC followed by 32 hex digits")
+        if not self.auth_token:
+            raise ValueError("auth_token must not be empty")
+        if self.cps <= 0 or (self.strict_rate is not None and self.strict_rate <= 0):
+            raise ValueError("cps and strict_rate must be positive")
+        if self.time_scale < 0 or self.talk_seconds < 0:
+            raise ValueError("time_scale and talk_seconds must not be negative")
+        if self.scenario not in ("deterministic", "weighted"):
+            raise ValueError(f"unknown scenario {self.scenario!r}")
+        self.make_scenario()  # rejects bad weights now rather than at the first call
+
+    def make_scenario(self) -> Scenario:
+        if self.scenario == "weighted":
+            return WeightedScenario(self.weights, seed=self.seed, talk_seconds=self.talk_seconds)
+        return DeterministicScenario(self.talk_seconds)
+
+    @property
+    def strict_window_limit(self) -> int:
+        """Creates allowed in any one-second window in strict mode (at least one)."""
+        return max(1, int((self.strict_rate or self.cps) + 1e-9))

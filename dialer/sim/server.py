@@ -1,0 +1,145 @@
+"""``SimServer``: the simulator served by uvicorn inside the caller's event loop.
+
+    async with SimServer(SimConfig(cps=10, time_scale=0.001)) as sim:
+        ...  # point a client at sim.base_url with sim.account_sid / sim.auth_token
+
+Leaving the block stops listening, answers held responses at once, cancels the
+calls still under way (no further callbacks) and closes the callback client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import struct
+from collections.abc import Generator
+from types import TracebackType
+
+import uvicorn
+
+from dialer.sim.app import SimApi
+from dialer.sim.callbacks import CallbackSender
+from dialer.sim.calls import CallEngine, SimCall
+from dialer.sim.config import SimConfig
+from dialer.sim.faults import Faults
+from dialer.sim.trace import TraceRecord, to_json
+
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a RST
+
+
+class _Server(uvicorn.Server):
+    """Leaves signal handling to the program that embeds the simulator."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+class SimServer:
+    """A running simulator; see the module docstring. Not reusable once exited."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.faults = Faults(rng=random.Random(self.config.seed))
+        self.trace: list[TraceRecord] = []
+        """Every API request received, in arrival order."""
+        self._closing = asyncio.Event()
+        self._sender = CallbackSender(self.config)
+        self._engine = CallEngine(self.config, self._sender)
+        api = SimApi(config=self.config, engine=self._engine, faults=self.faults,
+                     trace=self.trace, abort_connection=self._abort_connection,
+                     closing=self._closing)
+        self._server = _Server(uvicorn.Config(
+            api.app(), lifespan="off", log_level="warning", access_log=False, ws="none",
+            server_header=False, date_header=False,
+        ))
+        self._socket: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def calls(self) -> dict[str, SimCall]:
+        """Every call created, by SID, in creation order."""
+        return self._engine.calls
+
+    @property
+    def account_sid(self) -> str:
+        return self.config.account_sid
+
+    @property
+    def auth_token(self) -> str:
+        return self.config.auth_token
+
+    @property
+    def port(self) -> int:
+        if self._socket is None:
+            raise RuntimeError("the simulator is not running")
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def base_url(self) -> str:
+        host = self.config.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def trace_json(self) -> str:
+        return to_json(self.trace)
+
+    async def __aenter__(self) -> SimServer:
+        # Bound here rather than by uvicorn, so that a busy port raises OSError to the
+        # caller instead of uvicorn's sys.exit(). The protocol must be given as TCP:
+        # asyncio only sets TCP_NODELAY on such sockets, and without it every answer
+        # (headers and body are two writes) waits ~40 ms for a delayed ACK.
+        family, kind, proto, _, address = socket.getaddrinfo(
+            self.config.host, self.config.port, type=socket.SOCK_STREAM,
+            proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE,
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="dialer-sim")
+        ready = asyncio.create_task(self._server.ready.wait())
+        await asyncio.wait([self._task, ready], return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            sock.close()
+            await self._task  # raises what stopped start-up
+            raise RuntimeError("the simulator stopped during start-up")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closing.set()
+        if self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        await self._engine.aclose()
+        await self._sender.aclose()
+        if self._socket is not None:
+            self._socket.close()
+
+    def _abort_connection(self, client: tuple[str, int] | None) -> None:
+        for connection in self._server.server_state.connections:
+            transport: asyncio.Transport | None = getattr(connection, "transport", None)
+            if transport is not None and getattr(connection, "client", None) == client:
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+                transport.abort()
+                return

@@ -1,0 +1,219 @@
+"""The Twilio Voice REST client: create, fetch, list and update calls.
+
+Everything the dispatcher must react to differently is a distinct exception, decided
+here once from the HTTP status, Twilio's error code and *when* a transport error
+happened: a request that never left cannot have created a call and is safe to resend,
+one that did may have, and must be reconciled instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+log = structlog.get_logger(__name__)
+
+API_VERSION = "2010-04-01"
+
+# Per-number refusals: this contact can never be called as it is.
+PERMANENT_CODES = frozenset({
+    13223, 13224, 13225, 13226, 13227,  # invalid / blocked / unreachable numbers
+    21211, 21212, 21213, 21214, 21215, 21216, 21217, 21401, 21407, 21408, 21610,
+})
+AUTH_CODES = frozenset({20003, 20005, 20006})
+RATE_LIMIT_CODES = frozenset({20429, 14107})
+# Account-level capacity refusals: nothing was created; try again later.
+CAPACITY_CODES = frozenset({10004, 20004})
+
+
+class TwilioError(Exception):
+    """Base class; ``code`` is Twilio's error code when the API gave one."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class RateLimited(TwilioError):
+    """429/20429: not processed; back off and resend the same request."""
+
+
+class PermanentError(TwilioError):
+    """The number or request is refused for good; do not retry this contact."""
+
+
+class AuthError(TwilioError):
+    """Credentials refused; every further request would fail too."""
+
+
+class RetryLater(TwilioError):
+    """Refused without creating anything (capacity, other 4xx): safe to resend later."""
+
+
+class AmbiguousError(TwilioError):
+    """The request may have created a call: reconcile before doing anything else."""
+
+
+class NotFound(TwilioError):
+    """No such call."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """The parts of a Call resource the dialer uses."""
+
+    sid: str
+    status: str
+    to: str
+    from_: str
+    date_created: dt.datetime | None
+    start_time: dt.datetime | None
+    duration: int | None
+    answered_by: str | None
+    queue_time_ms: int | None
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> CallInfo:
+        duration = body.get("duration")
+        queue_time = body.get("queue_time")
+        return cls(
+            sid=str(body["sid"]),
+            status=str(body["status"]),
+            to=str(body.get("to") or ""),
+            from_=str(body.get("from") or ""),
+            date_created=parse_rfc2822(body.get("date_created")),
+            start_time=parse_rfc2822(body.get("start_time")),
+            duration=int(duration) if duration not in (None, "") else None,
+            answered_by=body.get("answered_by") or None,
+            queue_time_ms=int(queue_time) if queue_time not in (None, "") else None,
+        )
+
+
+def parse_rfc2822(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return email.utils.parsedate_to_datetime(value)
+
+
+def _error_from_response(response: httpx.Response) -> TwilioError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    code = body.get("code") if isinstance(body, dict) else None
+    message = str(body.get("message") if isinstance(body, dict) else "") or response.reason_phrase
+    status = response.status_code
+    kwargs: dict[str, Any] = {"status": status, "code": code if isinstance(code, int) else None}
+    if status == 429 or code in RATE_LIMIT_CODES:
+        return RateLimited(message, **kwargs)
+    if status == 401 or code in AUTH_CODES:
+        return AuthError(message, **kwargs)
+    if status == 404:
+        return NotFound(message, **kwargs)
+    if status >= 500:
+        return AmbiguousError(message, **kwargs)
+    if code in PERMANENT_CODES:
+        return PermanentError(message, **kwargs)
+    return RetryLater(message, **kwargs)
+
+
+class TwilioClient:
+    """One HTTP connection pool per process; at most ``max_in_flight`` requests at once.
+
+    The in-flight cap matters as much as the rate: Twilio answers 20429 to accounts
+    with too many concurrent REST requests, whatever their CPS.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        api_base: str,
+        timeout: float,
+        max_in_flight: int,
+    ) -> None:
+        self.account_sid = account_sid
+        self._calls_path = f"/{API_VERSION}/Accounts/{account_sid}/Calls"
+        self._gate = asyncio.Semaphore(max_in_flight)
+        self._http = httpx.AsyncClient(
+            base_url=api_base,
+            auth=(account_sid, auth_token),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+            ),
+            headers={"User-Agent": "dialer/0.1", "Accept": "application/json"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self, method: str, path: str, *, data: Sequence[tuple[str, str]] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        content = headers = None
+        if data is not None:
+            # Encoded here: httpx's ``data`` takes a mapping, and StatusCallbackEvent repeats.
+            content = urllib.parse.urlencode(data).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        async with self._gate:
+            try:
+                response = await self._http.request(
+                    method, path, content=content, headers=headers, params=params
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Nothing reached Twilio: no call can exist.
+                raise RetryLater(f"could not connect: {exc!r}") from exc
+            except httpx.TransportError as exc:
+                raise AmbiguousError(f"no answer to a sent request: {exc!r}") from exc
+        if response.is_success:
+            return response
+        raise _error_from_response(response)
+
+    async def create_call(self, params: Sequence[tuple[str, str]]) -> CallInfo:
+        """POST /Calls.json; params is a list of pairs because StatusCallbackEvent repeats."""
+        response = await self._request("POST", f"{self._calls_path}.json", data=params)
+        return CallInfo.from_json(response.json())
+
+    async def fetch_call(self, sid: str) -> CallInfo:
+        response = await self._request("GET", f"{self._calls_path}/{sid}.json")
+        return CallInfo.from_json(response.json())
+
+    async def update_call(self, sid: str, *, status: str) -> CallInfo:
+        """Status=completed hangs up a live call; Status=canceled drops a queued one."""
+        response = await self._request(
+            "POST", f"{self._calls_path}/{sid}.json", data=[("Status", status)]
+        )
+        return CallInfo.from_json(response.json())
+
+    async def list_calls(
+        self, *, to: str, from_: str, started_on_or_after: dt.date | None = None,
+        status: str | None = None,
+    ) -> list[CallInfo]:
+        """Every page of calls matching the filter (Twilio filters StartTime by date)."""
+        params = {"To": to, "From": from_, "PageSize": "100"}
+        if started_on_or_after is not None:
+            params["StartTime>"] = started_on_or_after.isoformat()
+        if status is not None:
+            params["Status"] = status
+        calls: list[CallInfo] = []
+        response = await self._request("GET", f"{self._calls_path}.json", params=params)
+        while True:
+            body = response.json()
+            calls.extend(CallInfo.from_json(item) for item in body.get("calls", []))
+            next_uri = body.get("next_page_uri")
+            if not next_uri:
+                return calls
+            response = await self._request("GET", next_uri)

@@ -1,0 +1,120 @@
+"""Running the real daemon in-process against the simulator, for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from dialer import repository
+from dialer.campaigns import CampaignSpec
+from dialer.config import Settings
+from dialer.dispatcher import Clock, utcnow
+from dialer.service import Daemon
+
+SIM_SID = "AC" + "a1" * 16
+SIM_TOKEN = "sim-auth-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def daemon_settings(api_base: str, *, cps: float, account_sid: str = SIM_SID,
+                    auth_token: str = SIM_TOKEN, **extra: Any) -> Settings:
+    port = free_port()
+    values: dict[str, Any] = {
+        "twilio_account_sid": account_sid,
+        "twilio_auth_token": auth_token,
+        "twilio_api_base": api_base,
+        "twilio_cps": cps,
+        "callback_bind": f"127.0.0.1:{port}",
+        "public_base_url": f"http://127.0.0.1:{port}",
+        "poll_seconds": 0.2,
+        "heartbeat_seconds": 0.5,
+        "reconcile_after_seconds": 1.0,
+        "drain_seconds": 2.0,
+        "shutdown_grace_seconds": 5.0,
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+async def make_campaign(
+    pool: asyncpg.Pool, name: str, phones: Sequence[str], *, state: str = "running",
+    account_sid: str = SIM_SID, cps: float = 10, timezone: str | None = None, **spec: Any,
+) -> int:
+    """A campaign with contacts, straight into the database (the CLI has its own tests)."""
+    values: dict[str, Any] = {
+        "name": name, "from_number": "+15005550006", "twiml": "<Response><Say>hi</Say></Response>",
+        "window_start": dt.time(0, 0), "window_end": dt.time(0, 0),
+        "window_days": frozenset(range(1, 8)),
+    }
+    values.update(spec)
+    row = CampaignSpec(**values).to_row()
+    await repository.upsert_account(pool, account_sid, cps, None)
+    columns = ", ".join(row)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 2))
+    campaign_id: int = await pool.fetchval(
+        f"INSERT INTO campaigns ({columns}, account_sid) VALUES ({placeholders}) RETURNING id",
+        *row.values(), account_sid,
+    )
+    await pool.executemany(
+        "INSERT INTO contacts (campaign_id, phone, timezone) VALUES ($1, $2, $3)",
+        [(campaign_id, phone, timezone) for phone in phones],
+    )
+    await pool.execute("UPDATE campaigns SET state = $2 WHERE id = $1", campaign_id, state)
+    return campaign_id
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(
+    settings: Settings, dsn: str, *, clock: Clock = utcnow, pacing: bool = True
+) -> AsyncIterator[Daemon]:
+    daemon = Daemon(settings, dsn=dsn, clock=clock, pacing=pacing)
+    task = asyncio.create_task(daemon.run())
+    ready = asyncio.create_task(daemon.ready.wait())
+    await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        await task
+    try:
+        yield daemon
+    finally:
+        daemon.stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.1,
+    what: str = "condition",
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def campaign_state(pool: asyncpg.Pool, campaign_id: int) -> str:
+    state: str = await pool.fetchval("SELECT state FROM campaigns WHERE id = $1", campaign_id)
+    return state
+
+
+def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
+    """The most events in any half-open window of ``window`` seconds."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

@@ -1,0 +1,69 @@
+"""Pacing: the arithmetic, and the shared schedule in Postgres across pacers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from dialer import pacer, repository
+
+SID = "AC" + "1" * 32
+
+
+def test_spacing_keeps_a_margin_below_the_cps() -> None:
+    for cps in (1, 10, 30, 100):
+        gap = pacer.slot_spacing(cps)
+        assert gap > 1 / cps
+        # cps + 1 consecutive slots never fit in one second, even when a send is
+        # LATE_TOLERANCE late: the guarantee behind "no window above the CPS".
+        assert cps * gap - pacer.LATE_TOLERANCE > 1.0
+        assert cps * gap < 1.01
+
+
+def test_aimd_halves_and_recovers() -> None:
+    assert pacer.backed_off(1.0) == 0.5
+    assert pacer.backed_off(pacer.MIN_FACTOR) == pacer.MIN_FACTOR
+    assert pacer.recovered(0.5, 2.0) == pytest.approx(0.7)
+    assert pacer.recovered(0.95, 5.0) == 1.0
+
+
+async def _gaps(pool: asyncpg.Pool, cps: float, pacers: int, sends: int) -> list[float]:
+    await repository.upsert_account(pool, SID, cps, None)
+    times: list[float] = []
+
+    async def worker(p: pacer.AccountPacer) -> None:
+        for _ in range(sends):
+            await p.wait_turn()
+            times.append(time.monotonic())
+
+    group = [
+        pacer.AccountPacer(
+            account_sid=SID, cps=cps,
+            reserve=lambda sid, n, gap: repository.reserve_slots(pool, sid, n, gap),
+        )
+        for _ in range(pacers)
+    ]
+    await asyncio.gather(*(worker(p) for p in group))
+    for p in group:
+        await p.aclose()
+    times.sort()
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+@pytest.mark.parametrize("pacers", [1, 3])
+async def test_pacers_sharing_an_account_never_beat_its_cps(pool: asyncpg.Pool, pacers: int) -> None:
+    cps = 50.0
+    gaps = await _gaps(pool, cps, pacers, sends=60 // pacers)
+    # No two sends closer than the spacing less the lateness tolerance...
+    assert min(gaps) >= pacer.slot_spacing(cps) - pacer.LATE_TOLERANCE - 0.0005
+    # ...and the rate is close to the CPS (slots skipped for lateness cost a little).
+    mean = sum(gaps) / len(gaps)
+    assert mean == pytest.approx(1 / cps, rel=0.05)
+
+
+async def test_unknown_account_is_an_error(pool: asyncpg.Pool) -> None:
+    with pytest.raises(LookupError, match="not in the database"):
+        await repository.reserve_slots(pool, "AC" + "9" * 32, 1, 0.1)
