@@ -23,6 +23,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from string import Template
 from typing import Any
 
@@ -303,27 +304,41 @@ class Dispatcher:
 
     async def _send_next(self, queue: CampaignQueue, stop: asyncio.Event) -> None:
         await self._in_flight.acquire()
-        item: Claimed | None = None
         try:
-            if self._pacer is not None:
-                await self._pacer.wait_turn()
+            slot = None if self._pacer is None else await self._pacer.next_slot()
             if stop.is_set() or not queue.running or not queue.ready:
                 self._in_flight.release()
                 return
             item = queue.ready.popleft()
             self._top_up(queue)
-            self._tasks.spawn(self._send(queue, item), name=f"send-{item.attempt_id}")
+            self._tasks.spawn(self._send(queue, item, slot, stop), name=f"send-{item.attempt_id}")
         except BaseException:
             self._in_flight.release()
             raise
 
-    async def _send(self, queue: CampaignQueue, item: Claimed) -> None:
+    async def _send(
+        self, queue: CampaignQueue, item: Claimed, slot: float | None, stop: asyncio.Event
+    ) -> None:
         campaign = queue.campaign
         bound = log.bind(campaign=campaign.name, contact=item.contact_id, attempt=item.attempt_id)
         params = call_params(
             campaign, item, public_base_url=self._settings.public_base_url,
             callback_retries=self._settings.callback_retries,
         )
+        try:
+            if self._pacer is not None and slot is not None:
+                while not await self._pacer.at_slot(slot):
+                    slot = await self._pacer.next_slot()
+            if stop.is_set() or not queue.running:
+                await repository.persist(
+                    lambda: repository.release_unsent(self._pool, [item.attempt_id]),
+                    what="unsent attempt",
+                )
+                self._in_flight.release()
+                return
+        except BaseException:
+            self._in_flight.release()
+            raise
         started = time.monotonic()
         try:
             info = await self._client.create_call(params)
@@ -336,9 +351,8 @@ class Dispatcher:
             return
         except PermanentError as exc:
             await repository.persist(
-                lambda: repository.reject_attempt(
-                    self._pool, item.attempt_id, code=exc.code, message=exc.message
-                ),
+                partial(repository.reject_attempt, self._pool, item.attempt_id,
+                        code=exc.code, message=exc.message),
                 what="rejected attempt",
             )
             metrics.CALLS_CREATED.labels(campaign.name, "permanent_error").inc()
@@ -371,7 +385,7 @@ class Dispatcher:
             return
         except AmbiguousError as exc:
             await repository.persist(
-                lambda: repository.mark_unknown(self._pool, item.attempt_id, reason=exc.message),
+                partial(repository.mark_unknown, self._pool, item.attempt_id, reason=exc.message),
                 what="ambiguous attempt",
             )
             metrics.CALLS_CREATED.labels(campaign.name, "ambiguous").inc()

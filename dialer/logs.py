@@ -8,22 +8,15 @@ that look like secrets are never rendered.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal
 
 import structlog
 
+from dialer.phone import mask
+
 _PHONE_KEYS = frozenset({"to", "from_", "from", "phone", "number"})
-_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-
-
-def mask_phone(number: str) -> str:
-    """Keep enough of a number to tell calls apart in logs, not enough to dial it."""
-    if not _E164.match(number):
-        return number
-    return number[:4] + "*" * (len(number) - 6) + number[-2:]
 
 
 def _mask_phones(
@@ -32,7 +25,7 @@ def _mask_phones(
     for key in _PHONE_KEYS & event.keys():
         value = event[key]
         if isinstance(value, str):
-            event[key] = mask_phone(value)
+            event[key] = mask(value)
     return event
 
 

@@ -8,6 +8,8 @@ Two layers, each doing one thing:
   one evenly spaced schedule and never above the CPS. Reserving only a short
   horizon ahead (about 100 ms) keeps processes fair and wastes little when work
   dries up.
+* The task that sends waits for the exact slot itself (``at_slot``), so nothing
+  else the event loop does can come between the slot and the request.
 * A local ``aiolimiter`` bucket per account caps this process's own rate. It never
   binds in normal running (its rate sits above the schedule's), but after a 429 the
   rate is cut multiplicatively and recovers additively (AIMD).
@@ -35,6 +37,7 @@ log = structlog.get_logger(__name__)
 MARGIN = 0.007
 LATE_TOLERANCE = 0.002
 HORIZON = 0.1  # seconds of slots reserved at once
+LEAD = 0.02  # how long before its slot a send is handed to its task
 MIN_FACTOR = 0.05
 RECOVERY_STEP = 0.1  # of the full rate, per second without a 429
 
@@ -60,11 +63,32 @@ def recovered(factor: float, quiet_seconds: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """Slots as returned by the database: first slot relative to the database clock."""
+    """Slots as returned by the database, in epoch seconds of the database's clock."""
 
-    first_slot_in: float  # seconds from the database's now to the first slot
+    first_slot: float
+    db_now: float
     count: int
     spacing: float
+
+
+class ClockMapping:
+    """Maps the database clock onto this process's monotonic clock.
+
+    Each reservation is a sample: the database read its clock somewhere between our
+    send and our receive. The sample with the shortest round trip bounds that
+    moment best (as NTP does), so a busy event loop that reads a reply late does not
+    shift the schedule. Recent samples only, so drift between clocks is followed.
+    """
+
+    def __init__(self, window: int = 64) -> None:
+        self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=window)
+
+    def add(self, sent: float, received: float, db_now: float) -> None:
+        self._samples.append((received - sent, db_now - (sent + received) / 2))
+
+    def to_local(self, db_time: float) -> float:
+        _, offset = min(self._samples)
+        return db_time - offset
 
 
 # (account_sid, count, spacing_seconds) -> Reservation
@@ -83,6 +107,7 @@ class AccountPacer:
         self._reserve = reserve
         self._clock = clock
         self._slots: collections.deque[float] = collections.deque()
+        self._clocks = ClockMapping()
         self._refill: asyncio.Task[None] | None = None
         self._factor = 1.0
         self._last_backoff = 0.0
@@ -116,13 +141,12 @@ class AccountPacer:
             self._limiter = self._make_limiter()
 
     async def _take_slots(self) -> None:
-        started = self._clock()
+        sent = self._clock()
         reservation = await self._reserve(
             self.account_sid, batch_size(self.cps), slot_spacing(self.cps)
         )
-        # The database's "now" is taken about halfway through the round trip.
-        db_now = (started + self._clock()) / 2
-        first = db_now + reservation.first_slot_in
+        self._clocks.add(sent, self._clock(), reservation.db_now)
+        first = self._clocks.to_local(reservation.first_slot)
         self._slots.extend(first + i * reservation.spacing for i in range(reservation.count))
 
     def _refill_ahead(self) -> None:
@@ -133,7 +157,9 @@ class AccountPacer:
             return
         self._refill = asyncio.create_task(self._take_slots())
 
-    async def wait_turn(self) -> None:
+    async def next_slot(self) -> float:
+        """Reserve this process's next send slot (local monotonic time) and return
+        shortly before it, so the caller can hand it to the task that will send."""
         started = self._clock()
         self._maybe_recover()
         await self._limiter.acquire()
@@ -145,18 +171,31 @@ class AccountPacer:
                     await self._take_slots()
                 continue
             slot = self._slots.popleft()
-            now = self._clock()
-            if now > slot + LATE_TOLERANCE:
-                self.skipped_slots += 1
-                continue
-            self._refill_ahead()
-            if slot > now:
-                await asyncio.sleep(slot - now)
             if self._clock() > slot + LATE_TOLERANCE:
                 self.skipped_slots += 1
                 continue
+            self._refill_ahead()
+            lead = slot - LEAD - self._clock()
+            if lead > 0:
+                await asyncio.sleep(lead)
             self.wait_seconds += self._clock() - started
-            return
+            return slot
+
+    async def at_slot(self, slot: float) -> bool:
+        """Sleep until the slot; False (the slot is lost) when woken too late for it.
+        The request must go out right after this returns True, with no await between."""
+        delay = slot - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._clock() > slot + LATE_TOLERANCE:
+            self.skipped_slots += 1
+            return False
+        return True
+
+    async def wait_turn(self) -> None:
+        """Return at the start of a send slot of this process."""
+        while not await self.at_slot(await self.next_slot()):
+            pass
 
     async def aclose(self) -> None:
         if self._refill is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 import structlog
@@ -63,10 +63,12 @@ async def campaigns_for_account(db: Executor, account_sid: str) -> list[asyncpg.
 
 
 async def reserve_slots(db: Executor, account_sid: str, count: int, spacing: float) -> Reservation:
-    first_in = await db.fetchval(queries.get("reserve_slots"), account_sid, count, spacing)
-    if first_in is None:
+    row = await db.fetchrow(queries.get("reserve_slots"), account_sid, count, spacing)
+    if row is None:
         raise LookupError(f"account {account_sid} is not in the database")
-    return Reservation(first_slot_in=float(first_in), count=count, spacing=spacing)
+    return Reservation(
+        first_slot=row["first_slot"], db_now=row["db_now"], count=count, spacing=spacing
+    )
 
 
 # Claims of one campaign are serialised (per campaign, across processes) so that the
@@ -252,3 +254,94 @@ async def attempt_detail(db: Executor, name: str) -> list[asyncpg.Record]:
 
 
 # ==== operator commands: campaigns, import, do-not-call ====
+
+
+async def campaign_by_name(db: Executor, name: str) -> asyncpg.Record | None:
+    return await db.fetchrow(queries.get("campaign_by_name"), name)
+
+
+_CAMPAIGN_COLUMNS = (
+    "from_number", "twiml_url", "twiml", "weight", "max_concurrent", "ring_timeout",
+    "amd_mode", "amd_async", "machine_policy", "unknown_is_machine", "retry_policy",
+    "window_start", "window_end", "window_days", "default_timezone",
+)
+
+
+async def insert_campaign(
+    db: Executor, row: Mapping[str, object], account_sid: str
+) -> int | None:
+    """Insert a campaign (columns from ``CampaignSpec.to_row``); None if the name is taken."""
+    values = [row[column] for column in _CAMPAIGN_COLUMNS]
+    campaign_id = await db.fetchval(
+        queries.get("insert_campaign"), row["name"], account_sid, *values
+    )
+    return None if campaign_id is None else int(campaign_id)
+
+
+async def update_campaign(db: Executor, campaign_id: int, row: Mapping[str, object]) -> bool:
+    """Rewrite a campaign's settings and wake the dialers; False if it is gone."""
+    values = [row[column] for column in _CAMPAIGN_COLUMNS]
+    return await db.fetchrow(queries.get("update_campaign"), campaign_id, *values) is not None
+
+
+async def campaign_contact_counts(db: Executor, campaign_id: int) -> dict[str, int]:
+    rows = await db.fetch(queries.get("campaign_contact_counts"), campaign_id)
+    return {row["state"]: int(row["contacts"]) for row in rows}
+
+
+async def create_import_staging(conn: db.Connection) -> None:
+    await conn.execute(queries.get("create_import_staging"))
+
+
+async def merge_import_batch(
+    conn: db.Connection,
+    campaign_id: int,
+    records: Sequence[tuple[int, str, str | None, str]],
+) -> tuple[int, int]:
+    """COPY one batch of (row_no, phone, timezone, attributes JSON) into the staging
+    table and merge it into the campaign, in one transaction: a batch is in or out,
+    never half. Returns (loaded as pending, stored as skipped for do-not-call)."""
+    async with conn.transaction():
+        await conn.copy_records_to_table(
+            "dialer_import_staging",
+            records=records,
+            columns=("row_no", "phone", "timezone", "attributes"),
+        )
+        row = await conn.fetchrow(queries.get("merge_import_batch"), campaign_id)
+    assert row is not None
+    return int(row["loaded"]), int(row["dnc"])
+
+
+async def dnc_add(
+    db: Executor, phone: str, campaign_id: int | None, reason: str | None
+) -> tuple[bool, int]:
+    """(whether the entry is new, contacts skipped because of it)."""
+    row = await db.fetchrow(queries.get("dnc_add"), phone, campaign_id, reason)
+    assert row is not None
+    return bool(row["added"]), int(row["skipped"])
+
+
+async def dnc_remove(db: Executor, phone: str, campaign_id: int | None) -> bool:
+    return await db.fetchrow(queries.get("dnc_remove"), phone, campaign_id) is not None
+
+
+async def dnc_list(db: Executor, campaign_id: int | None) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("dnc_list"), campaign_id))
+
+
+async def create_dnc_staging(conn: db.Connection) -> None:
+    await conn.execute(queries.get("create_dnc_staging"))
+
+
+async def merge_dnc_batch(
+    conn: db.Connection, phones: Sequence[str], campaign_id: int | None, reason: str | None
+) -> tuple[int, int, int]:
+    """COPY numbers into the staging table and add them to a list in one transaction.
+    Returns (distinct numbers in the batch, new entries, contacts skipped)."""
+    async with conn.transaction():
+        await conn.copy_records_to_table(
+            "dialer_dnc_staging", records=[(phone,) for phone in phones], columns=("phone",)
+        )
+        row = await conn.fetchrow(queries.get("merge_dnc_batch"), campaign_id, reason)
+    assert row is not None
+    return int(row["distinct_numbers"]), int(row["added"]), int(row["skipped"])

@@ -196,9 +196,7 @@ def _day(token: str, text: str) -> int:
         return _DAY_NAMES[token]
     if re.fullmatch(r"[1-7]", token):
         return int(token)
-    raise ValueError(
-        f"unknown weekday {token!r} in {text!r}: use mon..sun or 1..7 (1 = Monday)"
-    )
+    raise ValueError(f"unknown weekday {token!r} in {text!r}: use mon..sun or 1..7 (1 = Monday)")
 
 
 def parse_days(text: str) -> frozenset[int]:

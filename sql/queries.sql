@@ -24,15 +24,16 @@ SELECT * FROM campaigns WHERE account_sid = $1 AND state = 'running' ORDER BY id
 
 -- name: reserve_slots
 -- Take $2 consecutive send slots $3 seconds apart from the account's shared schedule,
--- the first no earlier than 1 ms from now. Returns the first slot relative to the
--- database clock, so the caller needs no synchronised clock of its own.
+-- the first no earlier than 1 ms from now. Returns the first slot and the database
+-- clock as epoch seconds; the caller maps them onto its own clock.
 WITH cur AS (
     SELECT greatest(next_slot, clock_timestamp() + interval '1 millisecond') AS first
     FROM accounts WHERE sid = $1 FOR UPDATE
 )
 UPDATE accounts a SET next_slot = cur.first + make_interval(secs => $2::int * $3::float8)
 FROM cur WHERE a.sid = $1
-RETURNING extract(epoch FROM cur.first - clock_timestamp())::float8 AS first_slot_in;
+RETURNING extract(epoch FROM cur.first)::float8 AS first_slot,
+          extract(epoch FROM clock_timestamp())::float8 AS db_now;
 
 -- name: open_attempts
 -- Calls in flight (requested, unknown or live) of one campaign and of its account,
@@ -281,3 +282,126 @@ SELECT * FROM campaign_summary WHERE name = $1;
 SELECT * FROM attempt_detail WHERE campaign = $1 ORDER BY contact_id, attempt_no;
 
 -- ==== operator commands: campaigns, import, do-not-call (dialer.commands, dialer.importer) ====
+
+-- name: campaign_by_name
+-- One campaign by the name operators use for it.
+SELECT * FROM campaigns WHERE name = $1;
+
+-- name: insert_campaign
+-- A new draft campaign; no row back when the name is taken.
+INSERT INTO campaigns (name, account_sid, from_number, twiml_url, twiml, weight, max_concurrent,
+                       ring_timeout, amd_mode, amd_async, machine_policy, unknown_is_machine,
+                       retry_policy, window_start, window_end, window_days, default_timezone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+ON CONFLICT (name) DO NOTHING
+RETURNING id;
+
+-- name: update_campaign
+-- `campaign edit`: every setting rewritten from the validated merged spec, then every
+-- dialer process is woken (LISTEN dialer_campaigns) to pick the new values up.
+WITH c AS (
+    UPDATE campaigns
+    SET from_number = $2, twiml_url = $3, twiml = $4, weight = $5, max_concurrent = $6,
+        ring_timeout = $7, amd_mode = $8, amd_async = $9, machine_policy = $10,
+        unknown_is_machine = $11, retry_policy = $12, window_start = $13, window_end = $14,
+        window_days = $15, default_timezone = $16, updated_at = now()
+    WHERE id = $1
+    RETURNING id
+)
+SELECT c.id, pg_notify('dialer_campaigns', c.id::text) FROM c;
+
+-- name: campaign_contact_counts
+-- Contacts of one campaign by state, for `campaign show`.
+SELECT state, count(*) AS contacts FROM contacts WHERE campaign_id = $1 GROUP BY state ORDER BY state;
+
+-- name: create_import_staging
+-- The session's staging table for one import batch: COPY writes here, the merge reads
+-- it, and the commit of the batch's transaction empties it. TEMP, so no WAL is written
+-- and a killed import leaves nothing behind.
+CREATE TEMP TABLE IF NOT EXISTS dialer_import_staging (
+    row_no     bigint NOT NULL,
+    phone      text NOT NULL,
+    timezone   text,
+    attributes text NOT NULL
+) ON COMMIT DELETE ROWS;
+
+-- name: merge_import_batch
+-- Move a staged batch into campaign $1 in one statement. A number already in the
+-- campaign (an earlier batch, an earlier run, or earlier in this batch: rows go in
+-- file order) is skipped by ON CONFLICT; a number on the do-not-call list (global or
+-- this campaign's) is stored as skipped with reason 'dnc'. Duplicates are what the
+-- caller staged minus the two counts.
+WITH ins AS (
+    INSERT INTO contacts (campaign_id, phone, timezone, attributes, state, reason)
+    SELECT $1, s.phone, s.timezone, s.attributes::jsonb,
+           CASE WHEN d.listed THEN 'skipped' ELSE 'pending' END,
+           CASE WHEN d.listed THEN 'dnc' END
+    FROM dialer_import_staging s
+    CROSS JOIN LATERAL (
+        SELECT EXISTS (SELECT 1 FROM dnc_numbers n
+                       WHERE n.phone = s.phone
+                         AND (n.campaign_id IS NULL OR n.campaign_id = $1)) AS listed
+    ) d
+    ORDER BY s.row_no
+    ON CONFLICT (campaign_id, phone) DO NOTHING
+    RETURNING state
+)
+SELECT count(*) FILTER (WHERE state = 'pending') AS loaded,
+       count(*) FILTER (WHERE state = 'skipped') AS dnc
+FROM ins;
+
+-- name: dnc_add
+-- Put a number on a do-not-call list ($2 NULL: every campaign's) and skip the matching
+-- contacts that have not been dialed yet. Contacts being dialed right now are left to
+-- the dispatcher, which checks the list when it claims. Adding twice keeps one entry
+-- (a new reason replaces the old one).
+WITH entry AS (
+    INSERT INTO dnc_numbers (phone, campaign_id, reason) VALUES ($1, $2, $3)
+    ON CONFLICT (phone, campaign_id)
+        DO UPDATE SET reason = coalesce(EXCLUDED.reason, dnc_numbers.reason)
+    RETURNING (xmax = 0) AS inserted
+), skipped AS (
+    UPDATE contacts k SET state = 'skipped', reason = 'dnc', updated_at = now()
+    WHERE k.campaign_id = ANY (ARRAY(SELECT id FROM campaigns
+                                     WHERE $2::bigint IS NULL OR id = $2))
+      AND k.phone = $1 AND k.state IN ('pending', 'retry_wait')
+    RETURNING k.id
+)
+SELECT (SELECT bool_or(inserted) FROM entry) AS added, (SELECT count(*) FROM skipped) AS skipped;
+
+-- name: dnc_remove
+-- Take a number off one list ($2 NULL: the global one). Contacts skipped because of
+-- it stay skipped: re-import them (or add them again) to call them.
+DELETE FROM dnc_numbers WHERE phone = $1 AND campaign_id IS NOT DISTINCT FROM $2 RETURNING id;
+
+-- name: dnc_list
+-- The entries that apply to campaign $1 (global ones included), or every entry when
+-- $1 is NULL.
+SELECT d.phone, c.name AS campaign, d.reason, d.added_at
+FROM dnc_numbers d LEFT JOIN campaigns c ON c.id = d.campaign_id
+WHERE $1::bigint IS NULL OR d.campaign_id IS NULL OR d.campaign_id = $1
+ORDER BY d.phone, c.name NULLS FIRST;
+
+-- name: create_dnc_staging
+-- The session's staging table for `dnc import` batches (see create_import_staging).
+CREATE TEMP TABLE IF NOT EXISTS dialer_dnc_staging (phone text NOT NULL) ON COMMIT DELETE ROWS;
+
+-- name: merge_dnc_batch
+-- Add a staged batch of numbers to one list ($1 NULL: global) and skip the matching
+-- contacts not dialed yet, as dnc_add does for one number.
+WITH s AS (
+    SELECT DISTINCT phone FROM dialer_dnc_staging
+), entry AS (
+    INSERT INTO dnc_numbers (phone, campaign_id, reason) SELECT s.phone, $1, $2 FROM s
+    ON CONFLICT (phone, campaign_id) DO NOTHING
+    RETURNING id
+), skipped AS (
+    UPDATE contacts k SET state = 'skipped', reason = 'dnc', updated_at = now()
+    FROM s
+    WHERE k.campaign_id = ANY (ARRAY(SELECT id FROM campaigns
+                                     WHERE $1::bigint IS NULL OR id = $1))
+      AND k.phone = s.phone AND k.state IN ('pending', 'retry_wait')
+    RETURNING k.id
+)
+SELECT (SELECT count(*) FROM s) AS distinct_numbers, (SELECT count(*) FROM entry) AS added,
+       (SELECT count(*) FROM skipped) AS skipped;

@@ -70,7 +70,9 @@ async def endpoint(pool: asyncpg.Pool) -> AsyncIterator[Endpoint]:
 _phones = itertools.count(100)
 
 
-async def live_attempt(pool: asyncpg.Pool, *, campaign: str = "cb", **spec: object) -> tuple[int, str]:
+async def live_attempt(
+    pool: asyncpg.Pool, *, campaign: str = "cb", **spec: object
+) -> tuple[int, str]:
     """A campaign with one contact whose first attempt is live; returns (attempt id, sid)."""
     phone = f"+1415555{next(_phones):04d}"
     exists = await pool.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
@@ -127,7 +129,7 @@ async def test_duplicates_are_stored_once_and_answered_2xx(endpoint: Endpoint) -
     fourth = await endpoint.post(f"/twilio/status?a={attempt_id}", status(sid, "busy", 3),
                                  headers=token)
     assert [r.status_code for r in (first, again, third, fourth)] == [204] * 4
-    attempt, contact, events = await rows(endpoint.pool, attempt_id)
+    _, contact, events = await rows(endpoint.pool, attempt_id)
     assert events == 2
     assert contact["state"] == "retry_wait"
     assert contact["next_attempt_at"] > NOW + dt.timedelta(minutes=4)
@@ -190,7 +192,7 @@ async def test_bad_signatures_are_403_and_store_nothing(endpoint: Endpoint, how:
     }[how]
     response = await endpoint.post(path, params, signature=signature)
     assert response.status_code == 403
-    attempt, contact, events = await rows(endpoint.pool, attempt_id)
+    attempt, _, events = await rows(endpoint.pool, attempt_id)
     assert events == 0
     assert attempt["call_status"] == "queued"
 

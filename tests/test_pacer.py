@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import asyncpg
@@ -50,11 +51,13 @@ async def _gaps(pool: asyncpg.Pool, cps: float, pacers: int, sends: int) -> list
     for p in group:
         await p.aclose()
     times.sort()
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 @pytest.mark.parametrize("pacers", [1, 3])
-async def test_pacers_sharing_an_account_never_beat_its_cps(pool: asyncpg.Pool, pacers: int) -> None:
+async def test_pacers_sharing_an_account_never_beat_its_cps(
+    pool: asyncpg.Pool, pacers: int
+) -> None:
     cps = 50.0
     gaps = await _gaps(pool, cps, pacers, sends=60 // pacers)
     # No two sends closer than the spacing less the lateness tolerance...
