@@ -60,11 +60,13 @@ async def test_pacers_sharing_an_account_never_beat_its_cps(
 ) -> None:
     cps = 50.0
     gaps = await _gaps(pool, cps, pacers, sends=60 // pacers)
-    # No two sends closer than the spacing less the lateness tolerance...
-    assert min(gaps) >= pacer.slot_spacing(cps) - pacer.LATE_TOLERANCE - 0.0005
-    # ...and the rate is close to the CPS (slots skipped for lateness cost a little).
+    # No two sends closer than the spacing less the lateness tolerance (and the
+    # error of each pacer's estimate of the database clock, a fraction of a round trip)...
+    assert min(gaps) >= pacer.slot_spacing(cps) - pacer.LATE_TOLERANCE - 0.002
+    # ...and the rate is near the CPS: slots a busy machine wakes late for are skipped,
+    # which costs rate, never bursts (bench/pacing.py measures it on a quiet machine).
     mean = sum(gaps) / len(gaps)
-    assert mean == pytest.approx(1 / cps, rel=0.05)
+    assert 1 / cps <= mean < 1.15 / cps
 
 
 async def test_unknown_account_is_an_error(pool: asyncpg.Pool) -> None:
