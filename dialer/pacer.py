@@ -35,7 +35,7 @@ from aiolimiter import AsyncLimiter
 log = structlog.get_logger(__name__)
 
 MARGIN = 0.007
-LATE_TOLERANCE = 0.002
+LATE_TOLERANCE = 0.004
 HORIZON = 0.1  # seconds of slots reserved at once
 LEAD = 0.02  # how long before its slot a send is handed to its task
 MIN_FACTOR = 0.05

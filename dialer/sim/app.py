@@ -8,6 +8,9 @@ Order of checks: credentials (401/20003), the account in the path (404/20404),
 strict concurrency (429/20429); then, for a create, the strict rate (429/20429),
 the faults, validation (400) and the concurrent-call limit (400/10004).
 
+``GET /sim/trace`` (no authentication: it is the simulator's, not Twilio's) answers
+the request trace as JSON.
+
 The hot path (a create) parses the body with ``urllib.parse`` rather than a
 multipart parser and logs nothing: the simulator must outrun the clients it tests.
 """

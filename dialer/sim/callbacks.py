@@ -142,7 +142,6 @@ class CallbackSender:
             try:
                 async with asyncio.timeout(overrides.total_timeout):
                     response = await self._http.send(request)
-                    await response.aclose()
             except (httpx.HTTPError, TimeoutError) as exc:
                 record.attempts.append(Attempt(started, None, repr(exc)))
                 continue
@@ -151,7 +150,7 @@ class CallbackSender:
                 record.state = "rejected" if response.is_client_error else "delivered"
                 return
         record.state = "failed"
-        log.info("callback_failed", event=record.event, attempts=len(record.attempts))
+        log.info("callback_failed", callback_event=record.event, attempts=len(record.attempts))
 
     async def aclose(self) -> None:
         """Cancel deliveries still under way, then close the connection pool."""

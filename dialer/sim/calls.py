@@ -9,6 +9,12 @@ Resource conventions (as Twilio's): ``start_time`` is set when the call leaves t
 queue, ``end_time`` when it ends; ``duration`` (seconds, a string) is set once it
 ended, "0" if nobody answered. Durations are *simulated* seconds, so a scaled-down
 20 s call still reports 20; timestamps are the real clock.
+
+Updates: Status=canceled or completed on a queued or ringing call cancels it
+(CallStatus canceled); Status=completed on an answered call hangs up (completed, with
+the duration so far); Status=canceled on an answered call changes nothing; Url,
+Twiml and StatusCallback are recorded on a live call. Any update of an ended call
+is refused with 400/21220, as Twilio does.
 """
 
 from __future__ import annotations
@@ -53,9 +59,13 @@ def _rfc2822_second(second: int) -> str:
     return email.utils.format_datetime(dt.datetime.fromtimestamp(second, dt.UTC))
 
 
-def rfc2822(epoch: float | None) -> str | None:
+def rfc2822(epoch: float) -> str:
     """Twilio's date format, e.g. ``Tue, 31 Aug 2010 20:36:28 +0000`` (cached per second)."""
-    return None if epoch is None else _rfc2822_second(int(epoch))
+    return _rfc2822_second(int(epoch))
+
+
+def _date(epoch: float | None) -> str | None:
+    return None if epoch is None else rfc2822(epoch)
 
 
 def formatted(number: str) -> str:
@@ -111,11 +121,11 @@ class SimCall:
             "answered_by": self.answered_by,
             "api_version": API_VERSION,
             "caller_name": None,
-            "date_created": rfc2822(self.date_created),
-            "date_updated": rfc2822(self.date_updated),
+            "date_created": _date(self.date_created),
+            "date_updated": _date(self.date_updated),
             "direction": "outbound-api",
             "duration": None if self.duration is None else str(self.duration),
-            "end_time": rfc2822(self.end_time),
+            "end_time": _date(self.end_time),
             "forwarded_from": None,
             "from": self.from_,
             "from_formatted": formatted(self.from_),
@@ -126,7 +136,7 @@ class SimCall:
             "price_unit": "USD",
             "queue_time": str(self.queue_time_ms),
             "sid": self.sid,
-            "start_time": rfc2822(self.start_time),
+            "start_time": _date(self.start_time),
             "status": self.status,
             "subresource_uris": {
                 name: f"{base}/{path}.json" for name, path in _SUBRESOURCE_PATHS.items()
@@ -197,10 +207,9 @@ class CallEngine:
         if update.status_callback_method is not None:
             call.status_callback_method = update.status_callback_method
         if update.status == "completed" and call.answered_at is not None:
-            self._end(call, "completed", 200, self._talked_so_far(call))
+            self._end(call, "completed", 200, self._talked_so_far(call.answered_at))
         elif update.status is not None and call.status in ("queued", "ringing"):
             self._end(call, "canceled", 487, 0)
-        # Status=canceled on an answered call changes nothing, as on Twilio.
         call.date_updated = time.time()
         if not call.live and call.wakeup is not None:
             _resolve(call.wakeup, False)
@@ -264,11 +273,10 @@ class CallEngine:
         call.end_time = call.date_updated = time.time()
         self.live_calls -= 1
 
-    def _talked_so_far(self, call: SimCall) -> int:
+    def _talked_so_far(self, answered_at: float) -> int:
         """Simulated seconds since the answer (real elapsed time unscaled)."""
-        assert call.answered_at is not None
         scale = self._config.time_scale
-        return round((time.monotonic() - call.answered_at) / scale) if scale else 0
+        return round((time.monotonic() - answered_at) / scale) if scale else 0
 
     def _send(self, call: SimCall, record: CallbackRecord) -> None:
         call.delivery = self._sender.schedule(record, after=call.delivery)
@@ -288,7 +296,7 @@ class CallEngine:
             "CallStatus": _EVENT_STATUS.get(event, call.status),
             "Direction": "outbound-api",
             "ApiVersion": API_VERSION,
-            "Timestamp": rfc2822(time.time()) or "",
+            "Timestamp": rfc2822(time.time()),
             "CallbackSource": "call-progress-events",
             "SequenceNumber": str(call.sequence),
         }

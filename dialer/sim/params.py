@@ -11,6 +11,8 @@ Codes: 21201 To missing, 21213 From missing, 21211 invalid To, 21212 invalid Fro
 21205 Url missing or not a valid URL (also for the other URL parameters), 21218
 invalid ApplicationSid, 20001 any other malformed value (a method that is not
 GET/POST, a non-integer Timeout, an unknown StatusCallbackEvent or MachineDetection).
+The To numbers in ``REFUSED_NUMBERS`` (Twilio's test "magic" numbers) are refused with
+21211, 21214, 21215 and 21216.
 """
 
 from __future__ import annotations
@@ -118,6 +120,16 @@ class CreateParams:
     async_amd_status_callback_method: Method
 
 
+# Twilio's test-credential "magic" To numbers, so a client's handling of refused
+# numbers can be exercised with numbers that are valid E.164.
+REFUSED_NUMBERS = {
+    "+15005550001": (21211, "Invalid 'To' Phone Number"),
+    "+15005550002": (21214, "'To' phone number cannot be reached"),
+    "+15005550003": (21215, "Account not authorized to call this number (geo permissions)"),
+    "+15005550004": (21216, "Account not allowed to call this number (blocked)"),
+}
+
+
 def parse_create(form: Form) -> CreateParams:
     to = last(form, "To") or ""
     from_ = last(form, "From") or ""
@@ -127,6 +139,9 @@ def parse_create(form: Form) -> CreateParams:
         raise bad_request(21213, "No 'From' number is specified")
     if not _is_endpoint(to):
         raise bad_request(21211, f"Invalid 'To' Phone Number: {to}")
+    if to in REFUSED_NUMBERS:
+        code, message = REFUSED_NUMBERS[to]
+        raise bad_request(code, f"{message}: {to}")
     if not _is_endpoint(from_) or from_.startswith("sip:") or (
         _is_phone(to) and not _is_phone(from_)
     ):
@@ -152,7 +167,7 @@ def parse_create(form: Form) -> CreateParams:
     detection = _amd_mode(last(form, "MachineDetection"))
     if last(form, "SendDigits"):
         detection = None  # Twilio ignores MachineDetection when SendDigits is given
-    _integer(form, "MachineDetectionTimeout", 30, 3, 59)
+    _integer(form, "MachineDetectionTimeout", 30, 3, 59)  # checked; the fate sets AMD timing
     async_amd = (last(form, "AsyncAmd") or "false").lower()
     if async_amd not in ("true", "false"):
         raise _invalid("AsyncAmd", async_amd)

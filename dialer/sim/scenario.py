@@ -35,7 +35,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 AmdMode = Literal["Enable", "DetectMessageEnd"] | None
 
@@ -56,10 +56,7 @@ Outcome = Literal[
     "human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
     "unknown", "fax", "busy", "no-answer", "failed", "canceled",
 ]
-OUTCOMES: tuple[Outcome, ...] = (
-    "human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
-    "unknown", "fax", "busy", "no-answer", "failed", "canceled",
-)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 DEFAULT_WEIGHTS: Mapping[Outcome, float] = {
     "human": 0.55, "machine_start": 0.05, "machine_end_beep": 0.08,
     "machine_end_silence": 0.02, "machine_end_other": 0.02, "unknown": 0.02, "fax": 0.01,

@@ -30,11 +30,14 @@ _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a 
 
 
 class _Server(uvicorn.Server):
-    """Leaves signal handling to the program that embeds the simulator."""
+    """uvicorn, leaving signals to the embedding program, and starting and stopping on
+    events rather than by polling (its main loop looks at ``should_exit`` every 0.1 s,
+    which adds up over a test suite that starts a simulator per test)."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -43,6 +46,14 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         self.ready.set()
+
+    async def main_loop(self) -> None:
+        await self.on_tick(0)
+        await self._stop.wait()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self._stop.set()
 
 
 class SimServer:
@@ -64,6 +75,7 @@ class SimServer:
             server_header=False, date_header=False,
         ))
         self._socket: socket.socket | None = None
+        self._port: int | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -81,9 +93,9 @@ class SimServer:
 
     @property
     def port(self) -> int:
-        if self._socket is None:
-            raise RuntimeError("the simulator is not running")
-        return int(self._socket.getsockname()[1])
+        if self._port is None:
+            raise RuntimeError("the simulator has not started")
+        return self._port
 
     @property
     def base_url(self) -> str:
@@ -108,8 +120,10 @@ class SimServer:
             sock.bind(address)
         except OSError:
             sock.close()
+            await self._sender.aclose()
             raise
         self._socket = sock
+        self._port = int(sock.getsockname()[1])
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="dialer-sim")
         ready = asyncio.create_task(self._server.ready.wait())
         await asyncio.wait([self._task, ready], return_when=asyncio.FIRST_COMPLETED)
@@ -127,7 +141,7 @@ class SimServer:
     async def aclose(self) -> None:
         self._closing.set()
         if self._task is not None:
-            self._server.should_exit = True
+            self._server.stop()
             await self._task
         await self._engine.aclose()
         await self._sender.aclose()

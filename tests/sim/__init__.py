@@ -1,0 +1,1 @@
+"""Tests of the Twilio-compatible simulator, ``dialer.sim``."""
