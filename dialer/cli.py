@@ -35,9 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"dialer: {exc}", file=sys.stderr)
         return 2
+    # A command may log less by default (the demo draws a live table); a level set
+    # by the operator always wins.
+    level = settings.log_level
+    if "log_level" not in settings.model_fields_set:
+        level = getattr(args, "default_log_level", level)
     logs.configure(
         log_format=settings.log_format,
-        level=settings.log_level,
+        level=level,
         show_phones=settings.log_phone_numbers,
     )
     if getattr(args, "sync_handler", None) is not None:

@@ -253,6 +253,15 @@ async def attempt_detail(db: Executor, name: str) -> list[asyncpg.Record]:
     return list(await db.fetch(queries.get("attempt_detail"), name))
 
 
+async def attempts_made(db: Executor, campaign_id: int) -> int:
+    return int(await db.fetchval(queries.get("attempts_made"), campaign_id))
+
+
+async def campaign_state(db: Executor, campaign_id: int) -> str | None:
+    state = await db.fetchval(queries.get("campaign_state"), campaign_id)
+    return None if state is None else str(state)
+
+
 # ==== operator commands: campaigns, import, do-not-call ====
 
 

@@ -40,6 +40,8 @@ from dialer.twilio import TwilioClient, TwilioError
 log = structlog.get_logger(__name__)
 
 CAMPAIGN_CHANNEL = "dialer_campaigns"
+# Twilio's answer to updating a call that is no longer in progress.
+CALL_ALREADY_ENDED = 21220
 
 
 @contextlib.asynccontextmanager
@@ -235,7 +237,10 @@ class Daemon:
             await client.update_call(call_sid, status="completed")
             log.info("call_hung_up", call_sid=call_sid, reason="answering machine")
         except TwilioError as exc:
-            log.warning("hang_up_failed", call_sid=call_sid, error=exc.message)
+            if exc.code == CALL_ALREADY_ENDED:
+                log.info("hang_up_not_needed", call_sid=call_sid, reason="call already ended")
+            else:
+                log.warning("hang_up_failed", call_sid=call_sid, error=exc.message)
 
     async def _housekeeping(
         self, pool: asyncpg.Pool, reconciler: Reconciler, account_sid: str

@@ -180,52 +180,65 @@ WHERE a.state = 'requested'
   AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = a.worker_id)
 RETURNING a.id;
 
--- name: lock_attempt
--- The attempt a callback is about, with its contact and campaign, locked for the
--- update. Found by the attempt id our callback URL carries (it must not belong to
--- another call), else by Call SID.
+-- name: lock_attempts
+-- The attempts a batch of callbacks is about, with their contacts, locked for the
+-- update (in id order, so concurrent batches cannot deadlock). Found by the attempt
+-- id our callback URLs carry, else by Call SID.
 SELECT a.id, a.contact_id, a.attempt_no, a.state, a.call_sid, a.call_status, a.statuses,
        a.answered_by, a.sip_response_code, a.duration, a.outcome, a.hangup_requested_at,
-       a.final_at,
-       k.state AS contact_state, k.attempts AS contact_attempts, k.timezone,
-       a.campaign_id
+       a.final_at, a.campaign_id,
+       k.state AS contact_state, k.attempts AS contact_attempts, k.timezone
 FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
-WHERE CASE WHEN $1::bigint IS NOT NULL
-           THEN a.id = $1 AND (a.call_sid IS NULL OR a.call_sid = $2)
-           ELSE a.call_sid = $2 END
+WHERE a.id = ANY($1::bigint[]) OR a.call_sid = ANY($2::text[])
+ORDER BY a.id
 FOR UPDATE OF a, k;
 
 -- name: campaign_by_id
 SELECT * FROM campaigns WHERE id = $1;
 
--- name: insert_event
--- Store a callback raw, once: a duplicate (same CallSid, source and sequence number,
--- or same idempotency token) inserts nothing and returns no row.
+-- name: insert_events
+-- Store callbacks raw, once: a duplicate (same CallSid, source and sequence number,
+-- or same idempotency token, also within the batch) inserts nothing. Returns the
+-- keys of the rows inserted, so the caller knows which events were new.
 INSERT INTO call_events (call_sid, attempt_id, source, sequence_number, idempotency_token,
                          call_status, answered_by, params)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+SELECT e.call_sid, e.attempt_id, e.source, e.sequence_number, e.idempotency_token,
+       e.call_status, e.answered_by, e.params
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[],
+            $7::text[], $8::jsonb[])
+     WITH ORDINALITY AS e(call_sid, attempt_id, source, sequence_number, idempotency_token,
+                          call_status, answered_by, params, position)
+ORDER BY e.position
 ON CONFLICT DO NOTHING
-RETURNING id;
+RETURNING call_sid, source, sequence_number, idempotency_token;
 
--- name: update_attempt
--- The merged view of an attempt after an event (computed by dialer.outcomes).
-UPDATE call_attempts
-SET state = $2, call_sid = $3, call_status = $4, statuses = $5, answered_by = $6,
-    duration = $7, sip_response_code = $8, outcome = $9, final_at = $10,
-    hangup_requested_at = $11
-WHERE id = $1;
+-- name: update_attempts
+-- The merged view of attempts after a batch of events (computed by dialer.outcomes).
+UPDATE call_attempts a
+SET state = u.state, call_sid = u.call_sid, call_status = u.call_status,
+    statuses = string_to_array(u.statuses, ','), answered_by = u.answered_by,
+    duration = u.duration, sip_response_code = u.sip_code, outcome = u.outcome,
+    final_at = u.final_at, hangup_requested_at = u.hangup_requested_at
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::int[], $8::int[], $9::text[], $10::timestamptz[], $11::timestamptz[])
+     AS u(id, state, call_sid, call_status, statuses, answered_by, duration, sip_code,
+          outcome, final_at, hangup_requested_at)
+WHERE a.id = u.id;
 
--- name: update_contact_outcome
--- The policy's decision for the contact after its current attempt ended.
-UPDATE contacts
-SET state = $2, next_attempt_at = coalesce($3, next_attempt_at), last_outcome = $4,
-    reason = $5, claimed_by = NULL, claimed_at = NULL, updated_at = now()
-WHERE id = $1;
+-- name: update_contact_outcomes
+-- The policy's decisions for contacts whose current attempt ended.
+UPDATE contacts k
+SET state = d.state, next_attempt_at = coalesce(d.due, k.next_attempt_at),
+    last_outcome = d.outcome, reason = d.reason, claimed_by = NULL, claimed_at = NULL,
+    updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
+     AS d(id, state, due, outcome, reason)
+WHERE k.id = d.id;
 
--- name: contact_in_call
--- A callback adopted an attempt whose POST answer we never recorded.
+-- name: contacts_in_call
+-- Callbacks adopted attempts whose POST answers we never recorded.
 UPDATE contacts SET state = 'in_call', claimed_by = NULL, claimed_at = NULL, updated_at = now()
-WHERE id = $1 AND state = 'dialing';
+WHERE id = ANY($1::bigint[]) AND state = 'dialing';
 
 -- name: unknown_attempts
 -- Attempts whose request may or may not have created a call, old enough that a
@@ -280,6 +293,13 @@ SELECT * FROM campaign_summary WHERE name = $1;
 -- name: attempt_detail
 -- Every attempt of one campaign, for CSV export.
 SELECT * FROM attempt_detail WHERE campaign = $1 ORDER BY contact_id, attempt_no;
+
+-- name: attempts_made
+-- Requests sent for a campaign so far (void attempts never reached Twilio as calls).
+SELECT count(*) FROM call_attempts WHERE campaign_id = $1 AND state <> 'void';
+
+-- name: campaign_state
+SELECT state FROM campaigns WHERE id = $1;
 
 -- ==== operator commands: campaigns, import, do-not-call (dialer.commands, dialer.importer) ====
 

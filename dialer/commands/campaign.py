@@ -1,15 +1,299 @@
-"""``dialer campaign ...``: create, inspect and steer campaigns."""
+"""``dialer campaign ...``: create, inspect and steer campaigns.
+
+Every setting has an option, shared by ``create`` and ``edit``; values are checked
+by ``CampaignSpec`` (and the parsers of ``dialer.policy`` / ``dialer.windows``), and
+a bad one is reported naming the option, exit code 1. Malformed command lines
+(missing ``--from``, both ``--twiml-url`` and ``--twiml``, a non-number where a
+number goes) are argparse usage errors, exit code 2.
+
+States and the verbs that move between them (each one guarded UPDATE that also sends
+``NOTIFY dialer_campaigns`` in its transaction, so running dialers react at once)::
+
+    start   draft | paused | completed -> running
+    pause   running -> paused
+    resume  paused -> running
+    stop    draft | running | paused -> stopped     (final: a stopped campaign is
+                                                      never dialed again)
+
+``start`` on a completed campaign is for contacts imported after it completed; the
+daemon marks it completed again when nothing is left to call.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from dialer import repository
-from dialer.commands import SubParsers, database
+from dialer import phone, repository
+from dialer.campaigns import Campaign, CampaignSpec
+from dialer.commands import SubParsers, UserError, database
 from dialer.config import Settings
+from dialer.policy import AmdMode, MachinePolicy, RetryPolicy, parse_duration
+from dialer.windows import parse_days, parse_hours
+
+CONTACT_STATES = ("pending", "dialing", "in_call", "retry_wait", "done", "failed", "skipped")
+
+# Verb -> (states it may start from, state it leads to).
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "start": (("draft", "paused", "completed"), "running"),
+    "pause": (("running",), "paused"),
+    "resume": (("paused",), "running"),
+    "stop": (("draft", "running", "paused"), "stopped"),
+}
+
+# CampaignSpec field -> the option an operator types, for error messages.
+OPTION_FOR = {
+    "name": "NAME",
+    "from_number": "--from",
+    "twiml_url": "--twiml-url",
+    "twiml": "--twiml",
+    "weight": "--weight",
+    "max_concurrent": "--max-concurrent",
+    "ring_timeout": "--ring-timeout",
+    "amd_mode": "--amd",
+    "amd_async": "--amd-async",
+    "machine_policy": "--machine-policy",
+    "unknown_is_machine": "--unknown-is-machine",
+    "window_start": "--hours",
+    "window_end": "--hours",
+    "window_days": "--days",
+    "default_timezone": "--timezone",
+    "max_attempts": "--max-attempts",
+    "busy_delay": "--busy-delay",
+    "no_answer_delay": "--no-answer-delay",
+    "failed_delay": "--failed-delay",
+    "machine_delay": "--machine-delay",
+    "canceled_delay": "--canceled-delay",
+    "backoff": "--backoff",
+    "jitter": "--jitter",
+}
+_PATTERN_HINTS = {
+    "name": "use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "twiml_url": "must be an http:// or https:// URL without spaces",
+}
+_DELAYS = ("busy_delay", "no_answer_delay", "failed_delay", "machine_delay", "canceled_delay")
+# Options whose value is handed to CampaignSpec unchanged (argparse typed them).
+_PLAIN = ("weight", "ring_timeout", "amd_mode", "amd_async", "machine_policy",
+          "unknown_is_machine")
+_NONE_WORDS = frozenset({"none", "off", "unlimited"})
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, each naming the option that caused it."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "string_pattern_mismatch" and field in _PATTERN_HINTS:
+            message = _PATTERN_HINTS[field]
+        option = OPTION_FOR.get(field)
+        problems.append(f"{option}: {message}" if option else message)
+    return "; ".join(problems)
+
+
+def _option_error(option: str, exc: Exception) -> UserError:
+    return UserError(f"{option}: {exc}")
+
+
+def _retry_from(args: argparse.Namespace, base: RetryPolicy) -> RetryPolicy:
+    changes: dict[str, Any] = {}
+    for name in _DELAYS:
+        text: str | None = getattr(args, name)
+        if text is None:
+            continue
+        if name == "canceled_delay" and text.strip().lower() in _NONE_WORDS:
+            changes[name] = None  # a canceled call is final
+            continue
+        try:
+            changes[name] = parse_duration(text)
+        except ValueError as exc:
+            raise _option_error(OPTION_FOR[name], exc) from None
+    for name in ("max_attempts", "backoff", "jitter"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if not changes:
+        return base
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as exc:
+        field = next((name for name in changes if str(exc).startswith(name)), "")
+        raise _option_error(OPTION_FOR.get(field, "retry policy"), exc) from None
+
+
+def build_spec(
+    args: argparse.Namespace, base: Mapping[str, Any], *, region: str
+) -> CampaignSpec:
+    """The spec after applying the options given on the command line to ``base``
+    (CampaignSpec field values); options left out keep the base value."""
+    values: dict[str, Any] = dict(base)
+    if args.from_number is not None:
+        try:
+            values["from_number"] = phone.normalize(args.from_number, region)
+        except phone.InvalidNumber as exc:
+            raise UserError(f"--from: invalid number {args.from_number!r}: {exc}") from None
+    if args.twiml_url is not None:
+        values["twiml_url"], values["twiml"] = args.twiml_url, None
+    if args.twiml is not None:
+        values["twiml"], values["twiml_url"] = args.twiml, None
+    for name in _PLAIN:
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    if args.max_concurrent is not None:
+        text = args.max_concurrent.strip().lower()
+        if text in _NONE_WORDS:
+            values["max_concurrent"] = None
+        elif text.isdigit():
+            values["max_concurrent"] = int(text)
+        else:
+            raise UserError(f"--max-concurrent: expected a number or 'none', got {text!r}")
+    if args.hours is not None:
+        try:
+            values["window_start"], values["window_end"] = parse_hours(args.hours)
+        except ValueError as exc:
+            raise _option_error("--hours", exc) from None
+    if args.days is not None:
+        try:
+            values["window_days"] = parse_days(args.days)
+        except ValueError as exc:
+            raise _option_error("--days", exc) from None
+    if args.timezone is not None:
+        values["default_timezone"] = args.timezone
+    values["retry"] = _retry_from(args, values.get("retry") or RetryPolicy())
+    try:
+        return CampaignSpec.model_validate(values)
+    except ValidationError as exc:
+        raise UserError(_explain(exc)) from None
+
+
+async def _campaign(pool: repository.Executor, name: str) -> Campaign:
+    row = await repository.campaign_by_name(pool, name)
+    if row is None:
+        raise UserError(f"no campaign named {name!r} (see `dialer campaign list`)")
+    return Campaign.from_row(row)
+
+
+async def create(settings: Settings, args: argparse.Namespace) -> int:
+    sid = settings.twilio_account_sid
+    if not sid:
+        raise UserError(
+            "DIALER_TWILIO_ACCOUNT_SID must be set: a campaign belongs to the default account"
+        )
+    spec = build_spec(args, {"name": args.name}, region=settings.default_region)
+    async with database(settings) as pool, pool.acquire() as conn, conn.transaction():
+        await repository.upsert_account(
+            conn, sid, settings.twilio_cps, settings.twilio_max_concurrent_calls
+        )
+        campaign_id = await repository.insert_campaign(conn, spec.to_row(), sid)
+    if campaign_id is None:
+        raise UserError(f"a campaign named {spec.name!r} already exists")
+    print(
+        f"campaign {spec.name} created (id {campaign_id}, draft); next: "
+        f"`dialer import {spec.name} FILE.csv`, then `dialer campaign start {spec.name}`"
+    )
+    return 0
+
+
+async def edit(settings: Settings, args: argparse.Namespace) -> int:
+    async with database(settings) as pool:
+        campaign = await _campaign(pool, args.name)
+        before = campaign.spec
+        base = {field: getattr(before, field) for field in CampaignSpec.model_fields}
+        spec = build_spec(args, base, region=settings.default_region)
+        old, new = before.to_row(), spec.to_row()
+        changed = [column for column in new if new[column] != old[column]]
+        if not changed:
+            print(f"campaign {campaign.name}: nothing changed")
+            return 0
+        if not await repository.update_campaign(pool, campaign.id, new):
+            raise UserError(f"campaign {campaign.name!r} was deleted meanwhile")
+    print(f"campaign {campaign.name} updated: {', '.join(changed)}")
+    return 0
+
+
+async def transition(settings: Settings, args: argparse.Namespace) -> int:
+    verb: str = args.campaign_command
+    from_states, to_state = TRANSITIONS[verb]
+    async with database(settings) as pool:
+        campaign = await _campaign(pool, args.name)
+        if await repository.set_campaign_state(pool, campaign.id, to_state, from_states):
+            print(f"campaign {campaign.name}: {campaign.state} -> {to_state}")
+            return 0
+        current = await repository.campaign_by_name(pool, args.name)
+    state = current["state"] if current is not None else "deleted"
+    hint = " (stopped is final: create a new campaign)" if state == "stopped" else ""
+    raise UserError(
+        f"cannot {verb} campaign {campaign.name}: it is {state}{hint}; "
+        f"{verb} works on {' or '.join(from_states)} campaigns"
+    )
+
+
+def _hhmm(value: dt.time) -> str:
+    return "24:00" if value == dt.time(0, 0) else value.strftime("%H:%M")
+
+
+def _delay(value: dt.timedelta | None) -> str:
+    return "final (no retry)" if value is None else str(value)
+
+
+def settings_table(campaign: Campaign) -> Table:
+    """A campaign's settings as a two-column table, in option order."""
+    spec = campaign.spec
+    retry = spec.retry
+    days = ",".join(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[d - 1]
+                    for d in sorted(spec.window_days))
+    rows: list[tuple[str, str]] = [
+        ("id", str(campaign.id)),
+        ("state", campaign.state),
+        ("account", campaign.account_sid),
+        ("from", spec.from_number),
+        ("twiml url" if spec.twiml_url else "twiml", spec.twiml_url or spec.twiml or ""),
+        ("weight", str(spec.weight)),
+        ("max concurrent", str(spec.max_concurrent or "no limit")),
+        ("ring timeout", f"{spec.ring_timeout} s"),
+        ("amd", spec.amd_mode.value + (" (async)" if spec.amd_async else "")),
+        ("machine policy", spec.machine_policy.value),
+        ("unknown is machine", "yes" if spec.unknown_is_machine else "no"),
+        ("max attempts", str(retry.max_attempts)),
+        ("busy delay", _delay(retry.busy_delay)),
+        ("no-answer delay", _delay(retry.no_answer_delay)),
+        ("failed delay", _delay(retry.failed_delay)),
+        ("machine delay", _delay(retry.machine_delay)),
+        ("canceled delay", _delay(retry.canceled_delay)),
+        ("backoff", f"x{retry.backoff:g}"),
+        ("jitter", f"±{retry.jitter:.0%}"),
+        ("hours", f"{_hhmm(spec.window_start)}-{_hhmm(spec.window_end)}"),
+        ("days", days),
+        ("default time zone", spec.default_timezone),
+    ]
+    table = Table(title=f"campaign {campaign.name}", show_header=False)
+    table.add_column("setting", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+async def show(settings: Settings, args: argparse.Namespace) -> int:
+    async with database(settings) as pool:
+        campaign = await _campaign(pool, args.name)
+        counts = await repository.campaign_contact_counts(pool, campaign.id)
+    contacts = Table(title="contacts")
+    contacts.add_column("state")
+    contacts.add_column("contacts", justify="right")
+    for state in CONTACT_STATES:
+        contacts.add_row(state, str(counts.get(state, 0)))
+    contacts.add_row("total", str(sum(counts.values())), style="bold")
+    console = Console()
+    console.print(settings_table(campaign))
+    console.print(contacts)
+    return 0
 
 
 async def list_(settings: Settings, args: argparse.Namespace) -> int:
@@ -27,7 +311,83 @@ async def list_(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _case_insensitive(enum: type[AmdMode] | type[MachinePolicy]) -> Any:
+    by_name = {member.value.lower(): member for member in enum}
+
+    def convert(text: str) -> AmdMode | MachinePolicy:
+        try:
+            return by_name[text.strip().lower()]
+        except KeyError:
+            choices = ", ".join(member.value for member in enum)
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {choices}") from None
+
+    convert.__name__ = enum.__name__
+    return convert
+
+
+def _add_setting_options(p: argparse.ArgumentParser, *, creating: bool) -> None:
+    """Options for every campaign field; all default to None meaning "not given"."""
+    p.add_argument("--from", dest="from_number", metavar="E164", required=creating,
+                   help="caller ID (E.164, or national form of DIALER_DEFAULT_REGION)")
+    source = p.add_mutually_exclusive_group(required=creating)
+    source.add_argument("--twiml-url", metavar="URL", help="URL Twilio fetches TwiML from")
+    source.add_argument("--twiml", metavar="XML", help="inline TwiML (up to 4000 characters)")
+    p.add_argument("--weight", type=int, help="share of the account's CPS (1-1000; default 1)")
+    p.add_argument("--max-concurrent", metavar="N|none",
+                   help="calls in progress at once for this campaign (default: no limit)")
+    p.add_argument("--ring-timeout", type=int, metavar="SECONDS",
+                   help="how long to ring (5-600; default 30)")
+    p.add_argument("--amd", dest="amd_mode", type=_case_insensitive(AmdMode),
+                   metavar="off|Enable|DetectMessageEnd",
+                   help="answering machine detection (default off)")
+    p.add_argument("--amd-async", action=argparse.BooleanOptionalAction, default=None,
+                   help="asynchronous AMD (needs --amd)")
+    p.add_argument("--machine-policy", type=_case_insensitive(MachinePolicy),
+                   metavar="hangup_retry|voicemail|accept",
+                   help="what to do when a machine answers (default hangup_retry)")
+    p.add_argument("--unknown-is-machine", action=argparse.BooleanOptionalAction, default=None,
+                   help="treat AnsweredBy=unknown as a machine (default: as a human)")
+    retry = p.add_argument_group("retries (durations: 90, 30s, 5m, 1h30m, 2d)")
+    retry.add_argument("--busy-delay", metavar="DURATION", help="after busy (default 5m)")
+    retry.add_argument("--no-answer-delay", metavar="DURATION",
+                       help="after no answer (default 30m)")
+    retry.add_argument("--failed-delay", metavar="DURATION",
+                       help="after a transient failure (default 10m)")
+    retry.add_argument("--machine-delay", metavar="DURATION",
+                       help="after a machine, with hangup_retry (default 1h)")
+    retry.add_argument("--canceled-delay", metavar="DURATION|none",
+                       help="after a canceled call (default none: canceled is final)")
+    retry.add_argument("--backoff", type=float, help="delay factor per attempt (>= 1; default 2)")
+    retry.add_argument("--jitter", type=float, help="random spread of delays (0-0.99; default 0.1)")
+    retry.add_argument("--max-attempts", type=int, help="calls per contact at most (default 3)")
+    window = p.add_argument_group("calling window (in each contact's local time)")
+    window.add_argument("--hours", metavar="HH:MM-HH:MM", help="default 09:00-20:00")
+    window.add_argument("--days", metavar="DAYS", help="e.g. mon-fri (default), mon,wed,sat, all")
+    window.add_argument("--timezone", metavar="ZONE",
+                        help="zone of contacts whose zone is unknown (default UTC)")
+
+
 def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser("campaign", help="create, inspect and steer campaigns")
     csub = p.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
     csub.add_parser("list", help="list campaigns").set_defaults(handler=list_)
+
+    create_p = csub.add_parser("create", help="create a campaign (state draft)")
+    create_p.add_argument("name", metavar="NAME")
+    _add_setting_options(create_p, creating=True)
+    create_p.set_defaults(handler=create)
+
+    edit_p = csub.add_parser("edit", help="change a campaign's settings")
+    edit_p.add_argument("name", metavar="NAME")
+    _add_setting_options(edit_p, creating=False)
+    edit_p.set_defaults(handler=edit)
+
+    show_p = csub.add_parser("show", help="a campaign's settings and contacts by state")
+    show_p.add_argument("name", metavar="NAME")
+    show_p.set_defaults(handler=show)
+
+    for verb, (from_states, to_state) in TRANSITIONS.items():
+        vp = csub.add_parser(verb, help=f"{' | '.join(from_states)} -> {to_state}")
+        vp.add_argument("name", metavar="NAME")
+        vp.set_defaults(handler=transition)
+

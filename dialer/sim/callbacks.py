@@ -100,6 +100,9 @@ class CallbackSender:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
+        # Deliveries wait here rather than in httpx's pool queue, whose cost grows
+        # with its length: a slow receiver must not make the simulator spin.
+        self._gate = asyncio.Semaphore(128)
 
     def schedule(
         self, record: CallbackRecord, after: asyncio.Task[None] | None
@@ -140,7 +143,7 @@ class CallbackSender:
         for _ in range(overrides.retries + 1):
             started = time.monotonic()
             try:
-                async with asyncio.timeout(overrides.total_timeout):
+                async with self._gate, asyncio.timeout(overrides.total_timeout):
                     response = await self._http.send(request)
             except (httpx.HTTPError, TimeoutError) as exc:
                 record.attempts.append(Attempt(started, None, repr(exc)))

@@ -1,0 +1,147 @@
+"""``dialer dnc add|remove|import|list``: the do-not-call lists.
+
+A number goes on the global list, or with ``--campaign`` on one campaign's list.
+Adding skips the matching contacts not dialed yet; removing does not bring skipped
+contacts back (re-import them to call them).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from dialer import dnc, importer, phone, repository
+from dialer.commands import SubParsers, UserError, database
+from dialer.commands.imports import checked_input, progress_bar
+from dialer.config import Settings
+
+
+def _number(raw: str, region: str | None, default_region: str) -> str:
+    try:
+        return phone.normalize(raw, importer.check_region(region or default_region))
+    except phone.InvalidNumber as exc:
+        raise UserError(f"invalid number {raw!r}: {exc}") from None
+    except ValueError as exc:
+        raise UserError(f"--region: {exc}") from None
+
+
+async def _campaign_id(pool: repository.Executor, name: str | None) -> int | None:
+    if name is None:
+        return None
+    row = await repository.campaign_by_name(pool, name)
+    if row is None:
+        raise UserError(f"no campaign named {name!r} (see `dialer campaign list`)")
+    return int(row["id"])
+
+
+def _scope(name: str | None) -> str:
+    return f"the do-not-call list of {name}" if name else "the global do-not-call list"
+
+
+async def add(settings: Settings, args: argparse.Namespace) -> int:
+    number = _number(args.number, args.region, settings.default_region)
+    async with database(settings) as pool:
+        campaign_id = await _campaign_id(pool, args.campaign)
+        added, skipped = await repository.dnc_add(pool, number, campaign_id, args.reason)
+    verb = "added to" if added else "already on"
+    print(f"{number} {verb} {_scope(args.campaign)}; {skipped} contact(s) skipped")
+    return 0
+
+
+async def remove(settings: Settings, args: argparse.Namespace) -> int:
+    number = _number(args.number, args.region, settings.default_region)
+    async with database(settings) as pool:
+        campaign_id = await _campaign_id(pool, args.campaign)
+        removed = await repository.dnc_remove(pool, number, campaign_id)
+    if not removed:
+        raise UserError(f"{number} is not on {_scope(args.campaign)}")
+    print(f"{number} removed from {_scope(args.campaign)}")
+    return 0
+
+
+async def import_(settings: Settings, args: argparse.Namespace) -> int:
+    region = checked_input(args.file, args.region, settings.default_region)
+    async with database(settings) as pool:
+        campaign_id = await _campaign_id(pool, args.campaign)
+        with progress_bar(args.file) as on_progress:
+            try:
+                result = await dnc.import_numbers(
+                    pool,
+                    args.file,
+                    campaign_id=campaign_id,
+                    reason=args.reason,
+                    phone_column=args.phone_column,
+                    default_region=region,
+                    errors_path=args.errors,
+                    on_progress=on_progress,
+                )
+            except importer.ImportFileError as exc:
+                raise UserError(str(exc)) from None
+    errors = f"  (see {result.errors_path})" if result.errors_path else ""
+    print(
+        f"imported {args.file} into {_scope(args.campaign)} in {result.seconds:.1f} s\n"
+        f"read:             {result.read}\n"
+        f"added:            {result.added}\n"
+        f"already listed:   {result.already_listed}\n"
+        f"rejected:         {result.rejected}{errors}\n"
+        f"contacts skipped: {result.contacts_skipped}"
+    )
+    return 0
+
+
+async def list_(settings: Settings, args: argparse.Namespace) -> int:
+    async with database(settings) as pool:
+        campaign_id = await _campaign_id(pool, args.campaign)
+        rows = await repository.dnc_list(pool, campaign_id)
+    if not rows:
+        print(f"no numbers on {_scope(args.campaign)}")
+        return 0
+    table = Table(title="do-not-call")
+    for column in ("phone", "campaign", "reason", "added"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["phone"], row["campaign"] or "(all)", row["reason"] or "",
+            row["added_at"].strftime("%Y-%m-%d %H:%M"),
+        )
+    Console().print(table)
+    return 0
+
+
+def add_parser(sub: SubParsers) -> None:
+    p = sub.add_parser("dnc", help="manage the do-not-call lists")
+    dsub = p.add_subparsers(dest="dnc_command", required=True, metavar="ACTION")
+
+    def scoped(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = dsub.add_parser(name, help=help_)
+        sp.add_argument("--campaign", metavar="NAME",
+                        help="one campaign's list (default: the global list)")
+        return sp
+
+    region_help = "country of numbers without +country code (default DIALER_DEFAULT_REGION)"
+    ap = scoped("add", "put a number on a list and skip its contacts not dialed yet")
+    ap.add_argument("number", metavar="NUMBER")
+    ap.add_argument("--reason", help="why (kept with the entry)")
+    ap.add_argument("--region", metavar="CC", help=region_help)
+    ap.set_defaults(handler=add)
+
+    rp = scoped("remove", "take a number off a list")
+    rp.add_argument("number", metavar="NUMBER")
+    rp.add_argument("--region", metavar="CC", help=region_help)
+    rp.set_defaults(handler=remove)
+
+    ip = scoped("import", "add the numbers of a CSV file (plain or gzip) to a list")
+    ip.add_argument("file", metavar="FILE", type=Path)
+    ip.add_argument("--phone-column", default="phone", help="header of the phone column")
+    ip.add_argument("--reason", help="why (kept with each new entry)")
+    ip.add_argument("--errors", type=Path, metavar="FILE",
+                    help="error CSV (default: FILE without .csv/.gz plus .errors.csv)")
+    ip.add_argument("--region", metavar="CC", help=region_help)
+    ip.set_defaults(handler=import_)
+
+    scoped("list", "numbers on the lists (with --campaign: those applying to it)").set_defaults(
+        handler=list_
+    )
