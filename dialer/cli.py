@@ -17,6 +17,16 @@ from dialer.config import Settings, SettingsError, load_settings
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it comes with uvicorn[standard]): the daemon spends its
+    time in network I/O, where uvloop is about twice as fast as the default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dialer",
@@ -50,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     handler: Handler = args.handler
     try:
-        return asyncio.run(handler(settings, args))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(handler(settings, args))
     except (UserError, SettingsError, db.SchemaNotCurrent) as exc:
         print(f"dialer: {exc}", file=sys.stderr)
         return 1

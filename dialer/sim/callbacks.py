@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, urldefrag, urlencode
 
-import httpx
+import aiohttp
 import structlog
+from yarl import URL
 
 from dialer.signature import compute_signature
 from dialer.sim.config import SimConfig
@@ -89,20 +90,28 @@ class CallbackRecord:
     """rejected: answered 4xx; failed: no answer or 5xx after every retry."""
 
 
+# Connections to one receiver at once; more deliveries wait in aiohttp's connector
+# queue. aiohttp rather than httpx here: the simulator sends several callbacks per
+# call, and httpx's per-request cost made the simulator the bottleneck of a demo.
+DELIVERY_CONCURRENCY = 32
+
+
 class CallbackSender:
     """Sends callbacks in the background; one ordered chain per call."""
 
     def __init__(self, config: SimConfig) -> None:
         self._config = config
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http = httpx.AsyncClient(
-            trust_env=False,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
-        # Deliveries wait here rather than in httpx's pool queue, whose cost grows
-        # with its length: a slow receiver must not make the simulator spin.
-        self._gate = asyncio.Semaphore(128)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily: it needs the running loop
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=DELIVERY_CONCURRENCY),
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=False,
+            )
+        return self._session
 
     def schedule(
         self, record: CallbackRecord, after: asyncio.Task[None] | None
@@ -122,35 +131,42 @@ class CallbackSender:
         for _ in range(2 if self._config.duplicate_callbacks else 1):
             await self._deliver(record)
 
-    def _signed_request(
-        self, record: CallbackRecord, url: str, timeout: httpx.Timeout
-    ) -> httpx.Request:
-        headers = {"User-Agent": USER_AGENT, "I-Twilio-Idempotency-Token": record.token}
+    def _signed(self, record: CallbackRecord, url: str) -> tuple[str, dict[str, str], bytes | None]:
+        """URL, headers and body of the request, signed with the account's auth token."""
+        headers = {"I-Twilio-Idempotency-Token": record.token}
         token = self._config.auth_token
         if record.method == "GET":
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(record.params)}"
             headers["X-Twilio-Signature"] = compute_signature(url, {}, token)
-            return self._http.build_request("GET", url, headers=headers, timeout=timeout)
+            return url, headers, None
         headers["X-Twilio-Signature"] = compute_signature(url, record.params, token)
-        return self._http.build_request(
-            "POST", url, headers=headers, data=record.params, timeout=timeout
-        )
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return url, headers, urlencode(record.params).encode()
 
     async def _deliver(self, record: CallbackRecord) -> None:
         url, overrides = split_overrides(record.url)
-        timeout = httpx.Timeout(overrides.read_timeout, connect=overrides.connect_timeout)
-        request = self._signed_request(record, url, timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=overrides.total_timeout, sock_connect=overrides.connect_timeout,
+            sock_read=overrides.read_timeout,
+        )
+        url, headers, body = self._signed(record, url)
         for _ in range(overrides.retries + 1):
             started = time.monotonic()
             try:
-                async with self._gate, asyncio.timeout(overrides.total_timeout):
-                    response = await self._http.send(request)
-            except (httpx.HTTPError, TimeoutError) as exc:
+                async with self._http().request(
+                    # encoded=True: send the query exactly as it was signed.
+                    record.method, URL(url, encoded=True), data=body, headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 record.attempts.append(Attempt(started, None, repr(exc)))
                 continue
-            record.attempts.append(Attempt(started, response.status_code))
-            if response.status_code < 500:
-                record.state = "rejected" if response.is_client_error else "delivered"
+            record.attempts.append(Attempt(started, status))
+            if status < 500:
+                record.state = "rejected" if status >= 400 else "delivered"
                 return
         record.state = "failed"
         log.info("callback_failed", callback_event=record.event, attempts=len(record.attempts))
@@ -160,5 +176,5 @@ class CallbackSender:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._http.aclose()
-
+        if self._session is not None:
+            await self._session.close()

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 
+from dialer.cli import event_loop_factory
 from dialer.sim.config import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimConfig
 from dialer.sim.server import SimServer
 
@@ -100,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"dialer sim: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_serve(config, args))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(_serve(config, args))
     except OSError as exc:
         print(f"dialer sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
