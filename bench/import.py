@@ -1,0 +1,136 @@
+"""Import benchmark: a million-row contact CSV through the real ``dialer import``.
+
+    .venv/bin/python bench/import.py [--rows 1000000] [--workers N] [--gzip]
+
+Generates the file (several columns, nine countries and time zones) in a temporary
+directory, starts a throwaway embedded Postgres with default (durable) settings
+unless ``DIALER_DATABASE_URL`` is set, creates a campaign, and runs the import as an
+operator would, in a subprocess. It prints rows/s and the peak memory: the import
+process's own high-water mark (VmHWM), the largest process seen by the kernel
+(``ru_maxrss`` of the waited-for children, parser workers included), and the peak
+of all its processes together, sampled every 20 ms. Goal of issue 6: >= 100,000
+rows/s and under 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.gen_contacts import write_contacts  # noqa: E402
+
+ACCOUNT = "AC" + "0" * 32
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    found.extend(_tree(int(child)))
+    except OSError:
+        pass
+    return found
+
+
+def _cli(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "dialer.cli", *args],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"dialer {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def _measure_import(args: list[str], env: dict[str, str]) -> tuple[float, str, int, int, int]:
+    """Run the import; (seconds, output, own peak kB, largest child kB, tree peak kB)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dialer.cli", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    own_peak = tree_peak = 0
+    while proc.poll() is None:
+        own_peak = max(own_peak, _status_kb(proc.pid, "VmHWM"))
+        tree_peak = max(tree_peak, sum(_status_kb(p, "VmRSS") for p in _tree(proc.pid)))
+        time.sleep(0.02)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"import failed ({proc.returncode}):\n{out}{err}")
+    largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, out, own_peak, largest, tree_peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=None, help="dialer import --workers")
+    parser.add_argument("--gzip", action="store_true", help="import a .csv.gz")
+    options = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="dialer-bench-") as tmp:
+        folder = Path(tmp)
+        path = folder / ("contacts.csv.gz" if options.gzip else "contacts.csv")
+        t0 = time.perf_counter()
+        generated = write_contacts(path, options.rows)
+        size = path.stat().st_size
+        print(f"generated {generated.rows:,} rows ({generated.distinct:,} distinct numbers, "
+              f"{size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
+
+        server = None
+        dsn = os.environ.get("DIALER_DATABASE_URL")
+        if not dsn:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from pgserver.postgres_server import get_server
+
+                server = get_server(folder / "pg", cleanup_mode="stop")
+            dsn = server.get_uri()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+        env.update(DIALER_DATABASE_URL=dsn, DIALER_TWILIO_ACCOUNT_SID=ACCOUNT,
+                   DIALER_ENV_FILE=str(folder / "absent.env"), DIALER_LOG_LEVEL="warning")
+        try:
+            name = f"bench{int(time.time())}"
+            _cli("migrate", env=env)
+            _cli("campaign", "create", name, "--from", "+14155550100",
+                 "--twiml-url", "https://example.com/twiml", env=env)
+            command = ["import", name, str(path)]
+            if options.workers is not None:
+                command += ["--workers", str(options.workers)]
+            seconds, out, own, largest, tree = _measure_import(command, env)
+        finally:
+            if server is not None:
+                server.cleanup()
+    print(out.rstrip())
+    print(f"wall time (process start to exit): {seconds:.2f} s -> "
+          f"{generated.rows / seconds:,.0f} rows/s")
+    print(f"peak RSS: import process {own / 1024:.0f} MB; largest process "
+          f"{largest / 1024:.0f} MB; all import processes together {tree / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

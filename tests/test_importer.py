@@ -1,0 +1,339 @@
+"""Contact import: bad rows reported and skipped, good rows loaded once, whatever
+happens to the process doing it (real Postgres, real CLI for the operator paths)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dialer import importer, repository
+from dialer.campaigns import CampaignSpec
+from dialer.importer import ImportFileError, Layout, import_contacts, parse_header, parse_rows
+from tests.gen_contacts import write_contacts
+from tests.helpers import run_cli
+
+ACCOUNT = "AC" + "0" * 32
+
+
+async def make_campaign(pool: asyncpg.Pool, name: str = "spring") -> int:
+    spec = CampaignSpec(name=name, from_number="+14155550100", twiml_url="https://example.com/t")
+    await repository.upsert_account(pool, ACCOUNT, 1.0, None)
+    campaign_id = await repository.insert_campaign(pool, spec.to_row(), ACCOUNT)
+    assert campaign_id is not None
+    return campaign_id
+
+
+def read_errors(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# Every kind of row the importer must handle; the comment is its row number.
+MIXED = b"".join([
+    b"phone,first_name,timezone,plan\n",                       # 1 header
+    b"+14155552671,Ada,,gold\n",                               # 2 good, zone from number
+    b"hello,Bob,,silver\n",                                    # 3 not a number
+    b"+12127365000,Eve,Mars/Olympus,gold\n",                   # 4 bad time zone
+    b"+12127365000,Eve,gold\n",                                # 5 wrong column count
+    b"+442079460958,\xff\xfeZo\xeb,,gold\n",                   # 6 invalid UTF-8
+    b",Nobody,,gold\n",                                        # 7 empty phone
+    b"(415) 555-2671,Ada again,,gold\n",                       # 8 duplicate of row 2
+    b"+33142685300,Marie,Europe/Paris,platinum\n",             # 9 good, zone given
+    b"\n",                                                     # 10 blank: ignored
+    b"+12127365000,Dee,,bronze\n",                             # 11 on the do-not-call list
+    b"+18005550199,Toll,,free\n",                              # 12 good, zone unknown
+    b"+14155550100\x00,Nul,,gold\n",                           # 13 NUL byte
+    "+61293744000,Zoë,,gold\n".encode(),                       # 14 good, UTF-8 name
+    b'"+4930901820","Multi\nline",,gold\n',                    # 15 good, quoted newline
+    b"+1 415 555 2671 ext. 12,Ext,,gold\n",                    # 16 has an extension
+])
+
+
+async def test_mixed_file_rejects_bad_rows_and_loads_the_rest(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    campaign_id = await make_campaign(pool)
+    other = await make_campaign(pool, "other")
+    await repository.dnc_add(pool, "+12127365000", None, "asked")
+    # Another campaign's list does not apply to this one.
+    await repository.dnc_add(pool, "+33142685300", other, None)
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(MIXED)
+
+    result = await import_contacts(pool, campaign_id, path, workers=0)
+
+    assert (result.read, result.loaded, result.duplicates, result.dnc, result.rejected) == (
+        14, 5, 1, 1, 7
+    )
+    assert result.errors_path == tmp_path / "contacts.errors.csv"
+    errors = {int(e["row"]): e for e in read_errors(result.errors_path)}
+    assert sorted(errors) == [3, 4, 5, 6, 7, 13, 16]
+    assert errors[3]["field"] == "phone" and errors[3]["reason"] == "invalid number: not a number"
+    assert errors[3]["raw"] == "hello,Bob,,silver"
+    assert errors[4]["field"] == "timezone" and "Mars/Olympus" in errors[4]["reason"]
+    assert errors[5]["field"] == "" and errors[5]["reason"] == "expected 4 columns, got 3"
+    assert errors[6]["field"] == "first_name" and errors[6]["reason"] == "invalid UTF-8"
+    assert errors[6]["raw"] == "+442079460958,\\xff\\xfeZo\\xeb,,gold"
+    assert errors[7]["field"] == "phone" and errors[7]["reason"] == "empty phone number"
+    assert errors[13]["reason"] == "NUL character"
+    assert errors[16]["reason"] == "invalid number: has an extension"
+
+    rows = await pool.fetch(
+        "SELECT phone, timezone, attributes, state, reason FROM contacts"
+        " WHERE campaign_id = $1 ORDER BY id", campaign_id
+    )
+    got = [(r["phone"], r["timezone"], r["state"], r["reason"]) for r in rows]
+    assert got == [
+        ("+14155552671", "America/Los_Angeles", "pending", None),
+        ("+33142685300", "Europe/Paris", "pending", None),
+        ("+12127365000", "America/New_York", "skipped", "dnc"),
+        ("+18005550199", None, "pending", None),
+        ("+61293744000", "Australia/Sydney", "pending", None),
+        ("+4930901820", "Europe/Berlin", "pending", None),
+    ]
+    # The first spelling of a number wins; other columns become attributes.
+    assert rows[0]["attributes"] == {"first_name": "Ada", "plan": "gold"}
+    assert rows[4]["attributes"]["first_name"] == "Zoë"
+    assert rows[5]["attributes"]["first_name"] == "Multi\nline"
+
+
+async def test_rerun_is_idempotent_and_counts_duplicates(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    campaign_id = await make_campaign(pool)
+    await repository.dnc_add(pool, "+12127365000", None, None)
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(MIXED)
+    first = await import_contacts(pool, campaign_id, path, workers=0)
+    second = await import_contacts(pool, campaign_id, path, workers=0)
+    assert (second.read, second.loaded, second.dnc, second.rejected) == (14, 0, 0, 7)
+    assert second.duplicates == first.loaded + first.dnc + first.duplicates
+    assert await pool.fetchval("SELECT count(*) FROM contacts") == first.loaded + first.dnc
+
+
+@pytest.mark.parametrize("name", ["contacts.csv.gz", "contacts.csv"])
+async def test_gzip_by_name_or_magic_bytes(pool: asyncpg.Pool, tmp_path: Path, name: str) -> None:
+    campaign_id = await make_campaign(pool)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(MIXED))
+    result = await import_contacts(pool, campaign_id, path, workers=0)
+    assert (result.loaded, result.rejected) == (6, 7)
+    assert result.errors_path == tmp_path / "contacts.errors.csv"
+
+
+async def test_truncated_gzip_is_a_file_error(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    campaign_id = await make_campaign(pool)
+    path = tmp_path / "contacts.csv.gz"
+    path.write_bytes(gzip.compress(MIXED * 50)[:-40])
+    with pytest.raises(ImportFileError, match="gzip"):
+        await import_contacts(pool, campaign_id, path, workers=0)
+
+
+async def test_worker_processes_give_the_same_result(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    campaign_id = await make_campaign(pool)
+    generated = write_contacts(tmp_path / "big.csv", 3000)
+    with (tmp_path / "big.csv").open("a") as f:
+        f.write("not a number,x,y,z,c,,1\n")
+    seen: list[tuple[int, int]] = []
+    result = await import_contacts(
+        pool, campaign_id, generated.path, workers=2, batch_rows=500,
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
+    assert result.loaded == generated.distinct
+    assert result.duplicates == generated.rows - generated.distinct
+    assert result.rejected == 1
+    assert result.errors_path is not None
+    assert [int(e["row"]) for e in read_errors(result.errors_path)] == [3002]
+    size = generated.path.stat().st_size
+    assert seen[-1] == (size, size) and len(seen) >= 6
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+async def test_import_into_running_campaign_adds_pending_contacts(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    campaign_id = await make_campaign(pool)
+    assert await repository.set_campaign_state(pool, campaign_id, "running", ["draft"])
+    path = tmp_path / "c.csv"
+    path.write_text("Phone Number,name\n+14155552671,Ada\n")
+    result = await import_contacts(pool, campaign_id, path, phone_column="phone number")
+    assert result.loaded == 1 and result.errors_path is None
+    assert await pool.fetchval("SELECT state FROM contacts") == "pending"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"number,name\n+14155552671,Ada\n", "no column 'phone'"),
+        (b"phone,name,Name\n", "appears twice"),
+        (b"phone,n\xffame\n", "not valid UTF-8"),
+        (b",,\n", "header row is empty"),
+    ],
+)
+async def test_unusable_files(
+    pool: asyncpg.Pool, tmp_path: Path, content: bytes, message: str
+) -> None:
+    campaign_id = await make_campaign(pool)
+    path = tmp_path / "c.csv"
+    path.write_bytes(content)
+    with pytest.raises(ImportFileError, match=message):
+        await import_contacts(pool, campaign_id, path)
+
+
+def test_default_error_file_names() -> None:
+    assert importer.default_errors_path(Path("/d/x.csv")) == Path("/d/x.errors.csv")
+    assert importer.default_errors_path(Path("/d/x.CSV.gz")) == Path("/d/x.errors.csv")
+    assert importer.default_errors_path(Path("/d/x.txt")) == Path("/d/x.txt.errors.csv")
+
+
+def test_region_is_checked() -> None:
+    assert importer.check_region(" gb ") == "GB"
+    with pytest.raises(ValueError, match="unknown region"):
+        importer.check_region("XX")
+
+
+_LAYOUT = parse_header(["phone", "timezone", "name"], phone_column="phone", region="US")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.text(max_size=20), min_size=0, max_size=4), max_size=20))
+def test_every_row_is_either_loaded_or_rejected(rows: list[list[str]]) -> None:
+    numbered = [(i + 2, fields) for i, fields in enumerate(rows)]
+    records, rejected = parse_rows(_LAYOUT, numbered)
+    assert sorted([r[0] for r in records] + [r.row for r in rejected]) == [n for n, _ in numbered]
+    for _, phone, _, attributes in records:
+        assert phone.startswith("+")
+        attributes.encode("utf-8")  # what Postgres receives must be valid UTF-8
+
+
+def test_dnc_layout_ignores_other_columns() -> None:
+    layout = parse_header(["Phone", "timezone", "x"], phone_column="phone", region="US",
+                          contacts=False)
+    assert layout == Layout(("Phone", "timezone", "x"), 0, None, (), "US", with_zone=False)
+    records, rejected = parse_rows(layout, [(2, ["+14155552671", "Bad/Zone", "y"])])
+    assert records == [(2, "+14155552671", None, "{}")] and rejected == []
+
+
+# ---- the real CLI ----------------------------------------------------------------
+
+
+def cli_env(dsn: str, **extra: str) -> dict[str, str]:
+    return {"DIALER_DATABASE_URL": dsn, "DIALER_TWILIO_ACCOUNT_SID": ACCOUNT, **extra}
+
+
+async def test_cli_import_summary_and_errors(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> None:
+    await make_campaign(pool)
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(MIXED)
+    errors = tmp_path / "out" / "bad.csv"
+    errors.parent.mkdir()
+
+    done = run_cli("import", "spring", str(path), "--errors", str(errors), env=cli_env(dsn))
+    assert done.returncode == 0, done.stderr
+    assert "read:       14" in done.stdout
+    assert "loaded:     6" in done.stdout
+    assert "duplicates: 1" in done.stdout
+    assert "dnc:        0" in done.stdout
+    assert f"rejected:   7  (see {errors})" in done.stdout
+    assert len(read_errors(errors)) == 7
+
+    for args, message in [
+        (("import", "nope", str(path)), "no campaign named 'nope'"),
+        (("import", "spring", str(tmp_path / "missing.csv")), "no such file"),
+        (("import", "spring", str(path), "--region", "XX"), "--region: unknown region"),
+        (("import", "spring", str(path), "--phone-column", "tel"), "no column 'tel'"),
+    ]:
+        done = run_cli(*args, env=cli_env(dsn))
+        assert done.returncode == 1, done
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
+    assert run_cli("import", "spring", env=cli_env(dsn)).returncode == 2
+
+
+async def test_cli_region_reads_national_numbers(
+    pool: asyncpg.Pool, dsn: str, tmp_path: Path
+) -> None:
+    await make_campaign(pool)
+    path = tmp_path / "uk.csv"
+    path.write_text("phone\n020 7946 0958\n")
+    done = run_cli("import", "spring", str(path), "--region", "GB", env=cli_env(dsn))
+    assert done.returncode == 0, done.stderr
+    assert await pool.fetchval("SELECT phone FROM contacts") == "+442079460958"
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+async def test_killed_import_then_rerun_ends_with_exact_contacts(
+    pool: asyncpg.Pool, dsn: str, tmp_path: Path, workers: str
+) -> None:
+    """SIGKILL mid-import: committed batches stay whole, a re-run adds the rest, and
+    no parser process outlives the killed import."""
+    campaign_id = await make_campaign(pool)
+    generated = write_contacts(tmp_path / "big.csv", 40_000)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
+    env.update(cli_env(dsn))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dialer.cli", "import", "spring", str(generated.path),
+         "--batch-rows", "1000", "--workers", workers],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while await pool.fetchval("SELECT count(*) FROM contacts") < 3000:
+            assert proc.poll() is None, "the import ended before it could be killed"
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        helpers = children(proc.pid)
+        assert len(helpers) >= int(workers)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in helpers):
+            assert time.monotonic() < deadline, "parser processes outlived the import"
+            await asyncio.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    before = await pool.fetchval("SELECT count(*) FROM contacts")
+    assert 3000 <= before < generated.distinct
+
+    done = run_cli("import", "spring", str(generated.path), env=cli_env(dsn))
+    assert done.returncode == 0, done.stderr
+    loaded = generated.distinct - before
+    assert f"loaded:     {loaded}\n" in done.stdout
+    assert f"duplicates: {generated.rows - loaded}\n" in done.stdout
+    counts = await pool.fetchrow(
+        "SELECT count(*) AS n, count(DISTINCT phone) AS d,"
+        " count(*) FILTER (WHERE attributes ? 'customer_id') AS a"
+        " FROM contacts WHERE campaign_id = $1", campaign_id
+    )
+    assert counts is not None
+    assert (counts["n"], counts["d"], counts["a"]) == (generated.distinct,) * 3
