@@ -275,7 +275,7 @@ def parse_rows(
             )
             continue
         try:
-            e164 = phone.normalize(raw, region)
+            e164, derived_zone = phone.normalize_with_zone(raw, region)
         except phone.InvalidNumber as exc:
             rejected.append(
                 Rejected(row_no, layout.phone_name, f"invalid number: {exc}", _render(fields))
@@ -292,7 +292,7 @@ def parse_rows(
                 )
                 continue
         elif layout.with_zone:
-            zone = phone.time_zone_for(e164)
+            zone = derived_zone
         attrs = dumps({name: fields[i] for i, name in attributes}) if attributes else "{}"
         records.append((row_no, e164, zone, attrs))
     return records, rejected

@@ -63,6 +63,17 @@ def normalize(raw: str, default_region: str = "US") -> str:
     an extension is refused: E.164 cannot carry it, so the call would reach the
     switchboard and not the person.
     """
+    return _format(_valid_number(raw, default_region))
+
+
+def normalize_with_zone(raw: str, default_region: str = "US") -> tuple[str, str | None]:
+    """``normalize`` and ``time_zone_for`` in one parse: the importer's hot path, where
+    parsing the number twice was most of the cost of a row."""
+    number = _valid_number(raw, default_region)
+    return _format(number), _single_zone(number)
+
+
+def _valid_number(raw: str, default_region: str) -> phonenumbers.PhoneNumber:
     region = default_region.upper()
     if region != "ZZ" and region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"unknown default region {default_region!r} (use an ISO code like US)")
@@ -71,17 +82,32 @@ def normalize(raw: str, default_region: str = "US") -> str:
     number = _parse(raw, None if region == "ZZ" else region)
     if number.extension:
         raise InvalidNumber("has an extension")
+    if phonenumbers.is_valid_number(number):
+        return number
+    # Only an invalid number pays for working out why.
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible in _POSSIBLE_REASONS:
         raise InvalidNumber(_POSSIBLE_REASONS[possible])
-    if not phonenumbers.is_valid_number(number):
-        number_region = phonenumbers.region_code_for_country_code(number.country_code or 0)
-        where = number_region if number_region != "ZZ" else f"+{number.country_code}"
-        raise InvalidNumber(f"invalid for region {where}")
+    number_region = phonenumbers.region_code_for_country_code(number.country_code or 0)
+    where = number_region if number_region != "ZZ" else f"+{number.country_code}"
+    raise InvalidNumber(f"invalid for region {where}")
+
+
+def _format(number: phonenumbers.PhoneNumber) -> str:
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if not is_e164(e164):  # libphonenumber's E.164 is always valid; keep the promise
         raise InvalidNumber("not a number")
     return e164
+
+
+def _zones(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
+    zones = number_timezone.time_zones_for_number(number)
+    return tuple(zone for zone in zones if zone != _UNKNOWN_ZONE)
+
+
+def _single_zone(number: phonenumbers.PhoneNumber) -> str | None:
+    zones = _zones(number)
+    return zones[0] if len(zones) == 1 else None
 
 
 def is_e164(text: str) -> bool:
@@ -104,8 +130,7 @@ def time_zones_for(e164: str) -> tuple[str, ...]:
         number = phonenumbers.parse(e164, None)
     except NumberParseException:
         return ()
-    zones = number_timezone.time_zones_for_number(number)
-    return tuple(zone for zone in zones if zone != _UNKNOWN_ZONE)
+    return _zones(number)
 
 
 def time_zone_for(e164: str) -> str | None:

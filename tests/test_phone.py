@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 from phonenumbers import timezone as number_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA
 
-from dialer.phone import InvalidNumber, is_e164, mask, normalize, time_zone_for, time_zones_for
+from dialer.phone import (
+    InvalidNumber,
+    is_e164,
+    mask,
+    normalize,
+    normalize_with_zone,
+    time_zone_for,
+    time_zones_for,
+)
 
 
 @pytest.mark.parametrize(
@@ -204,3 +212,17 @@ def test_mask_hides_at_least_half_the_digits(e164: str) -> None:
     assert masked.count("*") >= digits // 2
     assert masked.count("*") >= 1
     assert all(m in ("*", c) for m, c in zip(masked, e164, strict=True))
+
+
+@pytest.mark.parametrize(
+    "raw", ["+1 212 555 0199", "(415) 555-2671", "+44 20 7946 0958", "+61 2 9876 5432",
+            "+81 3 5200 1234", "+1 800 555 0100"],
+)
+def test_normalize_with_zone_agrees_with_the_two_step_form(raw: str) -> None:
+    e164 = normalize(raw, "US")
+    assert normalize_with_zone(raw, "US") == (e164, time_zone_for(e164))
+
+
+def test_normalize_with_zone_refuses_what_normalize_refuses() -> None:
+    with pytest.raises(InvalidNumber):
+        normalize_with_zone("+1 555", "US")
