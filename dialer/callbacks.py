@@ -156,8 +156,6 @@ def build_app(
             return _reject("unknown call", 404, call_sid=event.call_sid)
         if recorded.hang_up is not None:
             hang_up(recorded.hang_up)
-        log.debug("callback_recorded", call_sid=event.call_sid, status=event.call_status,
-                  answered_by=event.answered_by, result=recorded.result.value)
         return Response(status_code=204)
 
     async def healthz(request: Request) -> Response:

@@ -258,7 +258,12 @@ class OutcomeRecorder:
                       call_sid=event.call_sid, state=row["state"])
             return Recorded(Result.STORED)
         campaign = await self._campaign(conn, row["campaign_id"])
-        view = merge(locked.view, event, pending.now)
+        before = locked.view
+        view = merge(before, event, pending.now)
+        if (view.call_status, view.answered_by) != (before.call_status, before.answered_by):
+            log.info("call_state_changed", campaign=campaign.name, contact=row["contact_id"],
+                     call_sid=event.call_sid, status=view.call_status,
+                     answered_by=view.answered_by, source=event.source)
         hang_up = self._hang_up(campaign, view, event)
         if hang_up:
             view = replace(view, hangup_requested_at=pending.now)

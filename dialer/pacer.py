@@ -10,9 +10,12 @@ Two layers, each doing one thing:
   dries up.
 * The task that sends waits for the exact slot itself (``at_slot``), so nothing
   else the event loop does can come between the slot and the request.
-* A local ``aiolimiter`` bucket per account caps this process's own rate. It never
-  binds in normal running (its rate sits above the schedule's), but after a 429 the
-  rate is cut multiplicatively and recovers additively (AIMD).
+* A local gate per account caps this process's own rate: each turn is at least
+  1/rate after the previous one. It never binds in normal running (its rate sits
+  above the schedule's), but after a 429 the rate is cut multiplicatively and
+  recovers additively (AIMD). The gate keeps its place when the rate changes; a
+  limiter rebuilt on every change would start empty and let the next send through
+  at once, so a storm of 429s answered quickly would never slow the sends down.
 
 Pacing at ``cps / (1 + MARGIN)`` with a slot that is skipped when the loop wakes
 more than ``LATE_TOLERANCE`` after it is what guarantees no one-second window ever
@@ -30,7 +33,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
-from aiolimiter import AsyncLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +113,7 @@ class AccountPacer:
         self._refill: asyncio.Task[None] | None = None
         self._factor = 1.0
         self._last_backoff = 0.0
-        self._limiter = self._make_limiter()
+        self._next_turn = 0.0  # the gate: earliest start of this process's next turn
         self.skipped_slots = 0
         self.wait_seconds = 0.0
 
@@ -119,16 +121,9 @@ class AccountPacer:
     def current_rate(self) -> float:
         return self.cps * self._factor
 
-    def _make_limiter(self) -> AsyncLimiter:
-        # Capacity of one call plus the tolerance: a smooth bucket, never a burst.
-        rate = self.cps * self._factor * (1 + 4 * MARGIN)
-        capacity = 1 + LATE_TOLERANCE * rate
-        return AsyncLimiter(capacity, capacity / rate)
-
     def on_rate_limited(self) -> None:
         self._factor = backed_off(self._factor)
         self._last_backoff = self._clock()
-        self._limiter = self._make_limiter()
         log.warning("pacing_backoff", account=self.account_sid, rate=self.current_rate)
 
     def _maybe_recover(self) -> None:
@@ -138,7 +133,6 @@ class AccountPacer:
         if factor != self._factor:
             self._factor = factor
             self._last_backoff = self._clock()
-            self._limiter = self._make_limiter()
 
     async def _take_slots(self) -> None:
         sent = self._clock()
@@ -162,7 +156,12 @@ class AccountPacer:
         shortly before it, so the caller can hand it to the task that will send."""
         started = self._clock()
         self._maybe_recover()
-        await self._limiter.acquire()
+        # Take the gate's turn before sleeping: sends that missed their slot ask again
+        # concurrently, and each must get a turn of its own.
+        turn = max(started, self._next_turn)
+        self._next_turn = turn + 1 / (self.current_rate * (1 + 4 * MARGIN))
+        if turn > started:
+            await asyncio.sleep(turn - started)
         while True:
             if not self._slots:
                 if self._refill is not None and not self._refill.done():
