@@ -1,0 +1,1 @@
+"""Crash tests: real daemon processes killed with SIGKILL while they dial."""
