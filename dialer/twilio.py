@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import structlog
 
+from dialer.transport import PooledTransport
+
 log = structlog.get_logger(__name__)
 
 API_VERSION = "2010-04-01"
@@ -150,9 +152,7 @@ class TwilioClient:
             base_url=api_base,
             auth=(account_sid, auth_token),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(
-                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
-            ),
+            transport=PooledTransport(connections=max_in_flight),
             headers={"User-Agent": "dialer/0.1", "Accept": "application/json"},
         )
 

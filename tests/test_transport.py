@@ -1,0 +1,90 @@
+"""The pooled httpx transport: its connections are all used, never exceeded, and a
+pool's slot comes back however the response ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dialer.httpserver import EmbeddedServer
+from dialer.transport import PooledTransport
+from tests.harness import free_port
+
+
+class SlowServer:
+    """Answers each request after a pause; counts requests at once and client ports."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+        self.ports: set[int] = set()
+
+    async def handle(self, request: Request) -> Response:
+        assert request.client is not None
+        self.ports.add(request.client.port)
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.1)
+        finally:
+            self.now -= 1
+        return Response(b"x" * 100_000)
+
+    def reset(self) -> None:
+        self.most = 0
+
+
+@pytest.fixture
+async def slow() -> AsyncIterator[tuple[SlowServer, str]]:
+    server = SlowServer()
+    app = Starlette(routes=[Route("/", server.handle)])
+    port = free_port()
+    http = EmbeddedServer(app, host="127.0.0.1", port=port)
+    await http.start()
+    try:
+        yield server, f"http://127.0.0.1:{port}"
+    finally:
+        await http.stop()
+
+
+async def test_all_connections_work_at_once_and_no_more(
+    slow: tuple[SlowServer, str],
+) -> None:
+    server, url = slow
+    transport = PooledTransport(connections=8, per_pool=3)  # pools of 3, 3 and 3
+    async with httpx.AsyncClient(transport=transport, base_url=url, timeout=10) as client:
+        answers = await asyncio.gather(*(client.get("/") for _ in range(30)))
+        assert {a.status_code for a in answers} == {200}
+        assert transport.requests_in_flight == (0, 0, 0)
+        assert server.most == 9
+        assert len(server.ports) == 9, "connections are kept alive and reused"
+
+
+async def test_a_slot_comes_back_when_a_body_is_not_read_or_a_request_fails(
+    slow: tuple[SlowServer, str],
+) -> None:
+    server, url = slow
+    transport = PooledTransport(connections=4, per_pool=2)
+    async with httpx.AsyncClient(transport=transport, base_url=url, timeout=10) as client:
+
+        async def unread() -> None:
+            async with client.stream("GET", "/"):
+                pass  # closed without reading the body
+
+        async def cancelled() -> None:
+            with pytest.raises(httpx.TimeoutException):  # reading, or waiting for a pool
+                await client.get("/", timeout=0.02)
+
+        await asyncio.gather(*(unread() for _ in range(8)), *(cancelled() for _ in range(8)))
+        assert transport.requests_in_flight == (0, 0)
+        await asyncio.sleep(0.2)  # the timed-out requests finish on the server
+        server.reset()
+        await asyncio.gather(*(client.get("/") for _ in range(12)))
+        assert server.most == 4, "every pool slot is free again"
