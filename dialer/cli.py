@@ -13,18 +13,9 @@ from typing import Any
 from dialer import commands, db, logs
 from dialer.commands import UserError
 from dialer.config import Settings, SettingsError, load_settings
+from dialer.runtime import event_loop_factory
 
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (it comes with uvicorn[standard]): the daemon spends its
-    time in network I/O, where uvloop is about twice as fast as the default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def build_parser() -> argparse.ArgumentParser:

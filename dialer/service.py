@@ -33,6 +33,7 @@ from dialer.outcomes import OutcomeRecorder
 from dialer.pacer import AccountPacer
 from dialer.reconcile import Reconciler
 from dialer.repository import DATABASE_ERRORS
+from dialer.runtime import settle_heap
 from dialer.systemd import Notifier, watchdog_interval
 from dialer.tasks import TaskGroup
 from dialer.twilio import TwilioClient, TwilioError
@@ -147,6 +148,10 @@ class Daemon:
                 timeout=settings.twilio_timeout, max_in_flight=settings.twilio_max_in_flight + 4,
             )
             stack.push_async_callback(client.aclose)
+            try:
+                await asyncio.wait_for(client.warm_up(), settings.twilio_timeout)
+            except (TwilioError, TimeoutError) as exc:
+                log.warning("twilio_warm_up_failed", error=str(exc))
             recorder = OutcomeRecorder(pool)
 
             def hang_up(call_sid: str) -> None:
@@ -188,6 +193,7 @@ class Daemon:
                                     name="housekeeping"),
                 asyncio.create_task(self._watchdog(), name="watchdog"),
             ]
+            settle_heap()
             self._notifier.ready(f"dialing for account {account_sid}")
             self.ready.set()
             log.info("daemon_ready", worker=self.worker_id, port=self.port,

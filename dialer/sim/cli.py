@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 
-from dialer.cli import event_loop_factory
+from dialer.runtime import event_loop_factory, settle_heap
 from dialer.sim.config import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimConfig
 from dialer.sim.server import SimServer
 
@@ -84,6 +84,7 @@ async def _serve(config: SimConfig, args: argparse.Namespace) -> None:
         async with SimServer(config) as sim:
             sim.faults.reset_after_create_probability = args.drop_after_create_probability
             sim.faults.response_delay = args.response_delay
+            settle_heap()
             print(f"dialer sim listening on {sim.base_url} for account {sim.account_sid}",
                   flush=True)
             await stop.wait()
