@@ -256,6 +256,18 @@ def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
     return total
 
 
+def status_kb(pid: int, key: str) -> int:
+    """A /proc/PID/status figure in kB (VmRSS, VmHWM); 0 once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     with contextlib.suppress(OSError):
@@ -378,8 +390,8 @@ def simulator(*, cps: float = 1000, time_scale: float = 0.001,
         log.unlink(missing_ok=True)
 
 
-def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> None:
-    """SIGTERM, then SIGKILL if it will not go."""
+def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> int:
+    """SIGTERM, then SIGKILL if it will not go; its exit code."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -387,6 +399,7 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    return process.returncode
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str,

@@ -27,20 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import status_kb  # noqa: E402
+
 from tests.gen_contacts import write_contacts  # noqa: E402
 
 ACCOUNT = "AC" + "0" * 32
-
-
-def _status_kb(pid: int, key: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _tree(pid: int) -> list[int]:
@@ -74,8 +65,8 @@ def _measure_import(args: list[str], env: dict[str, str]) -> tuple[float, str, i
     )
     own_peak = tree_peak = 0
     while proc.poll() is None:
-        own_peak = max(own_peak, _status_kb(proc.pid, "VmHWM"))
-        tree_peak = max(tree_peak, sum(_status_kb(p, "VmRSS") for p in _tree(proc.pid)))
+        own_peak = max(own_peak, status_kb(proc.pid, "VmHWM"))
+        tree_peak = max(tree_peak, sum(status_kb(p, "VmRSS") for p in _tree(proc.pid)))
         time.sleep(0.02)
     out, err = proc.communicate()
     seconds = time.perf_counter() - started
