@@ -46,6 +46,7 @@ from tests.harness import SIM_SID, SIM_TOKEN, max_in_window  # noqa: E402
 FROM_NUMBER = "+15005550006"
 TWIML_URL = "https://example.com/twiml"
 T = TypeVar("T")
+SIMULATOR_NICE = -10
 
 
 # ---- the command line ---------------------------------------------------------------
@@ -377,6 +378,10 @@ def simulator(*, cps: float = 1000, time_scale: float = 0.001,
             command, env=bench_env(DIALER_SIM_AUTH_TOKEN=SIM_TOKEN), stdout=subprocess.PIPE,
             stderr=errors, text=True,
         )
+    with contextlib.suppress(PermissionError):
+        # The simulator is the measuring instrument: ahead in the CPU's run queue, its
+        # arrival stamps measure the sender, not a busy 2-core machine's scheduling.
+        os.setpriority(os.PRIO_PROCESS, process.pid, SIMULATOR_NICE)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()  # "dialer sim listening on URL for account SID"

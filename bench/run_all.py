@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, fmt, machine
+from _common import ROOT, SIMULATOR_NICE, fmt, machine
 
 BENCH = ROOT / "bench"
 COMMAND = ".venv/bin/python bench/run_all.py"
@@ -276,7 +276,9 @@ def render(steps: list[Step], quick: bool, started: dt.datetime,
         f"{machine_info['platform']}; load average at start "
         f"{' / '.join(str(x) for x in machine_info['load_average_at_start'])}",
         "- Postgres: a throwaway pgserver cluster per script, durable settings (fsync on); "
-        "the simulator always runs in its own process",
+        "the simulator always runs in its own process, at nice "
+        f"{SIMULATOR_NICE} when allowed (it timestamps the arrivals: its own scheduling "
+        "delays must not count against the daemon)",
         "- naive baseline: a synchronous loop over the official `twilio` library with "
         "`time.sleep(1/r)` (bench/baseline.py), against the same simulator; "
         "\"dialer vs baseline\" > 1x means the dialer does better",

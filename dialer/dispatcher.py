@@ -301,23 +301,25 @@ class Dispatcher:
             for waiter in waiters:
                 waiter.cancel()
 
-
     async def _send_next(self, queue: CampaignQueue, stop: asyncio.Event) -> None:
         await self._in_flight.acquire()
         try:
+            waiting_since = time.monotonic()
             slot = None if self._pacer is None else await self._pacer.next_slot()
             if stop.is_set() or not queue.running or not queue.ready:
                 self._in_flight.release()
                 return
             item = queue.ready.popleft()
             self._top_up(queue)
-            self._tasks.spawn(self._send(queue, item, slot, stop), name=f"send-{item.attempt_id}")
+            self._tasks.spawn(self._send(queue, item, slot, waiting_since, stop),
+                              name=f"send-{item.attempt_id}")
         except BaseException:
             self._in_flight.release()
             raise
 
     async def _send(
-        self, queue: CampaignQueue, item: Claimed, slot: float | None, stop: asyncio.Event
+        self, queue: CampaignQueue, item: Claimed, slot: float | None, waiting_since: float,
+        stop: asyncio.Event,
     ) -> None:
         campaign = queue.campaign
         bound = log.bind(campaign=campaign.name, contact=item.contact_id, attempt=item.attempt_id)
@@ -329,6 +331,7 @@ class Dispatcher:
             if self._pacer is not None and slot is not None:
                 while not await self._pacer.at_slot(slot):
                     slot = await self._pacer.next_slot()
+                metrics.BUCKET_WAIT.observe(time.monotonic() - waiting_since)
             if stop.is_set() or not queue.running:
                 await repository.persist(
                     lambda: repository.release_unsent(self._pool, [item.attempt_id]),

@@ -14,7 +14,9 @@ BUCKET_WAIT = Histogram(
 )
 CALLBACKS = Counter("dialer_callbacks", "Callbacks recorded by status", ["source", "status"])
 CALLBACK_REJECTS = Counter("dialer_callback_rejects", "Callbacks refused, by reason", ["reason"])
-IN_FLIGHT = Gauge("dialer_calls_in_flight", "Calls live (created, no final status yet)")
+IN_FLIGHT = Gauge(
+    "dialer_calls_in_flight", "Calls this process created that have no final status yet"
+)
 CLAIM_SECONDS = Histogram(
     "dialer_claim_seconds", "Latency of one claim transaction",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),

@@ -116,7 +116,6 @@ class AccountPacer:
         self._last_backoff = 0.0
         self._next_turn = 0.0  # the gate: earliest start of this process's next turn
         self.skipped_slots = 0
-        self.wait_seconds = 0.0
 
     @property
     def current_rate(self) -> float:
@@ -178,7 +177,6 @@ class AccountPacer:
             lead = slot - LEAD - self._clock()
             if lead > 0:
                 await asyncio.sleep(lead)
-            self.wait_seconds += self._clock() - started
             return slot
 
     async def at_slot(self, slot: float) -> bool:

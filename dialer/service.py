@@ -265,6 +265,7 @@ class Daemon:
                 if recovered:
                     log.warning("dead_worker_attempts_recovered", attempts=recovered)
                 await reconciler.run_once()
+                metrics.IN_FLIGHT.set(await repository.live_calls_of_worker(pool, self.worker_id))
                 for row in await repository.complete_finished_campaigns(pool, account_sid):
                     log.info("campaign_completed", campaign=row["name"])
             except DATABASE_ERRORS as exc:

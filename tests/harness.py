@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -125,3 +127,21 @@ def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+@contextlib.asynccontextmanager
+async def daemon_process(
+    env: dict[str, str],
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+    """One `dialer run`; yields it and its callback base URL; killed if still running."""
+    port = free_port()
+    env = {**env, "DIALER_CALLBACK_BIND": f"127.0.0.1:{port}",
+           "DIALER_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    proc = subprocess.Popen([sys.executable, "-m", "dialer.cli", "run"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)

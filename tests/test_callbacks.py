@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dialer.callbacks import build_app
 from dialer.httpserver import EmbeddedServer
@@ -106,8 +108,8 @@ async def rows(pool: asyncpg.Pool, attempt_id: int) -> tuple[asyncpg.Record, asy
 
 async def test_completed_human_call_is_done(endpoint: Endpoint) -> None:
     attempt_id, sid = await live_attempt(endpoint.pool)
-    for seq, st in enumerate(["initiated", "ringing", "in-progress"]):
-        assert (await endpoint.post(f"/twilio/status?a={attempt_id}", status(sid, st, seq))
+    for seq, state in enumerate(["initiated", "ringing", "in-progress"]):
+        assert (await endpoint.post(f"/twilio/status?a={attempt_id}", status(sid, state, seq))
                 ).status_code == 204
     done = status(sid, "completed", 3, CallDuration="42")
     assert (await endpoint.post(f"/twilio/status?a={attempt_id}", done)).status_code == 204
@@ -234,3 +236,79 @@ async def test_form_encoding_matches_what_twilio_sends(endpoint: Endpoint) -> No
         url, content=body, headers={"Content-Type": "application/x-www-form-urlencoded",
                                     "X-Twilio-Signature": sign(url, params)})
     assert response.status_code == 204
+
+
+# ---- random input ----------------------------------------------------------------------
+# Whatever the form, the headers or the signature: a 2xx or a clear 4xx (never a 5xx),
+# and a refused request stores nothing and changes nothing.
+
+KEYS = ["CallSid", "CallStatus", "SequenceNumber", "CallbackSource", "AnsweredBy",
+        "CallDuration", "SipResponseCode", "Timestamp", "AccountSid", "To", "From",
+        "MachineDetectionDuration", "Duration"]
+STATUSES = ["queued", "initiated", "ringing", "in-progress", "completed", "busy",
+            "no-answer", "failed", "canceled"]
+CONTENT_TYPES = ["application/x-www-form-urlencoded", "application/json", "text/plain",
+                 "multipart/form-data", "application/x-www-form-urlencoded; charset=latin-1"]
+
+
+@st.composite
+def callbacks(draw: st.DrawFn) -> dict[str, object]:
+    values = st.one_of(st.text(max_size=40), st.sampled_from(STATUSES),
+                       st.integers(-2**40, 2**40).map(str), st.just(""))
+    params = draw(st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=12), values,
+                                  max_size=8))
+    return {
+        "params": params,
+        "use_live_sid": draw(st.booleans()),
+        "attempt": draw(st.one_of(st.none(), st.just("live"), st.text(max_size=8),
+                                  st.integers(-5, 2**63).map(str))),
+        "path": draw(st.sampled_from(["/twilio/status", "/twilio/amd"])),
+        "signed": draw(st.sampled_from(["right", "right", "right", "wrong", "none"])),
+        "content_type": draw(st.sampled_from(CONTENT_TYPES) | st.none()),
+        "extra_headers": draw(st.dictionaries(
+            st.from_regex(r"\A[A-Za-z][A-Za-z0-9-]{0,15}\Z"),
+            st.from_regex(r"\A([!-~]([ -~]{0,28}[!-~])?)?\Z"), max_size=3)),
+    }
+
+
+async def snapshot(pool: asyncpg.Pool, attempt_id: int) -> tuple[object, ...]:
+    events = await pool.fetchval("SELECT count(*) FROM call_events")
+    attempt = await pool.fetchrow("SELECT * FROM call_attempts WHERE id = $1", attempt_id)
+    contact = await pool.fetchrow(
+        "SELECT k.* FROM contacts k JOIN call_attempts a ON a.contact_id = k.id"
+        " WHERE a.id = $1", attempt_id)
+    return events, attempt, contact
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=callbacks())
+async def test_random_callbacks_get_2xx_or_4xx_and_refusals_store_nothing(
+    endpoint: Endpoint, case: dict[str, object]
+) -> None:
+    attempt_id, sid = await live_attempt(endpoint.pool, campaign="fuzz")
+    params = dict(case["params"])  # type: ignore[call-overload]
+    if case["use_live_sid"]:
+        params["CallSid"] = sid
+    attempt = case["attempt"]
+    query = "" if attempt is None else "?" + urllib.parse.urlencode(
+        {"a": attempt_id if attempt == "live" else attempt})
+    url = endpoint.base + str(case["path"]) + query
+    headers = dict(case["extra_headers"])  # type: ignore[call-overload]
+    headers = {k: v for k, v in headers.items()
+               if k.lower() not in ("content-length", "host", "transfer-encoding",
+                                    "connection", "expect", "x-twilio-signature")}
+    if case["signed"] == "right":
+        headers["X-Twilio-Signature"] = sign(url, params)
+    elif case["signed"] == "wrong":
+        headers["X-Twilio-Signature"] = sign(url, {**params, "tampered": "1"})
+    if case["content_type"] is not None:
+        headers["Content-Type"] = str(case["content_type"])
+    before = await snapshot(endpoint.pool, attempt_id)
+    answer = await endpoint.http.post(url, content=urllib.parse.urlencode(params).encode(),
+                                      headers=headers)
+    assert answer.status_code < 500, (answer.status_code, answer.text)
+    if answer.status_code >= 300:
+        assert await snapshot(endpoint.pool, attempt_id) == before
+    if case["signed"] != "right":
+        assert answer.status_code in (403, 415), "unsigned or mis-signed: refused"

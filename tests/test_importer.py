@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from dialer import importer, repository
 from dialer.campaigns import CampaignSpec
 from dialer.importer import ImportFileError, Layout, import_contacts, parse_header, parse_rows
+from dialer.phone import is_e164
 from tests.gen_contacts import write_contacts
 from tests.helpers import run_cli
 
@@ -337,3 +338,52 @@ async def test_killed_import_then_rerun_ends_with_exact_contacts(
     )
     assert counts is not None
     assert (counts["n"], counts["d"], counts["a"]) == (generated.distinct,) * 3
+
+
+# ---- random files --------------------------------------------------------------------
+
+
+@st.composite
+def damaged_files(draw: st.DrawFn) -> bytes:
+    """The mixed file re-encoded, cut, spliced with random bytes or a huge field."""
+    text = MIXED.decode("utf-8", errors="replace")  # its bad-encoding row, as U+FFFD
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "cp1252", "utf-16"]))
+    data = text.encode(encoding, errors="replace")
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(data)))
+        insert = draw(st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from([b"\x00", b"\r", b'"', b"\n", b",", b"\xff\xfe", b"\xe2\x82"]),
+            st.integers(1, 300_000).map(lambda n: b"9" * n),  # a huge field
+        ))
+        data = data[:at] + insert + data[at + draw(st.integers(0, 5)):]
+    return data
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=damaged_files())
+async def test_damaged_files_load_good_rows_or_fail_whole_and_never_store_bad_ones(
+    pool: asyncpg.Pool, tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    path = folder / "c.csv"
+    path.write_bytes(data)
+    campaign_id = await make_campaign(pool, f"fuzz{time.monotonic_ns()}")
+    try:
+        result = await import_contacts(pool, campaign_id, path, errors_path=folder / "e.csv")
+    except ImportFileError as exc:
+        assert str(exc)  # says what is wrong with the file
+        result = None
+    rows = await pool.fetch(
+        "SELECT phone, attributes FROM contacts WHERE campaign_id = $1", campaign_id)
+    for row in rows:  # whatever was stored came from a good row
+        assert is_e164(row["phone"])
+        assert "\x00" not in str(row["attributes"])
+    if result is None:
+        return
+    assert result.read == result.loaded + result.duplicates + result.dnc + result.rejected
+    assert len(rows) == result.loaded + result.dnc
+    rejected = read_errors(folder / "e.csv") if result.rejected else []
+    assert len(rejected) == result.rejected
+    assert all(r["reason"] for r in rejected)

@@ -1,0 +1,108 @@
+"""Postgres stopped and started again under a running `dialer run` (the test owns this
+server): the daemon stays up, answers callbacks 503 while the database is away so that
+Twilio retries them, and the campaign completes with every outcome recorded once."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from dialer import db
+from dialer.sim.server import SimServer
+from dialer.sim.trace import creates
+from tests.harness import campaign_state, daemon_process, make_campaign, wait_until
+from tests.test_dispatcher import humans, sim_config
+from tests.test_processes import daemon_env
+from tests.test_twilio_faults import assert_recorded_as_placed
+
+OUTAGE_SECONDS = 4.0
+
+
+class OwnServer:
+    """A pgserver cluster of this test alone, which it may stop and start."""
+
+    def __init__(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            self._server: Any = pgserver.get_server(
+                Path(tempfile.mkdtemp(prefix="dialer-outage-pg-")), cleanup_mode="delete")
+        self.dsn = str(self._server.get_uri())
+
+    def stop(self) -> None:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata,
+               user=self._server.system_user)
+
+    def start(self) -> None:
+        self._server.ensure_postgres_running()
+
+    def cleanup(self) -> None:
+        self._server.cleanup()
+
+
+@pytest.fixture
+def own_server() -> Iterator[OwnServer]:
+    server = OwnServer()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+async def test_postgres_outage_mid_campaign(own_server: OwnServer) -> None:
+    conn = await db.connect(own_server.dsn)
+    await db.migrate(conn)
+    await conn.close()
+    phones = humans(300)
+    async with SimServer(sim_config(time_scale=0.02)) as sim:
+        async with db.open_pool(own_server.dsn) as pool:
+            campaign_id = await make_campaign(pool, "outage", phones, cps=25)
+        env = daemon_env(own_server.dsn, sim.base_url, cps=25,
+                         DIALER_STALE_CALL_SECONDS="2", DIALER_RECONCILE_AFTER_SECONDS="0.5")
+        async with daemon_process(env) as (proc, _):
+            await wait_until(lambda: _calls(sim, 60), timeout=30, what="60 calls")
+            await asyncio.to_thread(own_server.stop)
+            calls_at_stop = len(sim.calls)
+            await asyncio.sleep(OUTAGE_SECONDS)
+            assert proc.poll() is None, "the daemon must ride out the outage"
+            calls_during = len(sim.calls) - calls_at_stop
+            await asyncio.to_thread(own_server.start)
+            async with db.open_pool(own_server.dsn) as pool:
+                await wait_until(lambda: _completed(pool, campaign_id), timeout=90,
+                                 what="completion after the outage")
+                assert proc.poll() is None
+                await assert_recorded_as_placed(pool, campaign_id, sim)
+                states = await pool.fetch(
+                    "SELECT state, count(*) AS n FROM contacts WHERE campaign_id = $1"
+                    " GROUP BY 1", campaign_id)
+                assert {r["state"]: r["n"] for r in states} == {"done": len(phones)}
+            proc.terminate()
+            assert await asyncio.to_thread(proc.wait, 30) == 0
+    # It stopped claiming: only calls already claimed went out while the database was
+    # away (at most half a second's worth), and each number was called once.
+    assert calls_during <= 25
+    assert collections.Counter(r.params["To"][0] for r in creates(sim.trace)) == \
+        collections.Counter(phones)
+    # Callbacks that came during the outage were refused with 503 (Twilio retries those).
+    answers = collections.Counter(
+        a.status for call in sim.calls.values() for cb in call.callbacks for a in cb.attempts)
+    assert answers[503] > 0, answers
+
+
+async def _calls(sim: SimServer, n: int) -> bool:
+    return len(sim.calls) >= n
+
+
+async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
+    return await campaign_state(pool, campaign_id) == "completed"
