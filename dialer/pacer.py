@@ -17,10 +17,13 @@ Two layers, each doing one thing:
   limiter rebuilt on every change would start empty and let the next send through
   at once, so a storm of 429s answered quickly would never slow the sends down.
 
-Pacing at ``cps / (1 + MARGIN)`` with a slot that is skipped when the loop wakes
+Pacing at ``cps / (1 + margin(cps))`` with a slot that is skipped when the loop wakes
 more than ``LATE_TOLERANCE`` after it is what guarantees no one-second window ever
-holds more than ``cps`` calls: cps+1 consecutive slots span (1 + MARGIN) seconds,
-and no send strays more than LATE_TOLERANCE < MARGIN seconds from its slot.
+holds more than ``cps`` calls: cps+1 consecutive slots span (1 + margin) seconds, and
+no send strays more than LATE_TOLERANCE < margin seconds from its slot. The margin
+beyond LATE_TOLERANCE absorbs the jitter of the sends' arrival. It costs rate, and at
+low rates it shows in every gap (at 1 CPS each gap *is* the window), so it is at most
+GAP_SLACK per gap and at most MAX_MARGIN of the rate.
 """
 
 from __future__ import annotations
@@ -36,18 +39,23 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-# At 1 CPS the margin is the whole deviation of each gap from 1/r (goal: under 5 ms).
-MARGIN = 0.0035
-LATE_TOLERANCE = 0.003
+GAP_SLACK = 0.003  # seconds added to each gap at most (goal: gaps within 5 ms of 1/r)
+MAX_MARGIN = 0.006  # of the rate at most (goal: rate within 1 %, skipped slots included)
+LATE_TOLERANCE = 0.0025
 HORIZON = 0.1  # seconds of slots reserved at once
 LEAD = 0.02  # how long before its slot a send is handed to its task
 MIN_FACTOR = 0.05
 RECOVERY_STEP = 0.1  # of the full rate, per second without a 429
 
 
+def margin(cps: float) -> float:
+    """Seconds of slack per one-second window; see the module's docstring."""
+    return min(MAX_MARGIN, GAP_SLACK * max(cps, 1.0))
+
+
 def slot_spacing(cps: float) -> float:
     """Seconds between two consecutive sends of one account."""
-    return (1 + MARGIN) / cps
+    return (1 + margin(cps)) / cps
 
 
 def batch_size(cps: float) -> int:
@@ -159,7 +167,7 @@ class AccountPacer:
         # Take the gate's turn before sleeping: sends that missed their slot ask again
         # concurrently, and each must get a turn of its own.
         turn = max(started, self._next_turn)
-        self._next_turn = turn + 1 / (self.current_rate * (1 + 4 * MARGIN))
+        self._next_turn = turn + 1 / (self.current_rate * (1 + 4 * margin(self.cps)))
         if turn > started:
             await asyncio.sleep(turn - started)
         while True:
