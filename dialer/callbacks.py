@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import asyncpg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -148,8 +149,11 @@ def build_app(
             return _reject(str(exc), 400)
         try:
             recorded = await recorder.record(event, now=clock())
-        except DATABASE_ERRORS as exc:
-            metrics.CALLBACK_REJECTS.labels("database unavailable").inc()
+        except (*DATABASE_ERRORS, asyncpg.PostgresError) as exc:
+            # Away, or it refused the write: not recorded, so Twilio must send it again.
+            reason = "database error" if isinstance(exc, asyncpg.PostgresError) else (
+                "database unavailable")
+            metrics.CALLBACK_REJECTS.labels(reason).inc()
             log.error("callback_not_recorded", call_sid=event.call_sid, error=repr(exc))
             return PlainTextResponse("not recorded, retry", status_code=503)
         if recorded.result is Result.UNKNOWN_CALL:

@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 _RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
 CAMPAIGN_CACHE_SECONDS = 2.0
+DEADLOCK_RETRIES = 3
 
 
 def rank(status: str | None) -> int:
@@ -165,7 +166,7 @@ class OutcomeRecorder:
         while self._queue:
             batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
             try:
-                results = await self._record_batch(batch)
+                results = await self._record_batch_retrying(batch)
             except Exception as exc:  # every waiter learns it was not recorded
                 for pending in batch:
                     if not pending.done.done():
@@ -174,6 +175,20 @@ class OutcomeRecorder:
             for pending, result in zip(batch, results, strict=True):
                 if not pending.done.done():
                     pending.done.set_result(result)
+
+    async def _record_batch_retrying(self, batch: list[_Pending]) -> list[Recorded]:
+        """Writers lock attempts and contacts in one order, but a deadlock aborts only
+        the whole transaction, which can simply run again (nothing outside it has
+        happened yet: hang-ups and metrics follow the commit)."""
+        attempt = 1
+        while True:
+            try:
+                return await self._record_batch(batch)
+            except asyncpg.DeadlockDetectedError:
+                if attempt > DEADLOCK_RETRIES:
+                    raise
+                log.warning("callback_batch_deadlock", attempt=attempt, size=len(batch))
+                attempt += 1
 
     async def _campaign(self, conn: Any, campaign_id: int) -> Campaign:
         cached = self._campaigns.get(campaign_id)

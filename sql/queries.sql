@@ -87,9 +87,15 @@ ORDER BY i.id;
 -- name: release_unsent
 -- Claimed contacts whose request never went out: drop the attempt, the contact is
 -- pending again (due at $2 when given) and the attempt is not counted.
-WITH gone AS (
-    DELETE FROM call_attempts WHERE id = ANY($1::bigint[]) AND state = 'requested'
-    RETURNING contact_id
+-- Rows are locked attempt then contact, in attempt id order, as lock_attempts does:
+-- two batches that lock in different orders can deadlock.
+WITH locked AS (
+    SELECT a.id FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
+    WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE OF a, k
+), gone AS (
+    DELETE FROM call_attempts a USING locked
+    WHERE a.id = locked.id AND a.state = 'requested'
+    RETURNING a.contact_id
 )
 UPDATE contacts k
 SET state = 'pending', claimed_by = NULL, claimed_at = NULL, attempts = k.attempts - 1,
@@ -117,9 +123,14 @@ WHERE id = $1 AND state = 'requested';
 -- name: mark_live
 -- Record the answers to Create Call requests (a batch): Call SID, queue time; the
 -- contact is in a call. A callback may have got there first: never move backwards.
-WITH d AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[])
+-- Locks in lock_attempts' order (see release_unsent).
+WITH locked AS (
+    SELECT a.id FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
+    WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE OF a, k
+), d AS (
+    SELECT d.* FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[])
         AS d(attempt_id, call_sid, queue_time_ms, sent_at)
+    JOIN locked ON locked.id = d.attempt_id
 ), a AS (
     UPDATE call_attempts a
     SET state = CASE WHEN a.state IN ('requested', 'unknown') THEN 'live' ELSE a.state END,
