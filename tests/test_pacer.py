@@ -63,10 +63,11 @@ async def test_pacers_sharing_an_account_never_beat_its_cps(
     # No two sends closer than the spacing less the lateness tolerance (and the
     # error of each pacer's estimate of the database clock, a fraction of a round trip)...
     assert min(gaps) >= pacer.slot_spacing(cps) - pacer.LATE_TOLERANCE - 0.002
-    # ...and the rate is near the CPS: slots a busy machine wakes late for are skipped,
-    # which costs rate, never bursts (bench/pacing.py measures it on a quiet machine).
+    # ...and the rate is never above the CPS, nor far below it: slots a busy machine
+    # wakes late for are skipped, which costs rate, never bursts (how much rate is a
+    # timing figure: bench/pacing.py measures it on a quiet machine).
     mean = sum(gaps) / len(gaps)
-    assert 1 / cps <= mean < 1.15 / cps
+    assert 1 / cps <= mean < 1.5 / cps
 
 
 async def test_unknown_account_is_an_error(pool: asyncpg.Pool) -> None:
