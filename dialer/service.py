@@ -102,11 +102,22 @@ class Daemon:
         self._notifier = Notifier()
         self._pool: asyncpg.Pool | None = None
         self._signals = 0
+        self._wake = asyncio.Event()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+
+    def _reload(self) -> None:
+        """SIGHUP (`systemctl reload`): campaigns are re-read at once. They are read live
+        anyway (on NOTIFY and every poll); settings come from the environment and need
+        a restart."""
+        log.info("reload_requested", reloads="campaigns", restart_needed_for="settings")
+        self._notifier.reloading("re-reading campaigns")
+        self._wake.set()
+        self._notifier.ready("campaigns re-read")
 
     def _on_signal(self, sig: signal.Signals) -> None:
         self._signals += 1
@@ -166,7 +177,7 @@ class Daemon:
             await server.start()
             self.port = server.port
             stack.push_async_callback(server.stop)
-            wake = asyncio.Event()
+            wake = self._wake
             await stack.enter_async_context(campaign_listener(self.dsn, wake))
             pacer = None
             if self.pacing:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 import structlog
 
@@ -42,6 +43,11 @@ class Notifier:
 
     def status(self, status: str) -> None:
         self.notify(f"STATUS={status}")
+
+    def reloading(self, status: str) -> None:
+        """RELOADING=1 with the monotonic time systemd asks of it; READY=1 ends it."""
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}",
+                    f"STATUS={status}")
 
     def watchdog(self) -> None:
         self.notify("WATCHDOG=1")

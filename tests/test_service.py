@@ -49,7 +49,7 @@ async def next_message(sock: socket.socket, timeout: float = 20) -> list[str]:
     return data.decode().splitlines()
 
 
-async def test_ready_watchdog_and_stopping_reach_the_notify_socket(
+async def test_ready_watchdog_reloading_and_stopping_reach_the_notify_socket(
     dsn: str, notify_socket: socket.socket
 ) -> None:
     async with SimServer(sim_config()) as sim:
@@ -71,6 +71,14 @@ async def test_ready_watchdog_and_stopping_reach_the_notify_socket(
             while pings < 5:
                 pings += (await next_message(notify_socket, timeout=0.5)).count("WATCHDOG=1")
             assert asyncio.get_running_loop().time() - started < 2.0
+            # SIGHUP (systemctl reload) re-reads campaigns; it does not stop the daemon.
+            proc.send_signal(signal.SIGHUP)
+            reload: list[str] = []
+            while "READY=1" not in reload:
+                reload += await next_message(notify_socket)
+            assert "RELOADING=1" in reload
+            assert any(line.startswith("MONOTONIC_USEC=") for line in reload)
+            assert proc.poll() is None
             proc.send_signal(signal.SIGTERM)
             while "STOPPING=1" not in seen:
                 seen += await next_message(notify_socket)
