@@ -41,7 +41,8 @@ import asyncpg  # noqa: E402
 
 from dialer import db, logs  # noqa: E402
 from dialer.runtime import event_loop_factory  # noqa: E402
-from tests.harness import SIM_SID, SIM_TOKEN, max_in_window  # noqa: E402
+from tests.harness import SIM_SID, SIM_TOKEN, max_in_window, window_counts  # noqa: E402
+from tests.helpers import clean_env  # noqa: E402
 
 FROM_NUMBER = "+15005550006"
 TWIML_URL = "https://example.com/twiml"
@@ -157,16 +158,7 @@ def windows_over(times: Sequence[float], limit: float, window: float = 1.0) -> l
     """The calls that start a half-open window [t, t + window) holding more than
     ``limit`` calls (the busiest window always starts at a call, so none here means no
     window anywhere is over)."""
-    ordered = sorted(times)
-    over = []
-    end = 0
-    for start, t in enumerate(ordered):
-        end = max(end, start)
-        while end < len(ordered) and ordered[end] - t < window:
-            end += 1
-        if end - start > limit + 1e-9:
-            over.append(t)
-    return over
+    return [t for t, n in window_counts(times, window) if n > limit + 1e-9]
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,9 +329,8 @@ def throwaway_postgres(*, durable: bool = True) -> Iterator[Postgres]:
 
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment for a child process: no DIALER_* of the caller, no env file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
-    env.update(DIALER_ENV_FILE=os.devnull, DIALER_LOG_LEVEL="warning",
-               DIALER_LOG_FORMAT="json", **extra)
+    env: dict[str, str] = clean_env({"DIALER_ENV_FILE": os.devnull, "DIALER_LOG_LEVEL": "warning",
+                                     "DIALER_LOG_FORMAT": "json", **extra})
     return env
 
 

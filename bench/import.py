@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from _common import status_kb  # noqa: E402
 
 from tests.gen_contacts import write_contacts  # noqa: E402
+from tests.helpers import clean_env  # noqa: E402
 
 ACCOUNT = "AC" + "0" * 32
 
@@ -101,9 +102,9 @@ def main() -> None:
 
                 server = get_server(folder / "pg", cleanup_mode="stop")
             dsn = server.get_uri()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
-        env.update(DIALER_DATABASE_URL=dsn, DIALER_TWILIO_ACCOUNT_SID=ACCOUNT,
-                   DIALER_ENV_FILE=str(folder / "absent.env"), DIALER_LOG_LEVEL="warning")
+        env = clean_env({"DIALER_DATABASE_URL": dsn, "DIALER_TWILIO_ACCOUNT_SID": ACCOUNT,
+                         "DIALER_ENV_FILE": str(folder / "absent.env"),
+                         "DIALER_LOG_LEVEL": "warning"})
         try:
             name = f"bench{int(time.time())}"
             _cli("migrate", env=env)

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from dialer import metrics
 from dialer.outcomes import CallEvent, OutcomeRecorder, Result
-from dialer.repository import DATABASE_ERRORS
+from dialer.repository import DATABASE_FAILURES
 from dialer.signature import validate_signature
 
 log = structlog.get_logger(__name__)
@@ -149,7 +149,7 @@ def build_app(
             return _reject(str(exc), 400)
         try:
             recorded = await recorder.record(event, now=clock())
-        except (*DATABASE_ERRORS, asyncpg.PostgresError) as exc:
+        except DATABASE_FAILURES as exc:
             # Away, or it refused the write: not recorded, so Twilio must send it again.
             reason = "database error" if isinstance(exc, asyncpg.PostgresError) else (
                 "database unavailable")

@@ -27,6 +27,8 @@ DATABASE_ERRORS = (
     OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
     asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
 )
+# ... or, besides, a database that answered but refused the statement (a deadlock victim).
+DATABASE_FAILURES = (*DATABASE_ERRORS, asyncpg.PostgresError)
 
 
 async def persist(write: Callable[[], Awaitable[object]], *, what: str) -> None:

@@ -32,7 +32,7 @@ from dialer.httpserver import EmbeddedServer
 from dialer.outcomes import OutcomeRecorder
 from dialer.pacer import AccountPacer
 from dialer.reconcile import Reconciler
-from dialer.repository import DATABASE_ERRORS
+from dialer.repository import DATABASE_ERRORS, DATABASE_FAILURES
 from dialer.runtime import settle_heap
 from dialer.systemd import Notifier, watchdog_interval
 from dialer.tasks import TaskGroup
@@ -133,7 +133,7 @@ class Daemon:
             try:
                 await asyncio.wait_for(self._pool.fetchval("SELECT 1"), 2)
                 database = True
-            except (*DATABASE_ERRORS, asyncpg.PostgresError):
+            except DATABASE_FAILURES:
                 database = False
         age = None if self.dispatcher is None else time.monotonic() - self.dispatcher.last_progress
         loop_ok = age is not None and age < max(5.0, self.settings.poll_seconds * 4)

@@ -118,15 +118,23 @@ async def campaign_state(pool: asyncpg.Pool, campaign_id: int) -> str:
 RECEIVE_JITTER = 0.03
 
 
+def window_counts(times: Sequence[float], window: float = 1.0) -> list[tuple[float, int]]:
+    """For each event, how many events fall in the half-open window [t, t + window)
+    it starts (the busiest window always starts at an event)."""
+    ordered = sorted(times)
+    counts = []
+    end = 0
+    for start, t in enumerate(ordered):
+        end = max(end, start)
+        while end < len(ordered) and ordered[end] - t < window:
+            end += 1
+        counts.append((t, end - start))
+    return counts
+
+
 def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
     """The most events in any half-open window of ``window`` seconds."""
-    ordered = sorted(times)
-    best = start = 0
-    for end, t in enumerate(ordered):
-        while t - ordered[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+    return max((n for _, n in window_counts(times, window)), default=0)
 
 
 @contextlib.asynccontextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from dialer.campaigns import CampaignSpec
 from dialer.importer import ImportFileError, Layout, import_contacts, parse_header, parse_rows
 from dialer.phone import is_e164
 from tests.gen_contacts import write_contacts
-from tests.helpers import run_cli
+from tests.helpers import clean_env, run_cli
 
 ACCOUNT = "AC" + "0" * 32
 
@@ -298,8 +297,7 @@ async def test_killed_import_then_rerun_ends_with_exact_contacts(
     no parser process outlives the killed import."""
     campaign_id = await make_campaign(pool)
     generated = write_contacts(tmp_path / "big.csv", 40_000)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
-    env.update(cli_env(dsn))
+    env = clean_env(cli_env(dsn))
     proc = subprocess.Popen(
         [sys.executable, "-m", "dialer.cli", "import", "spring", str(generated.path),
          "--batch-rows", "1000", "--workers", workers],

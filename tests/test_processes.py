@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -25,12 +24,12 @@ from tests.harness import (
     max_in_window,
     wait_until,
 )
+from tests.helpers import clean_env
 from tests.test_dispatcher import humans, sim_config
 
 
 def daemon_env(dsn: str, api_base: str, cps: float, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIALER_")}
-    env.update({
+    return clean_env({
         "DIALER_DATABASE_URL": dsn,
         "DIALER_TWILIO_ACCOUNT_SID": SIM_SID,
         "DIALER_TWILIO_AUTH_TOKEN": SIM_TOKEN,
@@ -42,7 +41,6 @@ def daemon_env(dsn: str, api_base: str, cps: float, **extra: str) -> dict[str, s
         "DIALER_HEARTBEAT_SECONDS": "0.5",
         **extra,
     })
-    return env
 
 
 @asynccontextmanager
