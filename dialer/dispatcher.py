@@ -152,6 +152,8 @@ class Dispatcher:
         self._live = repository.LiveBuffer(pool)
         self._refreshed_at = 0.0
         self._claimed = asyncio.Event()
+        self._sending: set[int] = set()  # attempts handed to a send task, not yet done
+        self._claims_uncertain = False  # a claim failed: it may have committed anyway
         self.last_progress = time.monotonic()
         self.sent = 0
 
@@ -210,6 +212,7 @@ class Dispatcher:
                 # Most likely the database is away: try again a little later.
                 log.warning("claim_failed", campaign=queue.campaign.name, error=repr(failure))
                 queue.idle_until = time.monotonic() + 1.0
+                self._claims_uncertain = True
         if not queue.running:
             return
         size = self._claim_size(queue)
@@ -275,7 +278,26 @@ class Dispatcher:
         finally:
             await self._shutdown(flusher)
 
+    async def _release_orphans(self) -> None:
+        """A claim whose connection died with its answer may still have committed: its
+        contacts are ``dialing`` under this process's name but in none of its queues.
+        Nothing was sent for them, so they go back like any unsent claim. Run only
+        while no claim is under way, so that every claim that succeeded is in a queue;
+        attempts being sent, or sent but not yet written ``live``, are held too."""
+        held = (self._sending | self._live.unwritten
+                | {i.attempt_id for q in self._queues.values() for i in q.ready})
+        mine = await repository.requested_attempts_of_worker(self._pool, self._worker_id)
+        orphans = [attempt_id for attempt_id in mine if attempt_id not in held]
+        if orphans:
+            await repository.release_unsent(self._pool, orphans)
+            log.warning("orphan_claims_released", count=len(orphans))
+        self._claims_uncertain = False
+
     async def _step(self, stop: asyncio.Event) -> None:
+        claiming = any(q.claiming is not None and not q.claiming.done()
+                       for q in self._queues.values())
+        if self._claims_uncertain and not claiming:
+            await self._release_orphans()
         stale = time.monotonic() - self._refreshed_at > self._settings.poll_seconds
         if self._wake.is_set() or stale:
             self._wake.clear()
@@ -311,6 +333,7 @@ class Dispatcher:
                 return
             item = queue.ready.popleft()
             self._top_up(queue)
+            self._sending.add(item.attempt_id)
             self._tasks.spawn(self._send(queue, item, slot, waiting_since, stop),
                               name=f"send-{item.attempt_id}")
         except BaseException:
@@ -318,6 +341,15 @@ class Dispatcher:
             raise
 
     async def _send(
+        self, queue: CampaignQueue, item: Claimed, slot: float | None, waiting_since: float,
+        stop: asyncio.Event,
+    ) -> None:
+        try:
+            await self._send_paced(queue, item, slot, waiting_since, stop)
+        finally:
+            self._sending.discard(item.attempt_id)
+
+    async def _send_paced(
         self, queue: CampaignQueue, item: Claimed, slot: float | None, waiting_since: float,
         stop: asyncio.Event,
     ) -> None:
@@ -339,6 +371,13 @@ class Dispatcher:
                 )
                 self._in_flight.release()
                 return
+        except repository.DATABASE_ERRORS as exc:
+            # A missed slot needs the database for the next one; until it is back the
+            # item waits in its queue (it was never sent), not in a failed task.
+            self._in_flight.release()
+            queue.ready.appendleft(item)
+            bound.warning("send_waits_for_database", error=repr(exc))
+            return
         except BaseException:
             self._in_flight.release()
             raise
@@ -408,6 +447,8 @@ class Dispatcher:
             await self._release(queue)
         for _ in range(self._settings.twilio_max_in_flight):
             await self._in_flight.acquire()  # every POST has been answered
+        for queue in self._queues.values():  # what sends put back meanwhile (429s, ...)
+            await self._release(queue)
         await flusher
         await self._live.flush()
         if self._pacer is not None:

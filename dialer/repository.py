@@ -189,10 +189,17 @@ class LiveBuffer:
         self._max_items = max_items
         self._interval = interval
         self._items: list[tuple[int, str, int | None, dt.datetime]] = []
+        self._unwritten: set[int] = set()  # buffered or being written
         self._full = asyncio.Event()
+
+    @property
+    def unwritten(self) -> frozenset[int]:
+        """Attempts whose call exists but whose row still says ``requested``."""
+        return frozenset(self._unwritten)
 
     def add(self, attempt_id: int, info: CallInfo, sent_at: dt.datetime) -> None:
         self._items.append((attempt_id, info.sid, info.queue_time_ms, sent_at))
+        self._unwritten.add(attempt_id)
         if len(self._items) >= self._max_items:
             self._full.set()
 
@@ -208,6 +215,7 @@ class LiveBuffer:
         except DATABASE_ERRORS:
             self._items[:0] = items
             raise
+        self._unwritten.difference_update(ids)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -241,6 +249,11 @@ async def stale_live_attempts(
     return list(
         await db.fetch(queries.get("stale_live_attempts"), now, older_than, account_sid, limit)
     )
+
+
+async def requested_attempts_of_worker(db: Executor, worker_id: str) -> list[int]:
+    return [r["id"] for r in await db.fetch(queries.get("requested_attempts_of_worker"),
+                                            worker_id)]
 
 
 async def live_calls_of_worker(db: Executor, worker_id: str) -> int:

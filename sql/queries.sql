@@ -293,6 +293,10 @@ WHERE a.id IN (
 )
 RETURNING a.id, a.call_sid, a.state;
 
+-- name: requested_attempts_of_worker
+-- Attempts this process claimed whose request has not been answered (or not sent).
+SELECT id FROM call_attempts WHERE state = 'requested' AND worker_id = $1;
+
 -- name: live_calls_of_worker
 -- Calls this process placed that have not ended: shutdown drains until none are left.
 SELECT count(*) FROM call_attempts WHERE state = 'live' AND worker_id = $1;
