@@ -153,7 +153,9 @@ class Dispatcher:
         self._refreshed_at = 0.0
         self._claimed = asyncio.Event()
         self._sending: set[int] = set()  # attempts handed to a send task, not yet done
-        self._claims_uncertain = False  # a claim failed: it may have committed anyway
+        # A claim failed (it may have committed anyway) or the database went away:
+        # look for claims in no queue (see _release_orphans).
+        self._orphans_possible = False
         self.last_progress = time.monotonic()
         self.sent = 0
 
@@ -186,11 +188,14 @@ class Dispatcher:
     async def _release(self, queue: CampaignQueue) -> None:
         if queue.claiming is not None:
             await asyncio.gather(queue.claiming, return_exceptions=True)
-        if queue.ready:
-            items = list(queue.ready)
-            queue.ready.clear()
-            await repository.release_unsent(self._pool, [i.attempt_id for i in items])
-            log.info("claims_released", campaign=queue.campaign.name, count=len(items))
+        if not queue.ready:
+            return
+        ids = {item.attempt_id for item in queue.ready}
+        await repository.release_unsent(self._pool, list(ids))
+        # Only once they are written: a failed write leaves them queued, not forgotten.
+        # Sends may have put items back meanwhile; those stay.
+        queue.ready = collections.deque(i for i in queue.ready if i.attempt_id not in ids)
+        log.info("claims_released", campaign=queue.campaign.name, count=len(ids))
 
     # ---- claiming --------------------------------------------------------------------
 
@@ -212,7 +217,7 @@ class Dispatcher:
                 # Most likely the database is away: try again a little later.
                 log.warning("claim_failed", campaign=queue.campaign.name, error=repr(failure))
                 queue.idle_until = time.monotonic() + 1.0
-                self._claims_uncertain = True
+                self._orphans_possible = True
         if not queue.running:
             return
         size = self._claim_size(queue)
@@ -264,16 +269,19 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.refresh_campaigns()
-        flusher = asyncio.create_task(self._live.run(stop))
+        flusher = asyncio.create_task(self._live.run(stop), name="live-flusher")
         try:
             while not stop.is_set():
                 self.last_progress = time.monotonic()
+                if flusher.done():
+                    flusher.result()  # answers no longer recorded: fail loudly, not silently
                 try:
                     await self._step(stop)
                 except repository.DATABASE_ERRORS as exc:
                     # Stop claiming until the database is back; nothing is queued
                     # that could not be recorded.
                     log.warning("dispatcher_database_unavailable", error=repr(exc))
+                    self._orphans_possible = True
                     await asyncio.sleep(1)
         finally:
             await self._shutdown(flusher)
@@ -281,9 +289,10 @@ class Dispatcher:
     async def _release_orphans(self) -> None:
         """A claim whose connection died with its answer may still have committed: its
         contacts are ``dialing`` under this process's name but in none of its queues.
-        Nothing was sent for them, so they go back like any unsent claim. Run only
-        while no claim is under way, so that every claim that succeeded is in a queue;
-        attempts being sent, or sent but not yet written ``live``, are held too."""
+        Nothing was sent for them, so they go back like any unsent claim. Also run after
+        any database error in the loop: one query proves nothing claimed was forgotten.
+        Run only while no claim is under way, so that every claim that succeeded is in
+        a queue; attempts being sent, or sent but not yet written ``live``, are held too."""
         held = (self._sending | self._live.unwritten
                 | {i.attempt_id for q in self._queues.values() for i in q.ready})
         mine = await repository.requested_attempts_of_worker(self._pool, self._worker_id)
@@ -291,12 +300,12 @@ class Dispatcher:
         if orphans:
             await repository.release_unsent(self._pool, orphans)
             log.warning("orphan_claims_released", count=len(orphans))
-        self._claims_uncertain = False
+        self._orphans_possible = False
 
     async def _step(self, stop: asyncio.Event) -> None:
         claiming = any(q.claiming is not None and not q.claiming.done()
                        for q in self._queues.values())
-        if self._claims_uncertain and not claiming:
+        if self._orphans_possible and not claiming:
             await self._release_orphans()
         stale = time.monotonic() - self._refreshed_at > self._settings.poll_seconds
         if self._wake.is_set() or stale:
@@ -442,14 +451,29 @@ class Dispatcher:
         bound.info("call_created", call_sid=info.sid, state="in_call")
 
     async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
-        """Stop claiming, hand back what was never sent, let in-flight POSTs answer."""
-        for queue in self._queues.values():
-            await self._release(queue)
+        """Stop claiming, hand back what was never sent, let in-flight POSTs answer.
+
+        With the database away, what cannot be written stays ``requested`` under this
+        worker's name; once the worker is deregistered or found dead those attempts
+        become ``unknown`` and reconciliation settles them, so shutdown does not wait."""
+        await self._release_all()
         for _ in range(self._settings.twilio_max_in_flight):
             await self._in_flight.acquire()  # every POST has been answered
-        for queue in self._queues.values():  # what sends put back meanwhile (429s, ...)
-            await self._release(queue)
-        await flusher
-        await self._live.flush()
+        await self._release_all()  # what sends put back meanwhile (429s, ...)
+        await asyncio.gather(flusher, return_exceptions=True)
+        try:
+            await self._live.flush()
+        except repository.DATABASE_ERRORS as exc:
+            log.warning("answers_not_recorded", count=len(self._live.unwritten),
+                        error=repr(exc), action="reconciled as a dead worker's")
         if self._pacer is not None:
             await self._pacer.aclose()
+
+    async def _release_all(self) -> None:
+        for queue in self._queues.values():
+            try:
+                await self._release(queue)
+            except repository.DATABASE_ERRORS as exc:
+                log.warning("claims_not_released", campaign=queue.campaign.name,
+                            count=len(queue.ready), error=repr(exc),
+                            action="reconciled as a dead worker's")

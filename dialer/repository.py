@@ -23,9 +23,13 @@ Executor = db.Connection | asyncpg.Pool
 log = structlog.get_logger(__name__)
 
 # What a lost or restarting database looks like to asyncpg: retry later, do not crash.
+# InternalClientError ("cannot switch to state N; another operation is in progress") is
+# what asyncpg raises when the server ends a session in the middle of an operation
+# (MagicStack/asyncpg#1069); the connection is not reused.
 DATABASE_ERRORS = (
     OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
     asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
 )
 # ... or, besides, a database that answered but refused the statement (a deadlock victim).
 DATABASE_FAILURES = (*DATABASE_ERRORS, asyncpg.PostgresError)

@@ -8,6 +8,7 @@ import datetime as dt
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from dialer.service import Daemon
 
 SIM_SID = "AC" + "a1" * 16
 SIM_TOKEN = "sim-auth-token"
+DAEMON_LOG_TAIL = 100_000
 
 
 def free_port() -> int:
@@ -145,11 +147,17 @@ async def daemon_process(
     port = free_port()
     env = {**env, "DIALER_CALLBACK_BIND": f"127.0.0.1:{port}",
            "DIALER_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
-    proc = subprocess.Popen([sys.executable, "-m", "dialer.cli", "run"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield proc, f"http://127.0.0.1:{port}"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "dialer.cli", "run"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            yield proc, f"http://127.0.0.1:{port}"
+        except BaseException:
+            # The daemon's own account of a failed test, shown by pytest beside it.
+            log.seek(0)
+            sys.stderr.write(log.read()[-DAEMON_LOG_TAIL:].decode(errors="replace"))
+            raise
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)

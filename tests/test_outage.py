@@ -1,6 +1,8 @@
-"""Postgres stopped and started again under a running `dialer run` (the test owns this
-server): the daemon stays up, answers callbacks 503 while the database is away so that
-Twilio retries them, and the campaign completes with every outcome recorded once."""
+"""The database going away under a running `dialer run`: Postgres stopped and started
+again (the test owns that server), and the daemon's sessions ended by the server in the
+middle of its work. The daemon stays up, answers callbacks 503 while the database is
+away so that Twilio retries them, and the campaign completes with every outcome
+recorded once."""
 
 from __future__ import annotations
 
@@ -19,11 +21,12 @@ from dialer import db
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
 from tests.harness import campaign_state, daemon_process, make_campaign, wait_until
-from tests.test_dispatcher import humans, sim_config
+from tests.test_dispatcher import called_numbers, contact_states, humans, sim_config
 from tests.test_processes import daemon_env
 from tests.test_twilio_faults import assert_recorded_as_placed
 
 OUTAGE_SECONDS = 4.0
+KILLS = 20
 
 
 class OwnServer:
@@ -69,7 +72,8 @@ async def test_postgres_outage_mid_campaign(own_server: OwnServer) -> None:
         async with db.open_pool(own_server.dsn) as pool:
             campaign_id = await make_campaign(pool, "outage", phones, cps=25)
         env = daemon_env(own_server.dsn, sim.base_url, cps=25,
-                         DIALER_STALE_CALL_SECONDS="2", DIALER_RECONCILE_AFTER_SECONDS="0.5")
+                         DIALER_STALE_CALL_SECONDS="2", DIALER_RECONCILE_AFTER_SECONDS="0.5",
+                         DIALER_LOG_LEVEL="info")
         async with daemon_process(env) as (proc, _):
             await wait_until(lambda: _calls(sim, 60), timeout=30, what="60 calls")
             await asyncio.to_thread(own_server.stop)
@@ -79,8 +83,15 @@ async def test_postgres_outage_mid_campaign(own_server: OwnServer) -> None:
             calls_during = len(sim.calls) - calls_at_stop
             await asyncio.to_thread(own_server.start)
             async with db.open_pool(own_server.dsn) as pool:
-                await wait_until(lambda: _completed(pool, campaign_id), timeout=90,
-                                 what="completion after the outage")
+                try:
+                    await wait_until(lambda: _completed(pool, campaign_id), timeout=90,
+                                     what="completion after the outage")
+                except AssertionError as e:
+                    unfinished = await _unfinished(pool, campaign_id)
+                    sent = {r.params["To"][0] for r in creates(sim.trace)}
+                    for row in unfinished:
+                        row["sent_to_sim"] = row["phone"] in sent
+                    raise AssertionError(f"{e}; unfinished: {unfinished}") from None
                 assert proc.poll() is None
                 await assert_recorded_as_placed(pool, campaign_id, sim)
                 states = await pool.fetch(
@@ -100,9 +111,49 @@ async def test_postgres_outage_mid_campaign(own_server: OwnServer) -> None:
     assert answers[503] > 0, answers
 
 
+async def test_sessions_ended_mid_operation(dsn: str, pool: asyncpg.Pool) -> None:
+    """pg_terminate_backend on every session of the daemon, 20 times while it dials (a
+    failover or an administrator does this): claims, slot reservations, callback
+    batches and flushes are cut in the middle, and asyncpg answers with errors of
+    several kinds, some of them internal ("cannot switch to state ...")."""
+    phones = humans(300)
+    campaign_id = await make_campaign(pool, "cut", phones, cps=50)
+    async with SimServer(sim_config(time_scale=0.02)) as sim:
+        env = daemon_env(dsn, sim.base_url, cps=50,
+                         DIALER_STALE_CALL_SECONDS="2", DIALER_RECONCILE_AFTER_SECONDS="0.5")
+        async with daemon_process(env) as (proc, _):
+            await wait_until(lambda: _calls(sim, 30), timeout=30, what="30 calls")
+            killer = await db.connect(dsn)
+            try:
+                for _ in range(KILLS):
+                    await killer.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                    await asyncio.sleep(0.15)
+            finally:
+                await killer.close()
+            assert proc.poll() is None, "the daemon must ride out its sessions' ends"
+            await wait_until(lambda: _completed(pool, campaign_id), timeout=60,
+                             what="completion after the sessions were cut")
+            await assert_recorded_as_placed(pool, campaign_id, sim)
+            assert await contact_states(pool, campaign_id) == {"done": len(phones)}
+            assert proc.poll() is None
+    assert called_numbers(sim) == collections.Counter(phones)
+
+
 async def _calls(sim: SimServer, n: int) -> bool:
     return len(sim.calls) >= n
 
 
 async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
     return await campaign_state(pool, campaign_id) == "completed"
+
+
+async def _unfinished(pool: asyncpg.Pool, campaign_id: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(
+        "SELECT c.id, c.phone, c.state, c.attempts, c.next_attempt_at, a.attempt_no,"
+        " a.state AS a_state, a.call_sid, a.call_status, a.worker_id, a.requested_at,"
+        " a.sent_at FROM contacts c"
+        " LEFT JOIN call_attempts a ON a.contact_id = c.id"
+        " WHERE c.campaign_id = $1 AND c.state <> 'done' ORDER BY c.id LIMIT 20",
+        campaign_id)]
