@@ -11,9 +11,10 @@ legal limit and a wrong zone breaks them.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberType, ValidationResult
 from phonenumbers import timezone as number_timezone
 
 __all__ = ["InvalidNumber", "is_e164", "mask", "normalize", "time_zone_for", "time_zones_for"]
@@ -63,17 +64,25 @@ def normalize(raw: str, default_region: str = "US") -> str:
     an extension is refused: E.164 cannot carry it, so the call would reach the
     switchboard and not the person.
     """
-    return _format(_valid_number(raw, default_region))
+    number, _ = _valid_number(raw, default_region)
+    return _format(number)
 
 
 def normalize_with_zone(raw: str, default_region: str = "US") -> tuple[str, str | None]:
-    """``normalize`` and ``time_zone_for`` in one parse: the importer's hot path, where
-    parsing the number twice was most of the cost of a row."""
-    number = _valid_number(raw, default_region)
-    return _format(number), _single_zone(number)
+    """``normalize`` and ``time_zone_for`` in one parse and one classification: the
+    importer's hot path. ``is_valid_number`` and ``time_zones_for_number`` would each
+    work out the number's region and type again, which was a third of a row's cost."""
+    number, kind = _valid_number(raw, default_region)
+    if phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
+        zones = number_timezone.time_zones_for_geographical_number(number)
+    else:  # country-wide or no zone: rare, let the library classify again
+        zones = number_timezone.time_zones_for_number(number)
+    return _format(number), _single(zones)
 
 
-def _valid_number(raw: str, default_region: str) -> phonenumbers.PhoneNumber:
+def _valid_number(raw: str, default_region: str) -> tuple[PhoneNumber, int]:
+    """The parsed number and its PhoneNumberType. A type other than UNKNOWN is exactly
+    what ``is_valid_number`` tests: both classify the number for the region it is in."""
     region = default_region.upper()
     if region != "ZZ" and region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"unknown default region {default_region!r} (use an ISO code like US)")
@@ -82,8 +91,9 @@ def _valid_number(raw: str, default_region: str) -> phonenumbers.PhoneNumber:
     number = _parse(raw, None if region == "ZZ" else region)
     if number.extension:
         raise InvalidNumber("has an extension")
-    if phonenumbers.is_valid_number(number):
-        return number
+    kind = phonenumbers.number_type(number)
+    if kind != PhoneNumberType.UNKNOWN:
+        return number, kind
     # Only an invalid number pays for working out why.
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible in _POSSIBLE_REASONS:
@@ -101,13 +111,17 @@ def _format(number: phonenumbers.PhoneNumber) -> str:
 
 
 def _zones(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
-    zones = number_timezone.time_zones_for_number(number)
+    return _known(number_timezone.time_zones_for_number(number))
+
+
+def _known(zones: Sequence[str]) -> tuple[str, ...]:
     return tuple(zone for zone in zones if zone != _UNKNOWN_ZONE)
 
 
-def _single_zone(number: phonenumbers.PhoneNumber) -> str | None:
-    zones = _zones(number)
-    return zones[0] if len(zones) == 1 else None
+def _single(zones: Sequence[str]) -> str | None:
+    """The one known zone, else None: a number spanning zones gives no calling hours."""
+    known = _known(zones)
+    return known[0] if len(known) == 1 else None
 
 
 def is_e164(text: str) -> bool:
@@ -135,8 +149,7 @@ def time_zones_for(e164: str) -> tuple[str, ...]:
 
 def time_zone_for(e164: str) -> str | None:
     """The number's zone when exactly one is known; else None (use the campaign's)."""
-    zones = time_zones_for(e164)
-    return zones[0] if len(zones) == 1 else None
+    return _single(time_zones_for(e164))
 
 
 def _country_code_digits(digits: str) -> int:

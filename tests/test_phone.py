@@ -223,6 +223,44 @@ def test_normalize_with_zone_agrees_with_the_two_step_form(raw: str) -> None:
     assert normalize_with_zone(raw, "US") == (e164, time_zone_for(e164))
 
 
+def _reference(raw: str, region: str) -> tuple[str, str | None] | None:
+    """The importer's answer spelled with the library's public calls, one by one."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if number.extension or not phonenumbers.is_valid_number(number):
+        return None
+    zones = [z for z in number_timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
+    return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+            zones[0] if len(zones) == 1 else None)
+
+
+def _fast(raw: str, region: str) -> tuple[str, str | None] | None:
+    try:
+        return normalize_with_zone(raw, region)
+    except InvalidNumber:
+        return None
+
+
+@settings(max_examples=2000)
+@given(raw=st.from_regex(r"\A\+[1-9][0-9]{5,14}\Z") | st.from_regex(r"\A[0-9]{6,12}\Z"),
+       region=st.sampled_from(["US", "GB", "IN", "BR", "AU", "MX"]))
+def test_normalize_with_zone_is_the_public_two_step_answer(raw: str, region: str) -> None:
+    """Valid numbers, invalid ones, non-geographic ones (no zone or a whole country's):
+    classifying once gives what is_valid_number + time_zones_for_number give."""
+    assert _fast(raw, region) == _reference(raw, region)
+
+
+@pytest.mark.parametrize("region", sorted(phonenumbers.SUPPORTED_REGIONS))
+def test_normalize_with_zone_on_every_kind_of_example_number(region: str) -> None:
+    for kind in range(phonenumbers.PhoneNumberType.VOICEMAIL + 1):
+        example = phonenumbers.example_number_for_type(region, kind)
+        if example is not None:
+            raw = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            assert _fast(raw, region) == _reference(raw, region)
+
+
 def test_normalize_with_zone_refuses_what_normalize_refuses() -> None:
     with pytest.raises(InvalidNumber):
         normalize_with_zone("+1 555", "US")
