@@ -1,7 +1,7 @@
-"""What the benchmarks share: a throwaway Postgres, the simulator as a separate process,
-campaigns, the pacing figures computed from the simulator's trace, tables and JSON.
+"""What the benchmarks share: a throwaway Postgres, campaigns, the pacing figures
+computed from the simulator's trace, tables and JSON.
 
-The simulator always runs in its own process (``python -m dialer.cli sim``) so that it
+The simulator always runs in its own process (``tests/sim_process.py``) so that it
 never shares the daemon's event loop or CPU time slice: what a benchmark measures is
 the daemon, and the arrival times in the simulator's trace are taken by a process
 that is not the one being measured.
@@ -21,12 +21,9 @@ import json
 import math
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import warnings
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,13 +38,12 @@ import asyncpg  # noqa: E402
 
 from dialer import db, logs  # noqa: E402
 from dialer.runtime import event_loop_factory  # noqa: E402
-from tests.harness import SIM_SID, SIM_TOKEN, max_in_window, window_counts  # noqa: E402
+from tests.harness import max_in_window, window_counts  # noqa: E402
 from tests.helpers import clean_env  # noqa: E402
 
 FROM_NUMBER = "+15005550006"
 TWIML_URL = "https://example.com/twiml"
 T = TypeVar("T")
-SIMULATOR_NICE = -10
 
 
 # ---- the command line ---------------------------------------------------------------
@@ -332,70 +328,6 @@ def bench_env(**extra: str) -> dict[str, str]:
     env: dict[str, str] = clean_env({"DIALER_ENV_FILE": os.devnull, "DIALER_LOG_LEVEL": "warning",
                                      "DIALER_LOG_FORMAT": "json", **extra})
     return env
-
-
-class Simulator:
-    """A running ``dialer sim`` process serving the harness account (SIM_SID/SIM_TOKEN)."""
-
-    def __init__(self, process: subprocess.Popen[str], base_url: str) -> None:
-        self.process = process
-        self.base_url = base_url
-        self.account_sid = SIM_SID
-        self.auth_token = SIM_TOKEN
-
-    def trace(self) -> list[dict[str, Any]]:
-        """Every API request so far (GET /sim/trace). Blocking: from async code run it
-        in a thread."""
-        with urllib.request.urlopen(f"{self.base_url}/sim/trace", timeout=120) as answer:
-            records: list[dict[str, Any]] = json.load(answer)
-        return records
-
-    def create_records(self) -> list[dict[str, Any]]:
-        """Accepted creates (a call was made), in arrival order."""
-        return [r for r in self.trace() if r["method"] == "POST"
-                and r["path"].endswith("/Calls.json") and r["call_sid"] is not None]
-
-
-@contextlib.contextmanager
-def simulator(*, cps: float = 1000, time_scale: float = 0.001,
-              extra: Sequence[str] = ()) -> Iterator[Simulator]:
-    """``dialer sim`` on a free port. Starting and stopping block (about a second):
-    do it while nothing else runs on the caller's event loop."""
-    log = Path(tempfile.mkstemp(prefix="dialer-bench-sim-", suffix=".log")[1])
-    command = [sys.executable, "-m", "dialer.cli", "sim", "--port", "0", "--cps", str(cps),
-               "--time-scale", str(time_scale), "--account-sid", SIM_SID, *extra]
-    with log.open("w") as errors:
-        process = subprocess.Popen(
-            command, env=bench_env(DIALER_SIM_AUTH_TOKEN=SIM_TOKEN), stdout=subprocess.PIPE,
-            stderr=errors, text=True,
-        )
-    with contextlib.suppress(PermissionError):
-        # The simulator is the measuring instrument: ahead in the CPU's run queue, its
-        # arrival stamps measure the sender, not a busy 2-core machine's scheduling.
-        os.setpriority(os.PRIO_PROCESS, process.pid, SIMULATOR_NICE)
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()  # "dialer sim listening on URL for account SID"
-        words = first.split()
-        if "listening" not in words:
-            process.wait(10)
-            raise RuntimeError(f"the simulator did not start:\n{first}{log.read_text()}")
-        yield Simulator(process, words[words.index("on") + 1])
-    finally:
-        stop_process(process)
-        log.unlink(missing_ok=True)
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> int:
-    """SIGTERM, then SIGKILL if it will not go; its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str,

@@ -30,18 +30,18 @@ from _common import (
     PACING_HEADERS,
     TWIML_URL,
     Pacing,
-    Simulator,
     human_number,
     human_numbers,
     pacing_figures,
     pacing_row,
     parser,
     print_table,
-    simulator,
     steady_rate,
     write_json,
 )
 from twilio.rest import Client
+
+from tests.sim_process import Simulator, simulator
 
 
 def official_client(sim: Simulator) -> Client:

@@ -44,7 +44,6 @@ from _common import (
     print_table,
     process_cpu_seconds,
     quiet_logs,
-    stop_process,
     throwaway_postgres,
     wait_for,
     write_json,
@@ -53,6 +52,7 @@ from _common import (
 from dialer import db
 from dialer.signature import compute_signature
 from tests.harness import SIM_SID, SIM_TOKEN, free_port, make_campaign
+from tests.sim_process import stop_process
 
 GOAL = 2000.0
 EVENTS = ("initiated", "ringing", "in-progress", "completed")

@@ -36,7 +36,6 @@ from _common import (
     process_cpu_seconds,
     quiet_logs,
     run_on_daemon_loop,
-    simulator,
     steady_part,
     steady_rate,
     throwaway_postgres,
@@ -45,6 +44,7 @@ from _common import (
 
 from dialer import db
 from tests.harness import daemon_settings, make_campaign, running_daemon, wait_until
+from tests.sim_process import simulator
 
 GOAL_CREATES = 1000.0
 

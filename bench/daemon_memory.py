@@ -24,15 +24,14 @@ from _common import (
     parser,
     print_table,
     quiet_logs,
-    simulator,
     status_kb,
-    stop_process,
     throwaway_postgres,
     write_json,
 )
 
 from dialer import db
 from tests.harness import free_port, make_campaign
+from tests.sim_process import simulator, stop_process
 from tests.test_processes import daemon_env
 
 GOAL_MB = 150.0

@@ -30,7 +30,6 @@ from _common import (
     print_table,
     quiet_logs,
     run_on_daemon_loop,
-    simulator,
     throwaway_postgres,
     write_json,
 )
@@ -38,6 +37,7 @@ from _common import (
 from dialer import db
 from dialer.pacer import margin
 from tests.harness import daemon_settings, make_campaign, running_daemon, wait_until
+from tests.sim_process import simulator
 
 GOAL_ERROR_PCT = 1.0
 GOAL_P99_MS = 5.0

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, SIMULATOR_NICE, fmt, machine
+from _common import ROOT, fmt, machine
+
+from tests.sim_process import SIMULATOR_NICE
 
 BENCH = ROOT / "bench"
 COMMAND = ".venv/bin/python bench/run_all.py"

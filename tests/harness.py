@@ -113,13 +113,6 @@ async def campaign_state(pool: asyncpg.Pool, campaign_id: int) -> str:
     return state
 
 
-# The simulator stamps a request when its handler runs, on an event loop it shares with
-# the test; on a busy 2-core machine that stamp can trail the send by ten milliseconds or
-# more, which alone can put r+1 stamps inside one second. Tests therefore count in
-# windows this much shorter; bench/pacing.py measures the exact one-second figure.
-RECEIVE_JITTER = 0.03
-
-
 def window_counts(times: Sequence[float], window: float = 1.0) -> list[tuple[float, int]]:
     """For each event, how many events fall in the half-open window [t, t + window)
     it starts (the busiest window always starts at an event)."""

@@ -15,7 +15,6 @@ import asyncpg
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
 from tests.harness import (
-    RECEIVE_JITTER,
     SIM_SID,
     SIM_TOKEN,
     campaign_state,
@@ -25,6 +24,7 @@ from tests.harness import (
     wait_until,
 )
 from tests.helpers import clean_env
+from tests.sim_process import simulator_process
 from tests.test_dispatcher import humans, sim_config
 
 
@@ -73,9 +73,11 @@ async def daemons(count: int, env: dict[str, str]) -> AsyncIterator[
 
 
 async def test_two_processes_share_the_cps(dsn: str, pool: asyncpg.Pool) -> None:
+    """Counted in exact one-second windows: the simulator runs in a process of its own
+    (as Twilio would), so its arrival stamps are not delayed by this test's loop."""
     phones = humans(150)
     campaign_id = await make_campaign(pool, "shared", phones, cps=10, state="paused")
-    async with SimServer(sim_config()) as sim:
+    async with simulator_process() as sim:
         env = daemon_env(dsn, sim.base_url, cps=10)
         async with daemons(2, env) as procs:
             # Start dialing once both are up: a process starting takes a core for a
@@ -87,10 +89,10 @@ async def test_two_processes_share_the_cps(dsn: str, pool: asyncpg.Pool) -> None
                              what="completion")
             assert all(p.poll() is None for p in procs)
         assert [p.returncode for p in procs] == [0, 0]
-    counts = collections.Counter(r.params["To"][0] for r in creates(sim.trace))
+        created = await asyncio.to_thread(sim.create_records)
+    counts = collections.Counter(r["params"]["To"][0] for r in created)
     assert counts == collections.Counter(phones)
-    times = [r.t for r in creates(sim.trace)]
-    assert max_in_window(times, 1 - RECEIVE_JITTER) <= 10
+    assert max_in_window([r["t"] for r in created]) <= 10
     by_worker = await pool.fetch(
         "SELECT worker_id, count(*) FROM call_attempts WHERE campaign_id = $1 GROUP BY 1",
         campaign_id)

@@ -1,0 +1,103 @@
+"""The simulator in a process of its own (``python -m dialer.cli sim``), for the
+benchmarks and for tests that measure pacing: its arrival stamps are then taken by a
+process that is neither the one being measured nor a busy test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.harness import SIM_SID, SIM_TOKEN
+from tests.helpers import clean_env
+
+SIMULATOR_NICE = -10
+
+
+class Simulator:
+    """A running ``dialer sim`` process serving the harness account (SIM_SID/SIM_TOKEN)."""
+
+    def __init__(self, process: subprocess.Popen[str], base_url: str) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.account_sid = SIM_SID
+        self.auth_token = SIM_TOKEN
+
+    def trace(self) -> list[dict[str, Any]]:
+        """Every API request so far (GET /sim/trace). Blocking: from async code run it
+        in a thread."""
+        with urllib.request.urlopen(f"{self.base_url}/sim/trace", timeout=120) as answer:
+            records: list[dict[str, Any]] = json.load(answer)
+        return records
+
+    def create_records(self) -> list[dict[str, Any]]:
+        """Accepted creates (a call was made), in arrival order."""
+        return [r for r in self.trace() if r["method"] == "POST"
+                and r["path"].endswith("/Calls.json") and r["call_sid"] is not None]
+
+
+@contextlib.contextmanager
+def simulator(*, cps: float = 1000, time_scale: float = 0.001,
+              extra: Sequence[str] = ()) -> Iterator[Simulator]:
+    """``dialer sim`` on a free port. Starting and stopping block (about a second):
+    do it while nothing else runs on the caller's event loop."""
+    log = Path(tempfile.mkstemp(prefix="dialer-sim-", suffix=".log")[1])
+    command = [sys.executable, "-m", "dialer.cli", "sim", "--port", "0", "--cps", str(cps),
+               "--time-scale", str(time_scale), "--account-sid", SIM_SID, *extra]
+    with log.open("w") as errors:
+        process = subprocess.Popen(
+            command, env=clean_env({"DIALER_ENV_FILE": os.devnull, "DIALER_LOG_LEVEL": "warning",
+                                    "DIALER_SIM_AUTH_TOKEN": SIM_TOKEN}),
+            stdout=subprocess.PIPE, stderr=errors, text=True,
+        )
+    with contextlib.suppress(PermissionError):
+        # The simulator is the measuring instrument: ahead in the CPU's run queue, its
+        # arrival stamps measure the sender, not a busy 2-core machine's scheduling.
+        os.setpriority(os.PRIO_PROCESS, process.pid, SIMULATOR_NICE)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # "dialer sim listening on URL for account SID"
+        words = first.split()
+        if "listening" not in words:
+            process.wait(10)
+            raise RuntimeError(f"the simulator did not start:\n{first}{log.read_text()}")
+        yield Simulator(process, words[words.index("on") + 1])
+    finally:
+        stop_process(process)
+        if process.stdout is not None:
+            process.stdout.close()
+        log.unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(**options: Any) -> AsyncIterator[Simulator]:
+    """``simulator`` for async tests: starting and stopping block, so they run in a
+    thread while the test's event loop (and an in-process daemon on it) goes on."""
+    with contextlib.ExitStack() as stack:
+        sim = await asyncio.to_thread(stack.enter_context, simulator(**options))
+        try:
+            yield sim
+        finally:
+            await asyncio.to_thread(stack.close)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> int:
+    """SIGTERM, then SIGKILL if it will not go; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
