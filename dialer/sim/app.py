@@ -47,6 +47,9 @@ AbortConnection = Callable[[tuple[str, int] | None], None]
 """Resets the TCP connection of the given client address, without an HTTP answer."""
 
 ACCOUNT_PATH = f"/{API_VERSION}/Accounts/{{account_sid}}"
+# Scope key: time.monotonic() when the server read the request's first bytes, set by
+# the server (see server.py); the trace's arrival time when present.
+ARRIVED = "dialer.sim.arrived"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ class SimApi:
         """Wraps an action with authentication, limits, tracing and error JSON."""
 
         async def endpoint(request: Request) -> Response:
-            arrived = time.monotonic()
+            arrived = request.scope.get(ARRIVED) or time.monotonic()
             self._in_flight += 1
             form: Form = {}
             try:

@@ -14,12 +14,14 @@ import contextlib
 import random
 import socket
 import struct
+import time
 from collections.abc import Generator
 from types import TracebackType
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from dialer.sim.app import SimApi
+from dialer.sim.app import ARRIVED, SimApi
 from dialer.sim.callbacks import CallbackSender
 from dialer.sim.calls import CallEngine, SimCall
 from dialer.sim.config import SimConfig
@@ -27,6 +29,22 @@ from dialer.sim.faults import Faults
 from dialer.sim.trace import TraceRecord, to_json
 
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a RST
+
+
+class _StampingProtocol(HttpToolsProtocol):
+    """Stamps each request with the time its first bytes were read. The handler runs
+    later, after whatever else the loop has ready (callbacks going out, other
+    requests): under load that is milliseconds, and pacing is measured from the stamp."""
+
+    _read_at = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self._read_at = time.monotonic()
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[ARRIVED] = self._read_at  # type: ignore[literal-required]
 
 
 class _Server(uvicorn.Server):
@@ -71,7 +89,8 @@ class SimServer:
                      trace=self.trace, abort_connection=self._abort_connection,
                      closing=self._closing)
         self._server = _Server(uvicorn.Config(
-            api.app(), lifespan="off", log_level="warning", access_log=False, ws="none",
+            api.app(), http=_StampingProtocol, lifespan="off", log_level="warning",
+            access_log=False, ws="none",
             server_header=False, date_header=False,
         ))
         self._socket: socket.socket | None = None

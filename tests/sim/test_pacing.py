@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
+import time
 
 import pytest
 
+from dialer.sim import SimServer
 from dialer.sim.trace import creates
 from tests.sim.support import Api, fast_config, running, wait_until
 
@@ -97,6 +100,24 @@ async def test_the_trace_records_every_request() -> None:
     assert all(earlier.t <= later.t for earlier, later in itertools.pairwise(trace))
     assert creates(trace) == [trace[0]]
     assert creates(trace, accepted_only=False) == [trace[0], trace[1]]
+
+
+async def test_arrival_is_when_the_first_bytes_are_read(sim: SimServer) -> None:
+    """Not when the handler gets to run: the request line comes 0.2 s before the rest
+    of the request, and the trace keeps the earlier time."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+    token = base64.b64encode(f"{sim.account_sid}:{sim.auth_token}".encode()).decode()
+    writer.write(f"GET /2010-04-01/Accounts/{sim.account_sid}/Calls.json HTTP/1.1\r\n".encode())
+    await writer.drain()
+    first = time.monotonic()
+    await asyncio.sleep(0.2)
+    writer.write(f"Host: sim\r\nAuthorization: Basic {token}\r\n\r\n".encode())
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    writer.close()
+    await writer.wait_closed()
+    (record,) = sim.trace
+    assert first - 0.05 < record.t < first + 0.1
 
 
 async def test_the_trace_is_served_as_json(api: Api) -> None:
