@@ -113,6 +113,10 @@ async def campaign_state(pool: asyncpg.Pool, campaign_id: int) -> str:
     return state
 
 
+async def campaign_completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
+    return await campaign_state(pool, campaign_id) == "completed"
+
+
 def window_counts(times: Sequence[float], window: float = 1.0) -> list[tuple[float, int]]:
     """For each event, how many events fall in the half-open window [t, t + window)
     it starts (the busiest window always starts at an event)."""

@@ -17,6 +17,7 @@ from dialer.sim.trace import creates
 from tests.harness import (
     SIM_SID,
     SIM_TOKEN,
+    campaign_completed,
     campaign_state,
     daemon_settings,
     make_campaign,
@@ -59,7 +60,7 @@ async def test_200_contacts_at_20_cps(dsn: str, pool: asyncpg.Pool) -> None:
     async with simulator_process() as sim:
         settings = daemon_settings(sim.base_url, cps=20)
         async with running_daemon(settings, dsn):
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=40,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=40,
                              what="campaign completion")
         created = await asyncio.to_thread(sim.create_records)
     assert collections.Counter(r["params"]["To"][0] for r in created) == \
@@ -69,10 +70,6 @@ async def test_200_contacts_at_20_cps(dsn: str, pool: asyncpg.Pool) -> None:
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert rate == pytest.approx(20, rel=0.02)
     assert await contact_states(pool, campaign_id) == {"done": 200}
-
-
-async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
-    return await campaign_state(pool, campaign_id) == "completed"
 
 
 async def test_weights_share_the_account_cps(dsn: str, pool: asyncpg.Pool) -> None:
@@ -124,7 +121,7 @@ async def test_contacts_outside_the_window_wait_for_its_opening(
             await asyncio.sleep(0.5)
             assert set(called_numbers(sim)) == set(ny)
             now[0] = dt.datetime(2026, 3, 5, 0, 0, 1, tzinfo=dt.UTC)  # Tokyo opens
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=10,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=10,
                              what="completion")
     assert set(called_numbers(sim)) == set(ny) | set(tokyo)
     assert max(called_numbers(sim).values()) == 1
@@ -137,7 +134,7 @@ async def test_strict_mode_429s_are_absorbed(dsn: str, pool: asyncpg.Pool) -> No
     async with SimServer(sim_config(cps=15, strict=True)) as sim:
         settings = daemon_settings(sim.base_url, cps=30)
         async with running_daemon(settings, dsn):
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=40,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=40,
                              what="completion")
     refused = [r for r in creates(sim.trace, accepted_only=False) if r.status == 429]
     assert refused, "the test needs the simulator to have refused some requests"
@@ -154,7 +151,7 @@ async def test_ambiguous_creates_are_adopted_not_resent(dsn: str, pool: asyncpg.
         sim.faults.reset_after_create = 6
         settings = daemon_settings(sim.base_url, cps=20)
         async with running_daemon(settings, dsn):
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=30,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=30,
                              what="completion")
     assert called_numbers(sim) == collections.Counter(phones)
     recorded = dict(await pool.fetch(
@@ -175,7 +172,7 @@ async def test_ambiguous_without_callbacks_is_reconciled_by_listing(
         sim.faults.reset_after_create = 3
         settings = daemon_settings(sim.base_url, cps=20, stale_call_seconds=1.0)
         async with running_daemon(settings, dsn):
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=30,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=30,
                              what="completion")
     assert called_numbers(sim) == collections.Counter(phones)
     states = await pool.fetch(
@@ -194,7 +191,7 @@ async def test_reset_before_create_is_retried_once_reconciled(
         sim.faults.server_errors = 2
         settings = daemon_settings(sim.base_url, cps=20)
         async with running_daemon(settings, dsn):
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=30,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=30,
                              what="completion")
     assert called_numbers(sim) == collections.Counter(phones)
     void = await pool.fetchval(
@@ -209,7 +206,7 @@ async def test_permanent_and_auth_errors(dsn: str, pool: asyncpg.Pool) -> None:
     async with SimServer(sim_config()) as sim:
         settings = daemon_settings(sim.base_url, cps=20)
         async with running_daemon(settings, dsn):
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=20,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=20,
                              what="completion")
     failed = await pool.fetchrow(
         "SELECT state, reason FROM contacts WHERE campaign_id = $1 AND phone = '+15005550001'",

@@ -11,7 +11,13 @@ import asyncpg
 from dialer.policy import RetryPolicy
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
-from tests.harness import campaign_state, daemon_settings, make_campaign, running_daemon, wait_until
+from tests.harness import (
+    campaign_completed,
+    daemon_settings,
+    make_campaign,
+    running_daemon,
+    wait_until,
+)
 from tests.test_dispatcher import sim_config
 
 # Last digit -> (calls placed, final contact state, final outcome), for max 3 attempts,
@@ -44,7 +50,7 @@ async def test_campaign_of_500_ends_as_the_policy_dictates(dsn: str, pool: async
     async with SimServer(sim_config(time_scale=0.01)) as sim:
         settings = daemon_settings(sim.base_url, cps=100)
         async with running_daemon(settings, dsn):
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=90,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=90,
                              what="campaign completion")
     calls = collections.Counter(r.params["To"][0] for r in creates(sim.trace))
     contacts = {r["phone"]: r for r in await pool.fetch(
@@ -89,7 +95,3 @@ async def test_campaign_of_500_ends_as_the_policy_dictates(dsn: str, pool: async
     hangups = [r for r in sim.trace if r.method == "POST" and r.path.endswith(".json")
                and "Status" in r.params]
     assert len(hangups) == total({3: 3, 9: 1})
-
-
-async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
-    return await campaign_state(pool, campaign_id) == "completed"

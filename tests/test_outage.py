@@ -19,8 +19,12 @@ import pytest
 
 from dialer import db
 from dialer.sim.server import SimServer
-from dialer.sim.trace import creates
-from tests.harness import campaign_state, daemon_process, make_campaign, wait_until
+from tests.harness import (
+    campaign_completed,
+    daemon_process,
+    make_campaign,
+    wait_until,
+)
 from tests.test_dispatcher import called_numbers, contact_states, humans, sim_config
 from tests.test_processes import daemon_env
 from tests.test_twilio_faults import assert_recorded_as_placed
@@ -83,28 +87,17 @@ async def test_postgres_outage_mid_campaign(own_server: OwnServer) -> None:
             calls_during = len(sim.calls) - calls_at_stop
             await asyncio.to_thread(own_server.start)
             async with db.open_pool(own_server.dsn) as pool:
-                try:
-                    await wait_until(lambda: _completed(pool, campaign_id), timeout=90,
-                                     what="completion after the outage")
-                except AssertionError as e:
-                    unfinished = await _unfinished(pool, campaign_id)
-                    sent = {r.params["To"][0] for r in creates(sim.trace)}
-                    for row in unfinished:
-                        row["sent_to_sim"] = row["phone"] in sent
-                    raise AssertionError(f"{e}; unfinished: {unfinished}") from None
+                await _wait_for_completion(pool, campaign_id, sim, timeout=90,
+                                           what="completion after the outage")
                 assert proc.poll() is None
                 await assert_recorded_as_placed(pool, campaign_id, sim)
-                states = await pool.fetch(
-                    "SELECT state, count(*) AS n FROM contacts WHERE campaign_id = $1"
-                    " GROUP BY 1", campaign_id)
-                assert {r["state"]: r["n"] for r in states} == {"done": len(phones)}
+                assert await contact_states(pool, campaign_id) == {"done": len(phones)}
             proc.terminate()
             assert await asyncio.to_thread(proc.wait, 30) == 0
     # It stopped claiming: only calls already claimed went out while the database was
     # away (at most half a second's worth), and each number was called once.
     assert calls_during <= 25
-    assert collections.Counter(r.params["To"][0] for r in creates(sim.trace)) == \
-        collections.Counter(phones)
+    assert called_numbers(sim) == collections.Counter(phones)
     # Callbacks that came during the outage were refused with 503 (Twilio retries those).
     answers = collections.Counter(
         a.status for call in sim.calls.values() for cb in call.callbacks for a in cb.attempts)
@@ -133,8 +126,8 @@ async def test_sessions_ended_mid_operation(dsn: str, pool: asyncpg.Pool) -> Non
             finally:
                 await killer.close()
             assert proc.poll() is None, "the daemon must ride out its sessions' ends"
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=60,
-                             what="completion after the sessions were cut")
+            await _wait_for_completion(pool, campaign_id, sim, timeout=60,
+                                       what="completion after the sessions were cut")
             await assert_recorded_as_placed(pool, campaign_id, sim)
             assert await contact_states(pool, campaign_id) == {"done": len(phones)}
             assert proc.poll() is None
@@ -145,8 +138,19 @@ async def _calls(sim: SimServer, n: int) -> bool:
     return len(sim.calls) >= n
 
 
-async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
-    return await campaign_state(pool, campaign_id) == "completed"
+async def _wait_for_completion(
+    pool: asyncpg.Pool, campaign_id: int, sim: SimServer, *, timeout: float, what: str,
+) -> None:
+    """Wait; on a timeout, say which contacts are stuck, how, and whether they were called."""
+    try:
+        await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=timeout,
+                         what=what)
+    except AssertionError as e:
+        unfinished = await _unfinished(pool, campaign_id)
+        called = called_numbers(sim)
+        for row in unfinished:
+            row["sent_to_sim"] = row["phone"] in called
+        raise AssertionError(f"{e}; unfinished: {unfinished}") from None
 
 
 async def _unfinished(pool: asyncpg.Pool, campaign_id: int) -> list[dict[str, Any]]:

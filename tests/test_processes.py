@@ -17,7 +17,7 @@ from dialer.sim.trace import creates
 from tests.harness import (
     SIM_SID,
     SIM_TOKEN,
-    campaign_state,
+    campaign_completed,
     free_port,
     make_campaign,
     max_in_window,
@@ -85,7 +85,7 @@ async def test_two_processes_share_the_cps(dsn: str, pool: asyncpg.Pool) -> None
             await wait_until(lambda: _workers(pool, 2), timeout=20, what="two workers")
             await pool.execute(
                 "UPDATE campaigns SET state = 'running' WHERE id = $1", campaign_id)
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=60,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=60,
                              what="completion")
             assert all(p.poll() is None for p in procs)
         assert [p.returncode for p in procs] == [0, 0]
@@ -101,10 +101,6 @@ async def test_two_processes_share_the_cps(dsn: str, pool: asyncpg.Pool) -> None
 
 async def _workers(pool: asyncpg.Pool, n: int) -> bool:
     return int(await pool.fetchval("SELECT count(*) FROM workers")) >= n
-
-
-async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
-    return await campaign_state(pool, campaign_id) == "completed"
 
 
 async def test_sigterm_hands_back_claims_and_drains_callbacks(

@@ -22,7 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
-from tests.harness import campaign_state, daemon_process, make_campaign, wait_until
+from tests.harness import (
+    campaign_completed,
+    daemon_process,
+    make_campaign,
+    wait_until,
+)
 from tests.test_dispatcher import humans, sim_config
 from tests.test_processes import daemon_env
 from tests.test_twilio_faults import RETRY, mixed
@@ -100,7 +105,7 @@ async def test_metrics_parse_and_match_the_database(dsn: str, pool: asyncpg.Pool
     async with SimServer(sim_config()) as sim:
         env = daemon_env(dsn, sim.base_url, cps=50)
         async with daemon_process(env) as (proc, base_url):
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=60,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=60,
                              what="campaign completion")
             await asyncio.sleep(1.0)  # a housekeeping pass after the last call ended
             async with httpx.AsyncClient(timeout=5) as http:
@@ -133,10 +138,6 @@ async def test_metrics_parse_and_match_the_database(dsn: str, pool: asyncpg.Pool
     assert counted == stored
     finals = ("completed", "busy", "no-answer", "failed", "canceled")
     assert sum(stored[("call-progress-events", status)] for status in finals) == created
-
-
-async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
-    return await campaign_state(pool, campaign_id) == "completed"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,

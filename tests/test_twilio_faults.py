@@ -31,7 +31,7 @@ from dialer.policy import RetryPolicy
 from dialer.sim.server import SimServer
 from dialer.sim.trace import TraceRecord, creates
 from tests.harness import (
-    campaign_state,
+    campaign_completed,
     daemon_settings,
     free_port,
     make_campaign,
@@ -57,10 +57,6 @@ def mixed(per_digit: int) -> list[str]:
             for digit in MIX for i in range(per_digit)]
 
 
-async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
-    return await campaign_state(pool, campaign_id) == "completed"
-
-
 async def run_to_completion(
     dsn: str, pool: asyncpg.Pool, campaign_id: int, sim: SimServer, *, cps: float = CPS,
     timeout: float = 30, **settings: Any,
@@ -68,7 +64,7 @@ async def run_to_completion(
     values: dict[str, Any] = {"reconcile_after_seconds": 0.3}
     values.update(settings)
     async with running_daemon(daemon_settings(sim.base_url, cps=cps, **values), dsn):
-        await wait_until(lambda: _completed(pool, campaign_id), timeout=timeout,
+        await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=timeout,
                          what="campaign completion")
 
 
@@ -185,7 +181,7 @@ async def test_answers_slower_than_the_timeout_are_adopted_not_resent(
         async with running_daemon(settings, dsn):
             await wait_until(lambda: _count(sim, 5), timeout=10, what="5 slow creates")
             sim.faults.response_delay = 0.0
-            await wait_until(lambda: _completed(pool, campaign_id), timeout=30,
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=30,
                              what="campaign completion")
     assert called_numbers(sim) == collections.Counter(phones)
     attempts = await assert_recorded_as_placed(pool, campaign_id, sim)
@@ -295,7 +291,7 @@ async def test_late_callbacks_after_the_call_was_fetched_change_nothing(
                 sim.base_url, cps=CPS, callback_bind=f"127.0.0.1:{port}",
                 public_base_url=public, stale_call_seconds=0.2)
             async with running_daemon(settings, dsn):
-                await wait_until(lambda: _completed(pool, campaign_id), timeout=30,
+                await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=30,
                                  what="campaign completion")
                 decided = await pool.fetch(
                     "SELECT id, state, attempts, last_outcome, updated_at FROM contacts"

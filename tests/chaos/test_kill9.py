@@ -22,7 +22,7 @@ import pytest
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
 from tests.chaos.killer import DaemonRunner, Kill, kill_at_random
-from tests.harness import campaign_state, free_port, make_campaign, wait_until
+from tests.harness import campaign_completed, free_port, make_campaign, wait_until
 from tests.test_dispatcher import humans, sim_config
 from tests.test_processes import daemon_env
 
@@ -69,17 +69,13 @@ async def run_with_kills(
             called = len(creates(sim.trace))
             await runner.start(pool)
             await wait_until(
-                lambda: _completed(pool, campaign_id), timeout=finish_timeout,
+                lambda: campaign_completed(pool, campaign_id), timeout=finish_timeout,
                 what=f"completion after the kills (CHAOS_SEED={seed}, logs {log_path})")
             print(f"{kills} kills in {killing:.1f}s ({called} calls placed), "
                   f"completed {time.monotonic() - started - killing:.1f}s later")
             assert await runner.stop() == 0
     await check_invariants(pool, sim, campaign_id, phones, seed)
     await check_kills_hit_both_sides_of_the_post(pool, done, seed)
-
-
-async def _completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
-    return await campaign_state(pool, campaign_id) == "completed"
 
 
 async def check_invariants(
