@@ -110,6 +110,20 @@ async def assert_mix_outcomes(
     assert got == want
 
 
+async def run_mix(
+    dsn: str, pool: asyncpg.Pool, name: str, per_digit: int, faults: dict[str, Any],
+    expected: dict[int, tuple[int, str]] = MIX, **settings: Any,
+) -> tuple[int, SimServer]:
+    """A campaign of ``mixed(per_digit)`` run to completion against a simulator with
+    ``faults``; every call is recorded as placed and every contact ends as ``expected``."""
+    campaign_id = await make_campaign(pool, name, mixed(per_digit), cps=CPS, retry=RETRY)
+    async with SimServer(sim_config(**faults)) as sim:
+        await run_to_completion(dsn, pool, campaign_id, sim, **settings)
+    await assert_recorded_as_placed(pool, campaign_id, sim)
+    await assert_mix_outcomes(pool, campaign_id, sim, expected)
+    return campaign_id, sim
+
+
 def attempt_id_of(record: TraceRecord) -> int:
     """The attempt a Create Call request was for, from the StatusCallback URL we sent."""
     url = record.params["StatusCallback"][0]
@@ -202,12 +216,7 @@ async def _count(sim: SimServer, n: int) -> bool:
 async def test_duplicate_callbacks_are_stored_once_and_answered_2xx(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
-    phones = mixed(5)
-    campaign_id = await make_campaign(pool, "dups", phones, cps=CPS, retry=RETRY)
-    async with SimServer(sim_config(duplicate_callbacks=True)) as sim:
-        await run_to_completion(dsn, pool, campaign_id, sim)
-    await assert_recorded_as_placed(pool, campaign_id, sim)
-    await assert_mix_outcomes(pool, campaign_id, sim)
+    campaign_id, sim = await run_mix(dsn, pool, "dups", 5, {"duplicate_callbacks": True})
     sent = [cb for call in sim.calls.values() for cb in call.callbacks]
     assert {len(cb.attempts) for cb in sent} == {2}
     assert {a.status for cb in sent for a in cb.attempts} == {204}
@@ -220,14 +229,9 @@ async def test_duplicate_callbacks_are_stored_once_and_answered_2xx(
 async def test_out_of_order_callbacks_never_move_an_attempt_backwards(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
-    phones = mixed(5)
-    campaign_id = await make_campaign(pool, "ooo", phones, cps=CPS, retry=RETRY)
-    async with SimServer(sim_config(out_of_order_callbacks=True)) as sim:
-        await run_to_completion(dsn, pool, campaign_id, sim)
+    campaign_id, sim = await run_mix(dsn, pool, "ooo", 5, {"out_of_order_callbacks": True})
     for call in sim.calls.values():  # the simulator did deliver the final event first
         assert min(call.callbacks, key=lambda cb: cb.attempts[0].t).event == "completed"
-    await assert_recorded_as_placed(pool, campaign_id, sim)
-    await assert_mix_outcomes(pool, campaign_id, sim)
     statuses = await pool.fetch(
         "SELECT call_sid, statuses FROM call_attempts WHERE campaign_id = $1", campaign_id)
     for row in statuses:
@@ -238,13 +242,9 @@ async def test_out_of_order_callbacks_never_move_an_attempt_backwards(
 async def test_callbacks_that_never_come_are_replaced_by_fetching_the_call(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
-    phones = mixed(4)
-    campaign_id = await make_campaign(pool, "never", phones, cps=CPS, retry=RETRY)
-    async with SimServer(sim_config(drop_callbacks=True)) as sim:
-        await run_to_completion(dsn, pool, campaign_id, sim, stale_call_seconds=0.3)
+    campaign_id, sim = await run_mix(dsn, pool, "never", 4, {"drop_callbacks": True},
+                                     FETCHED_MIX, stale_call_seconds=0.3)
     assert {cb.state for call in sim.calls.values() for cb in call.callbacks} == {"dropped"}
-    await assert_recorded_as_placed(pool, campaign_id, sim)
-    await assert_mix_outcomes(pool, campaign_id, sim, FETCHED_MIX)
     sources = await pool.fetch(
         "SELECT DISTINCT e.source FROM call_events e JOIN call_attempts a ON a.id = e.attempt_id"
         " WHERE a.campaign_id = $1", campaign_id)
