@@ -202,8 +202,7 @@ def main() -> None:
     quiet_logs()
     with throwaway_postgres(durable=not args.no_fsync) as pg:
         run = bench(pg, contacts, args.drop_callbacks, args.profile, args.max_in_flight)
-        result = run_on_daemon_loop(run)
-    r = result
+        r = run_on_daemon_loop(run)
     print_table(
         f"Daemon ceiling, pacing off ({'no callbacks' if args.drop_callbacks else 'with callbacks'}"
         f"; goal >= {GOAL_CREATES:,.0f} creates/s)",
@@ -222,7 +221,7 @@ def main() -> None:
         print_table(f"Where the daemon's time went (py-spy, {args.profile})",
                     ["function", "self %", "inclusive %"], summarise_profile(args.profile))
     write_json(args.json, "ceiling", args,
-               {**asdict(result), "goal_met": result.goal_met,
+               {**asdict(r), "goal_met": r.goal_met,
                 "callbacks": not args.drop_callbacks})
 
 

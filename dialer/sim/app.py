@@ -47,8 +47,8 @@ AbortConnection = Callable[[tuple[str, int] | None], None]
 """Resets the TCP connection of the given client address, without an HTTP answer."""
 
 ACCOUNT_PATH = f"/{API_VERSION}/Accounts/{{account_sid}}"
-# Scope key: time.monotonic() when the server read the request's first bytes, set by
-# the server (see server.py); the trace's arrival time when present.
+# Scope key: time.monotonic() when the server read the request's first bytes (set by
+# SimServer's protocol, see server.py): the trace's arrival time.
 ARRIVED = "dialer.sim.arrived"
 
 
@@ -103,7 +103,7 @@ class SimApi:
         """Wraps an action with authentication, limits, tracing and error JSON."""
 
         async def endpoint(request: Request) -> Response:
-            arrived = request.scope.get(ARRIVED) or time.monotonic()
+            arrived: float = request.scope[ARRIVED]
             self._in_flight += 1
             form: Form = {}
             try:
