@@ -10,7 +10,7 @@ Twilio is inconsistent about the port in the URL it signs (``https://host/`` ver
 ``https://host:443/``), so a validator accepts the URL as given and also with the
 port toggled: the scheme's default port added when there is none, any port removed
 when there is one. That is what the official helper libraries do, and the official
-test vectors (``shared/twilio-oai/signature-vectors.json``) include both forms.
+test vectors (``tests/data/signature-vectors.json``) include both forms.
 
 Pure functions, no I/O: the simulator signs with this module and the daemon's
 callback endpoint validates with it.

@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from dialer.signature import compute_signature, validate_signature
 
 VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).parents[2] / "shared" / "twilio-oai" / "signature-vectors.json").read_text()
+    (Path(__file__).parent / "data" / "signature-vectors.json").read_text()
 )
 TOKEN: str = VECTORS["auth_token"]
 

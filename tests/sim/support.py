@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from dialer.sim import SimConfig, SimServer
 
-SHARED = Path(__file__).parents[3] / "shared"
+DATA = Path(__file__).parents[1] / "data"
 FROM = "+15005550006"
 TWIML_URL = "https://example.com/twiml"
 Params = Mapping[str, str | Sequence[str]] | Sequence[tuple[str, str]]
@@ -80,7 +80,7 @@ def _json_schema(node: Any) -> Any:
 @cache
 def openapi() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(
-        (SHARED / "twilio-oai" / "twilio_api_v2010.json").read_text()
+        (DATA / "twilio_api_v2010.subset.json").read_text()
     )
     return loaded
 
