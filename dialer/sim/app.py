@@ -1,8 +1,12 @@
-"""The simulator's HTTP API: the Calls endpoints of Twilio's 2010-04-01 REST API.
+"""The simulator's HTTP API: the Calls endpoints of Twilio's 2010-04-01 REST API
+(create, list, fetch, update, delete, and a call's Events list).
 
 Every API request is authenticated (HTTP Basic: account SID and auth token), checked
 against strict-mode limits, recorded in the trace, and answered with Twilio's JSON,
-errors included. Create requests also pass through the configured faults.
+errors included: also what the framework itself refuses (an unknown path 404/20404,
+a method the path lacks 405/20004, a body that is not a form 415, a crash 500/20500)
+and the HTTP parser's 400 (see server.py). Create requests also pass through the
+configured faults.
 
 Order of checks: credentials (401/20003), the account in the path (404/20404),
 strict concurrency (429/20429); then, for a create, the strict rate (429/20429),
@@ -30,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,8 +44,8 @@ from dialer.sim.calls import API_VERSION, CallEngine, SimCall
 from dialer.sim.config import SimConfig
 from dialer.sim.errors import ApiError
 from dialer.sim.faults import Faults, Refusal
-from dialer.sim.listing import list_page
-from dialer.sim.params import Form, parse_create, parse_list, parse_update
+from dialer.sim.listing import list_page, page_of
+from dialer.sim.params import Form, parse_create, parse_list, parse_paging, parse_update
 from dialer.sim.trace import TraceRecord, to_json
 
 AbortConnection = Callable[[tuple[str, int] | None], None]
@@ -50,6 +55,7 @@ ACCOUNT_PATH = f"/{API_VERSION}/Accounts/{{account_sid}}"
 # Scope key: time.monotonic() when the server read the request's first bytes (set by
 # SimServer's protocol, see server.py): the trace's arrival time.
 ARRIVED = "dialer.sim.arrived"
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +92,21 @@ class SimApi:
     def app(self) -> Starlette:
         calls = f"{ACCOUNT_PATH}/Calls.json"
         call = f"{ACCOUNT_PATH}/Calls/{{sid}}.json"
+        events = f"{ACCOUNT_PATH}/Calls/{{sid}}/Events.json"
         return Starlette(
             routes=[
                 Route(calls, self._api(self._create), methods=["POST"]),
                 Route(calls, self._api(self._list), methods=["GET"]),
                 Route(call, self._api(self._fetch), methods=["GET"]),
                 Route(call, self._api(self._update), methods=["POST"]),
+                Route(call, self._api(self._delete), methods=["DELETE"]),
+                Route(events, self._api(self._events), methods=["GET"]),
                 Route("/sim/trace", self._dump_trace, methods=["GET"]),
             ],
-            exception_handlers={404: self._unknown_path},
+            # Whatever the framework refuses (no route, a method a route lacks, a
+            # crash) is answered as Twilio answers: its error JSON.
+            exception_handlers={HTTPException: self._framework_error,
+                                Exception: self._crash},
         )
 
     def _api(
@@ -107,10 +119,12 @@ class SimApi:
             self._in_flight += 1
             form: Form = {}
             try:
-                form = _parse_form(
-                    await request.body() if request.method == "POST"
-                    else request.scope["query_string"]
-                )
+                if request.method == "POST":
+                    body = await request.body()
+                    _check_form_type(request, body)
+                    form = _parse_form(body)
+                else:
+                    form = _parse_form(request.scope["query_string"])
                 self._authorize(request)
                 outcome = await action(request, form)
             except ApiError as error:
@@ -129,6 +143,8 @@ class SimApi:
             headers = {"Twilio-Concurrent-Requests": str(in_flight)}
             if outcome.status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            if outcome.body is None:
+                return Response(status_code=outcome.status, headers=headers)
             return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
 
         return endpoint
@@ -198,9 +214,35 @@ class SimApi:
         self._engine.update(call, parse_update(form), form)
         return _Outcome(200, call.resource(), None)
 
+    async def _delete(self, request: Request, form: Form) -> _Outcome:
+        self._engine.delete(self._call(request))
+        return _Outcome(204)
+
+    async def _events(self, request: Request, form: Form) -> _Outcome:
+        call = self._call(request)
+        page = page_of(
+            list(enumerate(call.events())), paging=parse_paging(form), path=request.url.path,
+            name="events", key=lambda item: str(item[0]), resource=lambda item: item[1],
+        )
+        return _Outcome(200, page)
+
     async def _dump_trace(self, request: Request) -> Response:
         return Response(to_json(self._trace), media_type="application/json")
 
-    async def _unknown_path(self, request: Request, exc: Exception) -> Response:
-        error = errors.not_found(request.url.path)
+    async def _framework_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error = errors.for_status(exc.status_code, request.method, request.url.path)
+        return JSONResponse(error.body(), status_code=error.status, headers=exc.headers)
+
+    async def _crash(self, request: Request, exc: Exception) -> Response:
+        error = errors.server_error(500)
         return JSONResponse(error.body(), status_code=error.status)
+
+
+def _check_form_type(request: Request, body: bytes) -> None:
+    """Twilio's API takes form-encoded bodies only (its OpenAPI description's one
+    request content type); an empty body may come without a type."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == FORM_TYPE or (not body and not content_type):
+        return
+    raise errors.unsupported_media_type(content_type)

@@ -71,6 +71,10 @@ class Attempt:
     """``time.monotonic()`` when the attempt started."""
     status: int | None
     error: str | None = None
+    seconds: float = 0.0
+    """How long the attempt took."""
+    wall: float = field(default_factory=time.time)
+    """``time.time()`` when the attempt ended, for the call's events."""
 
 
 @dataclass(slots=True)
@@ -162,9 +166,11 @@ class CallbackSender:
                     await response.read()
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:
-                record.attempts.append(Attempt(started, None, repr(exc)))
+                record.attempts.append(
+                    Attempt(started, None, repr(exc), time.monotonic() - started)
+                )
                 continue
-            record.attempts.append(Attempt(started, status))
+            record.attempts.append(Attempt(started, status, None, time.monotonic() - started))
             if status < 500:
                 record.state = "rejected" if status >= 400 else "delivered"
                 return

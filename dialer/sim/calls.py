@@ -43,13 +43,9 @@ log = structlog.get_logger(__name__)
 
 API_VERSION = "2010-04-01"
 LIVE_STATUSES = frozenset({"queued", "ringing", "in-progress"})
-_SUBRESOURCES = (
-    "notifications", "recordings", "payments", "events", "siprec", "streams", "transcriptions",
-    "user_defined_message_subscriptions", "user_defined_messages",
-)
-_SUBRESOURCE_PATHS = {
-    name: "".join(part.capitalize() for part in name.split("_")) for name in _SUBRESOURCES
-}
+# Twilio lists nine subresources; the simulator lists only the one it serves, so that
+# a client following ``subresource_uris`` never meets a 404.
+_SUBRESOURCE_PATHS = {"events": "Events"}
 _NANP = re.compile(r"^\+1(\d{3})(\d{3})(\d{4})$")
 _EVENT_STATUS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-progress"}
 
@@ -112,6 +108,32 @@ class SimCall:
     @property
     def uri(self) -> str:
         return f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{self.sid}.json"
+
+    @property
+    def recording_sid(self) -> str:
+        """The recording a ``Record=true`` call made (derived: one per call)."""
+        return "RE" + self.sid[2:]
+
+    def events(self) -> list[dict[str, Any]]:
+        """The Call Events resource: every webhook request made for the call and the
+        answer it got (one per delivery attempt), oldest first."""
+        return [
+            {
+                "request": {
+                    "method": record.method,
+                    "url": record.url,
+                    "parameters": record.params,
+                },
+                "response": {
+                    "response_code": attempt.status,
+                    "request_duration": round(attempt.seconds * 1000),
+                    "date_created": rfc2822(attempt.wall),
+                    "error": attempt.error,
+                },
+            }
+            for record in self.callbacks
+            for attempt in record.attempts
+        ]
 
     def resource(self) -> dict[str, Any]:
         base = self.uri[: -len(".json")]
@@ -214,6 +236,12 @@ class CallEngine:
         if not call.live and call.wakeup is not None:
             _resolve(call.wakeup, False)
 
+    def delete(self, call: SimCall) -> None:
+        """Forget an ended call's record (and its events), as Twilio's DELETE does."""
+        if call.live:
+            raise bad_request(20001, f"Call {call.sid} is not over: end it before deleting it")
+        del self.calls[call.sid]
+
     async def _run(self, call: SimCall, queue_delay: float) -> None:
         try:
             await self._progress(call, queue_delay)
@@ -308,6 +336,14 @@ class CallEngine:
             params["CallDuration"] = str(seconds)
             params["Duration"] = str(math.ceil(seconds / 60))
             params["SipResponseCode"] = str(call.sip_response_code)
+            if call.request.record and call.answered_at is not None:
+                # Only the completed event carries the recording (Call resource docs).
+                params["RecordingSid"] = call.recording_sid
+                params["RecordingUrl"] = (
+                    f"https://api.twilio.com/{API_VERSION}/Accounts/{call.account_sid}"
+                    f"/Recordings/{call.recording_sid}"
+                )
+                params["RecordingDuration"] = str(seconds)
         record = CallbackRecord("status", event, call.status_callback,
                                 call.status_callback_method, params)
         call.callbacks.append(record)

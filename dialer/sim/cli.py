@@ -1,4 +1,5 @@
-"""``dialer sim``: run the simulator until SIGINT or SIGTERM.
+"""``dialer sim``: run the simulator until SIGINT or SIGTERM (its options are defined
+in ``dialer.commands.sim``, which must not import this package).
 
 The auth token comes from ``--auth-token`` or, better (a command line is visible to
 every user of the machine), from the environment variable DIALER_SIM_AUTH_TOKEN; it
@@ -14,53 +15,19 @@ import os
 import signal
 import sys
 
+from dialer.commands.sim import TOKEN_ENV
 from dialer.runtime import event_loop_factory, settle_heap
 from dialer.sim.config import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimConfig
 from dialer.sim.server import SimServer
 
-TOKEN_ENV = "DIALER_SIM_AUTH_TOKEN"
-DEFAULT_PORT = 8780
 OLD_GENERATION_NEVER = 2**31 - 1  # collections of the middle generation before a full one
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    add("--port", type=int, default=DEFAULT_PORT,
-        help="port to listen on, 0 for any free one (default: %(default)s)")
-    add("--cps", type=float, default=1.0, help="the account's calls per second (default: 1)")
-    add("--account-sid", default=DEFAULT_ACCOUNT_SID, help="the account to serve")
-    add("--auth-token", default=None,
-        help=f"the account's auth token (prefer the environment variable {TOKEN_ENV})")
-    add("--strict", action="store_true",
-        help="answer 429/20429 to creates past the rate in any one-second window")
-    add("--strict-rate", type=float, default=None,
-        help="the rate strict mode enforces (default: --cps)")
-    add("--max-concurrent-requests", type=int, default=None,
-        help="strict mode: answer 429/20429 past this many requests in flight")
-    add("--max-concurrent-calls", type=int, default=None,
-        help="refuse creates with 10004 past this many queued or live calls")
-    add("--scenario", choices=("deterministic", "weighted"), default="deterministic",
-        help="outcomes by the To number's last digit, or drawn from seeded weights")
-    add("--seed", type=int, default=0, help="seed of the weighted scenario and of faults")
-    add("--time-scale", type=float, default=1.0,
-        help="factor on ringing and talking times, e.g. 0.001 (default: 1)")
-    add("--talk-seconds", type=float, default=20.0, help="how long answered calls talk")
-    add("--duplicate-callbacks", action="store_true", help="deliver every callback twice")
-    add("--out-of-order-callbacks", action="store_true",
-        help="deliver a call's progress events after its completed event")
-    add("--drop-callbacks", action="store_true", help="deliver no callbacks")
-    add("--drop-after-create-probability", type=float, default=0.0,
-        help="reset the connection after creating a call, with this probability")
-    add("--response-delay", type=float, default=0.0,
-        help="hold every create answer this many seconds (the call is created)")
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     return SimConfig(
         host=args.host,
         port=args.port,
-        account_sid=args.account_sid,
+        account_sid=args.account_sid or DEFAULT_ACCOUNT_SID,
         auth_token=args.auth_token or os.environ.get(TOKEN_ENV) or DEFAULT_AUTH_TOKEN,
         cps=args.cps,
         strict=args.strict,

@@ -39,6 +39,34 @@ def not_found(path: str) -> ApiError:
     return ApiError(404, 20404, f"The requested resource {path} was not found")
 
 
+def method_not_allowed(method: str, path: str) -> ApiError:
+    return ApiError(405, 20004, f"Method {method} not allowed on {path}")
+
+
+def unsupported_media_type(content_type: str) -> ApiError:
+    """Twilio documents no code of its own for this; 20001 is its generic bad request."""
+    return ApiError(
+        415, 20001, f"Unsupported Content-Type {content_type[:80]!r}: "
+        "send application/x-www-form-urlencoded"
+    )
+
+
+def malformed_request(detail: str) -> ApiError:
+    """The HTTP request itself could not be parsed (the server's 400, before any route)."""
+    return ApiError(400, 20001, f"Malformed HTTP request: {detail}")
+
+
+def for_status(status: int, method: str, path: str) -> ApiError:
+    """The Twilio error for a status the web framework chose (no route, wrong method...)."""
+    if status == 404:
+        return not_found(path)
+    if status == 405:
+        return method_not_allowed(method, path)
+    if status >= 500:
+        return server_error(status)
+    return ApiError(status, 20001, f"Bad request ({status}) for {method} {path}")
+
+
 def too_many_requests() -> ApiError:
     return ApiError(429, 20429, "Too Many Requests")
 

@@ -4,8 +4,8 @@ Create Call: To and From are required, and exactly one of Url, Twiml or
 ApplicationSid (Twilio itself would tolerate Url together with Twiml and ignore one;
 the simulator refuses it so that a client's mistake shows). Every other parameter of
 Twilio's CreateCallRequest is accepted; those that shape the call's progress
-(StatusCallback*, Timeout, MachineDetection*, AsyncAmd*, SendDigits) are validated
-and used, the rest (Record, Trim, CallerId, ...) are kept on the call as given.
+(StatusCallback*, Timeout, MachineDetection*, AsyncAmd*, SendDigits, Record) are
+validated and used, the rest (Trim, CallerId, ...) are kept on the call as given.
 
 Codes: 21201 To missing, 21213 From missing, 21211 invalid To, 21212 invalid From,
 21205 Url missing or not a valid URL (also for the other URL parameters), 21218
@@ -82,7 +82,10 @@ def _method(form: Form, name: str) -> Method:
     raise _invalid(name, value)
 
 
-def _integer(form: Form, name: str, default: int, low: int, high: int) -> int:
+def _integer(form: Form, name: str, default: int, low: int, high: int, *,
+             clamp: bool = True) -> int:
+    """An integer parameter; out of [low, high] it is clamped (as Twilio does with
+    Timeout) or, with ``clamp=False``, refused (as Twilio's spec bounds PageSize)."""
     value = last(form, name)
     if value is None or value == "":
         return default
@@ -90,7 +93,16 @@ def _integer(form: Form, name: str, default: int, low: int, high: int) -> int:
         number = int(value)
     except ValueError:
         raise _invalid(name, value) from None
+    if not clamp and not low <= number <= high:
+        raise bad_request(20001, f"Invalid {name}: {value} (must be {low} to {high})")
     return min(max(number, low), high)
+
+
+def _boolean(form: Form, name: str) -> bool:
+    value = (last(form, name) or "false").lower()
+    if value not in ("true", "false"):
+        raise _invalid(name, value)
+    return value == "true"
 
 
 def _amd_mode(value: str | None) -> AmdMode:
@@ -118,6 +130,7 @@ class CreateParams:
     async_amd: bool
     async_amd_status_callback: str | None
     async_amd_status_callback_method: Method
+    record: bool
 
 
 # Twilio's test-credential "magic" To numbers, so a client's handling of refused
@@ -168,9 +181,7 @@ def parse_create(form: Form) -> CreateParams:
     if last(form, "SendDigits"):
         detection = None  # Twilio ignores MachineDetection when SendDigits is given
     _integer(form, "MachineDetectionTimeout", 30, 3, 59)  # checked; the fate sets AMD timing
-    async_amd = (last(form, "AsyncAmd") or "false").lower()
-    if async_amd not in ("true", "false"):
-        raise _invalid("AsyncAmd", async_amd)
+    async_amd = _boolean(form, "AsyncAmd")
     # An application brings its own callbacks: Twilio ignores these with ApplicationSid.
     status_callback = None if application_sid else _url(form, "StatusCallback")
     return CreateParams(
@@ -182,9 +193,10 @@ def parse_create(form: Form) -> CreateParams:
         status_callback_events=frozenset(events or {"completed"}),
         timeout=_integer(form, "Timeout", 60, 1, MAX_TIMEOUT),
         machine_detection=detection,
-        async_amd=async_amd == "true" and detection is not None,
+        async_amd=async_amd and detection is not None,
         async_amd_status_callback=_url(form, "AsyncAmdStatusCallback"),
         async_amd_status_callback_method=_method(form, "AsyncAmdStatusCallbackMethod"),
+        record=_boolean(form, "Record"),
     )
 
 
@@ -238,6 +250,23 @@ class DateFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class Paging:
+    """Which page of a list: ``PageSize`` (1..1000, default 50), ``Page`` and ``PageToken``."""
+
+    page_size: int = DEFAULT_PAGE_SIZE
+    page: int = 0
+    page_token: str | None = None
+
+
+def parse_paging(form: Form) -> Paging:
+    return Paging(
+        page_size=_integer(form, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE, clamp=False),
+        page=_integer(form, "Page", 0, 0, 2**31, clamp=False),
+        page_token=last(form, "PageToken") or None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ListParams:
     """A validated list request; ``filters`` are the filtering pairs as sent, for page URIs."""
 
@@ -247,9 +276,7 @@ class ListParams:
     parent_call_sid: str | None
     start: DateFilter
     end: DateFilter
-    page_size: int
-    page: int
-    page_token: str | None
+    paging: Paging
     filters: tuple[tuple[str, str], ...]
 
 
@@ -282,7 +309,6 @@ def parse_list(form: Form) -> ListParams:
     status = last(form, "Status") or None
     if status is not None and status not in CALL_STATUSES:
         raise _invalid("Status", status)
-    page = _integer(form, "Page", 0, 0, 2**31)
     return ListParams(
         to=last(form, "To") or None,
         from_=last(form, "From") or None,
@@ -290,9 +316,7 @@ def parse_list(form: Form) -> ListParams:
         parent_call_sid=last(form, "ParentCallSid") or None,
         start=_date_filter(form, "StartTime"),
         end=_date_filter(form, "EndTime"),
-        page_size=_integer(form, "PageSize", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE),
-        page=page,
-        page_token=last(form, "PageToken") or None,
+        paging=parse_paging(form),
         filters=tuple(
             (name, value) for name in _FILTER_NAMES if (value := last(form, name))
         ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import socket
 import struct
@@ -25,6 +26,7 @@ from dialer.sim.app import ARRIVED, SimApi
 from dialer.sim.callbacks import CallbackSender
 from dialer.sim.calls import CallEngine, SimCall
 from dialer.sim.config import SimConfig
+from dialer.sim.errors import malformed_request
 from dialer.sim.faults import Faults
 from dialer.sim.trace import TraceRecord, to_json
 
@@ -45,6 +47,19 @@ class _StampingProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope[ARRIVED] = self._read_at  # type: ignore[literal-required]
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, as Twilio's error JSON."""
+        error = malformed_request(msg)
+        body = json.dumps(error.body()).encode()
+        self.transport.write(b"".join((
+            b"HTTP/1.1 400 Bad Request\r\n",
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n\r\n",
+            body,
+        )))
+        self.transport.close()
 
 
 class _Server(uvicorn.Server):

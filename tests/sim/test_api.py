@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -56,9 +58,9 @@ async def test_create_answers_201_with_the_call_resource(api: Api, sim: SimServe
     assert created.utcoffset() == dt.timedelta(0)
     assert abs((created - dt.datetime.now(dt.UTC)).total_seconds()) < 5
     assert call["uri"] == api.call_path(call["sid"])
-    assert set(call["subresource_uris"]) >= {"notifications", "recordings", "events"}
-    assert call["subresource_uris"]["recordings"] == api.call_path(call["sid"]).replace(
-        ".json", "/Recordings.json")
+    # Only the subresources the simulator serves are listed (each is tested to work).
+    assert call["subresource_uris"] == {
+        "events": api.call_path(call["sid"]).replace(".json", "/Events.json")}
 
 
 @pytest.mark.parametrize("auth", [
@@ -178,6 +180,49 @@ async def test_fetch_a_call_and_404_for_unknown_sids(api: Api) -> None:
 
 async def test_unknown_paths_are_twilio_404s(api: Api) -> None:
     assert_error(await api.http.get("/2010-04-01/Accounts/x/Queues.json"), 404, 20404)
+
+
+async def test_what_the_framework_refuses_is_twilio_error_json(api: Api, sim: SimServer) -> None:
+    assert_error(await api.http.put(api.calls_path, data={"To": "+14155550100"}), 405, 20004)
+    assert_error(await api.http.delete(api.calls_path), 405, 20004)
+    as_json = await api.http.post(api.calls_path, json={"To": "+14155550100", "From": FROM})
+    assert_error(as_json, 415, 20001)
+    assert not sim.calls
+
+
+async def test_an_unparsable_http_request_is_a_twilio_400(sim: SimServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+    writer.write(b"GET /2010-04-01 HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)
+    assert set(error) == ERROR_KEYS and (error["status"], error["code"]) == (400, 20001)
+
+
+async def test_delete_an_ended_call(api: Api, sim: SimServer) -> None:
+    sid = await api.create_sid("+14155550106")
+    assert_error(await api.http.delete(api.call_path(sid)), 400, 20001)  # still live
+    await wait_until(lambda: sim.calls[sid].status == "busy")
+    deleted = await api.http.delete(api.call_path(sid))
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert_error(await api.fetch(sid), 404, 20404)
+    assert_error(await api.http.delete(api.call_path(sid)), 404, 20404)
+    assert sid not in [c["sid"] for c in (await api.list()).json()["calls"]]
+
+
+@pytest.mark.parametrize("size", ["0", "1001", "-5", "ten"])
+async def test_page_size_outside_the_spec_is_refused(api: Api, size: str) -> None:
+    assert_error(await api.list(PageSize=size), 400, 20001)
+
+
+async def test_page_size_at_the_bounds_is_accepted(api: Api) -> None:
+    for size in ("1", "1000"):
+        response = await api.list(PageSize=size)
+        assert response.status_code == 200 and response.json()["page_size"] == int(size)
 
 
 async def test_a_call_goes_from_queued_to_completed(api: Api, sim: SimServer) -> None:

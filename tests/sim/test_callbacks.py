@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 import socket
 
 from twilio.request_validator import RequestValidator
@@ -203,3 +204,20 @@ async def test_async_amd_result_goes_to_its_own_callback(receiver: Receiver) -> 
     assert all("AnsweredBy" not in r.params for r in status)
     assert status[-1].params["CallDuration"] == "30"  # greeting, then a 20 s message
     assert sim.calls[sid].answered_by == "machine_end_beep"
+
+
+async def test_record_true_puts_the_recording_on_the_completed_event(receiver: Receiver) -> None:
+    async with running(fast_config()) as (_, api):
+        recorded = await api.create_sid(
+            StatusCallback=receiver.url("/rec"), Record="true",
+            StatusCallbackEvent=["answered", "completed"])
+        plain = await api.create_sid(StatusCallback=receiver.url("/plain"),
+                                     StatusCallbackEvent=["answered", "completed"])
+        await wait_until(lambda: len(receiver.at("/rec")) == 2 and len(receiver.at("/plain")) == 2)
+    answered, completed = (r.params for r in receiver.at("/rec"))
+    assert "RecordingSid" not in answered  # only the completed event carries it
+    assert re.fullmatch(r"RE[0-9a-f]{32}", completed["RecordingSid"])
+    assert completed["RecordingUrl"].endswith(f"/Recordings/{completed['RecordingSid']}")
+    assert completed["RecordingDuration"] == completed["CallDuration"] == "20"
+    assert all("RecordingSid" not in r.params for r in receiver.at("/plain"))
+    assert recorded != plain

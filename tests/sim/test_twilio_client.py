@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import httpx
 import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
@@ -17,6 +18,7 @@ from twilio.rest import Client
 
 from dialer.sim import SimServer
 from tests.sim.support import FROM, TWIML_URL, Receiver, fast_config, running, wait_until
+from tests.sim_process import simulator_process
 
 
 def official_client(sim: SimServer) -> Client:
@@ -79,3 +81,35 @@ async def test_errors_reach_the_library_as_twilio_exceptions(sim: SimServer) -> 
     with pytest.raises(TwilioRestException) as denied:
         await asyncio.to_thread(wrong.calls.create, to="+14155550100", from_=FROM, url=TWIML_URL)
     assert (denied.value.status, denied.value.code) == (401, 20003)
+
+
+async def test_delete_and_events_against_the_dialer_sim_command(receiver: Receiver) -> None:
+    """``dialer sim`` as a user runs it: the library deletes an ended call (204, then
+    404/20404 for it), lists a call's events (one per webhook request, with the answer
+    it got), and every ``subresource_uris`` entry it is given works."""
+    async with simulator_process() as sim:
+        client = Client(sim.account_sid, sim.auth_token)
+        client.api.base_url = sim.base_url
+        call = await asyncio.to_thread(
+            client.calls.create, to="+14155550100", from_=FROM, url=TWIML_URL,
+            status_callback=receiver.url("/events"),
+            status_callback_event=["initiated", "ringing", "answered", "completed"],
+        )
+        await wait_until(lambda: len(receiver.at("/events")) == 4, within=20)
+        events = await asyncio.to_thread(client.calls(call.sid).events.list)
+        assert [e.request["parameters"]["CallStatus"] for e in events] == [
+            "initiated", "ringing", "in-progress", "completed"]
+        assert {e.response["response_code"] for e in events} == {200}
+        assert all(e.request["url"] == receiver.url("/events") for e in events)
+        fetched = await asyncio.to_thread(client.calls(call.sid).fetch)
+        async with httpx.AsyncClient(base_url=sim.base_url,
+                                     auth=(sim.account_sid, sim.auth_token)) as http:
+            for uri in fetched.subresource_uris.values():
+                assert (await http.get(uri)).status_code == 200, uri
+        assert await asyncio.to_thread(client.calls(call.sid).delete) is True
+        with pytest.raises(TwilioRestException) as gone:
+            await asyncio.to_thread(client.calls(call.sid).delete)
+        assert (gone.value.status, gone.value.code) == (404, 20404)
+        with pytest.raises(TwilioRestException) as fetched_gone:
+            await asyncio.to_thread(client.calls(call.sid).fetch)
+        assert fetched_gone.value.code == 20404
