@@ -12,6 +12,7 @@ import sys
 import httpx
 import pytest
 
+from dialer.commands import sim as sim_command
 from dialer.sim import SimConfig, SimServer, cli
 from tests.sim.support import FROM, TWIML_URL, Receiver, api_for, fast_config, wait_until
 
@@ -77,7 +78,7 @@ def test_the_token_stays_out_of_the_repr() -> None:
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
+    sim_command.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -108,8 +109,9 @@ def test_cli_reports_bad_options_and_busy_ports(capsys: pytest.CaptureFixture[st
 SERVE = (
     "import argparse, sys\n"
     "from dialer.sim import cli\n"
+    "from dialer.commands import sim as sim_command\n"
     "parser = argparse.ArgumentParser()\n"
-    "cli.add_arguments(parser)\n"
+    "sim_command.add_arguments(parser)\n"
     "sys.exit(cli.run(parser.parse_args(sys.argv[1:])))\n"
 )
 
