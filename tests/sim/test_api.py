@@ -203,15 +203,17 @@ async def test_an_unparsable_http_request_is_a_twilio_400(sim: SimServer) -> Non
     assert set(error) == ERROR_KEYS and (error["status"], error["code"]) == (400, 20001)
 
 
-async def test_delete_an_ended_call(api: Api, sim: SimServer) -> None:
-    sid = await api.create_sid("+14155550106")
-    assert_error(await api.http.delete(api.call_path(sid)), 400, 20001)  # still live
-    await wait_until(lambda: sim.calls[sid].status == "busy")
-    deleted = await api.http.delete(api.call_path(sid))
-    assert (deleted.status_code, deleted.content) == (204, b"")
-    assert_error(await api.fetch(sid), 404, 20404)
-    assert_error(await api.http.delete(api.call_path(sid)), 404, 20404)
-    assert sid not in [c["sid"] for c in (await api.list()).json()["calls"]]
+async def test_delete_an_ended_call() -> None:
+    async with running(fast_config(talk_seconds=5000)) as (sim, api):
+        sid = await api.create_sid("+14155550100")
+        await wait_until(lambda: sim.calls[sid].status == "in-progress")
+        assert_error(await api.http.delete(api.call_path(sid)), 400, 20001)  # still live
+        assert (await api.update(sid, Status="completed")).status_code == 200
+        deleted = await api.http.delete(api.call_path(sid))
+        assert (deleted.status_code, deleted.content) == (204, b"")
+        assert_error(await api.fetch(sid), 404, 20404)
+        assert_error(await api.http.delete(api.call_path(sid)), 404, 20404)
+        assert sid not in [c["sid"] for c in (await api.list()).json()["calls"]]
 
 
 @pytest.mark.parametrize("size", ["0", "1001", "-5", "ten"])
