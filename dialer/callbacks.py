@@ -1,9 +1,23 @@
 """The HTTP endpoint Twilio reports to: status and AMD callbacks, health, metrics.
 
 Answers are chosen for Twilio's retry behaviour: 2xx once an event is stored (and
-for duplicates, which are already stored), 503 only when it could not be recorded
-(so a retry can succeed), 4xx for requests that no retry can fix. Nothing is stored
-from a request whose X-Twilio-Signature does not check out.
+for duplicates, which are already stored), 5xx only when the database could not
+record it (so a retry can succeed), 4xx for requests that no retry can fix.
+
+Everything in a request is hostile until checked, in this order, and nothing is
+stored from a request that fails a check:
+
+1. the path names an attempt in a form the dialer gives (dialer.callback_urls), 400;
+2. the body is a well-formed UTF-8 form, 415/413/400;
+3. it is Twilio's (403): every parameter name looks like Twilio's (an ASCII capital
+   first, so that no name can begin where the URL ends or a value could), the names
+   of the fields the dialer reads appear in the signed string only as those fields
+   (so no boundary was moved, see ``resplit_field``), AccountSid is an account of
+   this dialer, and the signature checks out with that account's key;
+4. every field the dialer reads has the type and range its column takes, 400.
+
+So an event that reaches the group-commit batch cannot make Postgres refuse it, and
+one bad request cannot spoil the others in its batch (see dialer.outcomes).
 """
 
 from __future__ import annotations
@@ -12,25 +26,33 @@ import datetime as dt
 import re
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from dialer import metrics
+from dialer.callback_urls import CallbackTarget, NotACallbackUrl, parse_target, signed_urls
 from dialer.outcomes import CallEvent, OutcomeRecorder, Result
-from dialer.repository import DATABASE_FAILURES
-from dialer.signature import validate_signature
+from dialer.repository import DATABASE_ERRORS, DATABASE_FAILURES
+from dialer.signature import (
+    ALGORITHMS,
+    Params,
+    parse_signature_settings,
+    signed_params,
+    validate_signature,
+)
 
 log = structlog.get_logger(__name__)
 
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+SHARED_KEY_SETTING = "DIALER_TWILIO_WEBHOOK_SHARED_KEY"
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 CALL_STATUSES = frozenset({
     "queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer",
     "failed", "canceled",
@@ -39,125 +61,311 @@ ANSWERED_BY = frozenset({
     "human", "machine_start", "machine_end_beep", "machine_end_silence",
     "machine_end_other", "fax", "unknown",
 })
+STATUS_SOURCE = "call-progress-events"
+AMD_SOURCE = "amd"
+INT4_MAX = 2**31 - 1  # sequence_number, duration, sip_response_code are integer columns
+_COUNT = re.compile(r"[0-9]{1,10}")
+_SIP_CODE = re.compile(r"[1-6][0-9]{2}")  # RFC 3261 section 7.2: 100-699
+# Twilio's parameter names are CamelCase words (CallSid, SipResponseCode).
+_TWILIO_NAME = re.compile(r"[A-Z][A-Za-z0-9_]{0,63}")
+# The names whose values the dialer reads (the rest is stored raw, never trusted).
+READ_FIELDS = (
+    "AccountSid", "AnsweredBy", "CallDuration", "CallSid", "CallStatus", "CallbackSource",
+    "SequenceNumber", "SipResponseCode",
+)
+_IDEMPOTENCY_TOKEN = re.compile(r"[!-~]{1,256}")  # printable ASCII, no spaces
+MAX_FIELDS = 256
 
 HangUp = Callable[[str], None]
 Health = Callable[[], Awaitable[dict[str, Any]]]
 
 
-class BadCallback(ValueError):
-    """A callback we can never accept; the message names the field."""
+@dataclass(frozen=True, slots=True)
+class AccountKeys:
+    """What authenticates one account's callbacks: its auth token and, when Webhooks
+    Rules sign with a shared key, that key. Looked up by the callback's AccountSid."""
+
+    auth_token: str = field(repr=False)
+    shared_key: str | None = field(default=None, repr=False)
 
 
-def _optional_int(params: Mapping[str, str], name: str) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
+class Refusal(Exception):
+    """A request answered with ``status``. ``reason`` is a fixed label (metrics); the
+    message adds the detail for the log and the answer."""
+
+    status = 400
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+class BadCallback(Refusal):
+    """Malformed: no retry can fix it. The message names the field."""
+
+    status = 400
+
+
+class NotTwilios(Refusal):
+    """Not a genuine callback of one of our accounts (or not provably so)."""
+
+    status = 403
+
+
+class SharedKeyMissing(NotTwilios):
+    """Signed by a Webhooks Rule with a shared key, and none is configured."""
+
+    def __init__(self, account_sid: str, key_id: str | None) -> None:
+        super().__init__(
+            "shared key not configured",
+            f"X-Twilio-Webhooks-Signature-Settings announces shared key {key_id!r} but "
+            f"{SHARED_KEY_SETTING} is not set",
+        )
+        self.account_sid = account_sid
+        self.key_id = key_id
+
+
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    """The form's values by name, decoded strictly (Twilio sends UTF-8)."""
     try:
-        return int(value)
-    except ValueError:
-        raise BadCallback(f"{name} is not an integer: {value[:40]!r}") from None
+        pairs = urllib.parse.parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body),
+            errors="strict", max_num_fields=MAX_FIELDS,
+        )
+    except ValueError as exc:  # UnicodeDecodeError is one
+        raise BadCallback("body is not a form", f"body is not a form: {exc}") from None
+    form: dict[str, list[str]] = {}
+    for name, value in pairs:
+        form.setdefault(name, []).append(value)
+    return form
+
+
+def _values(form: Params, name: str) -> Sequence[str]:
+    value = form.get(name, ())
+    return (value,) if isinstance(value, str) else value
+
+
+def _one(form: Params, name: str) -> str | None:
+    values = _values(form, name)
+    if len(values) > 1:
+        raise BadCallback("field repeated", f"{name} given {len(values)} times")
+    return values[0] if values else None
+
+
+def resplit_field(form: Params) -> str | None:
+    """The first field the dialer reads whose name appears in the signed string other
+    than as that field, or None.
+
+    The signed string has no separators, so the holder of one genuine callback can
+    move a boundary and keep the signature: absorb a field into the value before it
+    (``To`` = ``+1415...AnsweredBymachine_start``), cut its name short
+    (``AnsweredB`` = ``ymachine_start``) or lengthen it (``SipResponseCode200`` =
+    ``""``). Each move leaves the field's name in the string where no field of that
+    name starts. A name may still contain another as a later CamelCase word
+    (``ParentCallSid``, ``DialCallStatus``): there the letter before it is lowercase.
+    (None of these names overlaps itself, so counting occurrences is exact.)
+    """
+    names = sorted(form)
+    in_names = "\x00".join(names)  # names are checked first: none holds a NUL
+    signed = signed_params(form)
+    for read in READ_FIELDS:
+        inside = in_names.count(read)
+        if signed.count(read) != inside:
+            return read  # in a value, or across a boundary
+        if inside > (read in form) and not all(
+            _later_word(name, read) for name in names if read in name and name != read
+        ):
+            return read
+    return None
+
+
+def _later_word(name: str, word: str) -> bool:
+    """Every occurrence of ``word`` in ``name`` follows a lowercase letter."""
+    start = name.find(word)
+    while start != -1:
+        if start == 0 or not name[start - 1].islower():
+            return False
+        start = name.find(word, start + 1)
+    return True
+
+
+def check_names(form: Params) -> None:
+    """Every name looks like Twilio's, and no boundary of a field we read was moved."""
+    for name in form:
+        if not _TWILIO_NAME.fullmatch(name):
+            raise NotTwilios("parameter name not Twilio's", f"parameter name not Twilio's: "
+                             f"{name[:40]!r}")
+    moved = resplit_field(form)
+    if moved is not None:
+        raise NotTwilios("field boundary moved", f"{moved} appears inside another field")
+
+
+def _count(form: Params, name: str, *, required: bool = False) -> int | None:
+    """A non-negative integer that fits an integer column."""
+    value = _one(form, name)
+    if value is None or (value == "" and not required):
+        if required:
+            raise BadCallback("field missing", f"{name} missing")
+        return None
+    if not _COUNT.fullmatch(value) or int(value) > INT4_MAX:
+        raise BadCallback("integer field malformed",
+                          f"{name} is not an integer from 0 to {INT4_MAX}: {value[:40]!r}")
+    return int(value)
+
+
+def _choice(form: Params, name: str, allowed: frozenset[str], *, required: bool) -> str | None:
+    value = _one(form, name) or None
+    if value is None:
+        if required:
+            raise BadCallback("field missing", f"{name} missing")
+        return None
+    if value not in allowed:
+        raise BadCallback("field not recognised", f"{name} not recognised: {value[:40]!r}")
+    return value
 
 
 def parse_event(
-    params: Mapping[str, str], *, source_hint: str, query: Mapping[str, str],
-    idempotency_token: str | None,
+    form: Params, target: CallbackTarget, *, idempotency_token: str | None
 ) -> CallEvent:
-    """Validate a callback's fields and build the event; pure, so it can be fuzzed."""
-    call_sid = params.get("CallSid", "")
-    if not CALL_SID.match(call_sid):
-        raise BadCallback(f"CallSid missing or malformed: {call_sid[:40]!r}")
-    status = params.get("CallStatus") or None
-    if status is not None and status not in CALL_STATUSES:
-        raise BadCallback(f"CallStatus not recognised: {status[:40]!r}")
-    answered_by = params.get("AnsweredBy") or None
-    if answered_by is not None and answered_by not in ANSWERED_BY:
-        raise BadCallback(f"AnsweredBy not recognised: {answered_by[:40]!r}")
-    if source_hint == "amd" and answered_by is None:
-        raise BadCallback("AnsweredBy missing from an AMD callback")
-    if source_hint != "amd" and status is None:
-        raise BadCallback("CallStatus missing from a status callback")
-    hint = query.get("a")
-    if hint is not None and not hint.isdigit():
-        raise BadCallback(f"attempt id is not a number: {hint[:40]!r}")
-    duration = _optional_int(params, "CallDuration")
-    if duration is not None and duration < 0:
-        raise BadCallback("CallDuration is negative")
+    """Validate the fields of a signed callback and build its event; pure, so it can
+    be fuzzed. Whatever it returns can be stored: no NUL (Postgres refuses it in text
+    and jsonb), integers within their columns, statuses from Twilio's lists."""
+    if "\x00" in signed_params(form):
+        name = next(n for n in form if "\x00" in n + "".join(_values(form, n)))
+        raise BadCallback("NUL character", f"{name} contains a NUL character")
+    call_sid = _one(form, "CallSid") or ""
+    if not CALL_SID.fullmatch(call_sid):
+        raise BadCallback("CallSid malformed", f"CallSid missing or malformed: {call_sid[:40]!r}")
+    if idempotency_token is not None and not _IDEMPOTENCY_TOKEN.fullmatch(idempotency_token):
+        raise BadCallback("idempotency token malformed",
+                          f"I-Twilio-Idempotency-Token malformed: {idempotency_token[:40]!r}")
+    amd = target.kind == "amd"
+    status = _choice(form, "CallStatus", CALL_STATUSES, required=not amd)
+    answered_by = _choice(form, "AnsweredBy", ANSWERED_BY, required=amd)
+    if amd:
+        # One AMD result per call: its key is the call and the kind of report alone.
+        source, sequence_number = AMD_SOURCE, None
+    else:
+        callback_source = _one(form, "CallbackSource")
+        if callback_source not in (None, STATUS_SOURCE):
+            raise BadCallback("CallbackSource not recognised",
+                              f"CallbackSource not recognised: {callback_source[:40]!r}")
+        source, sequence_number = STATUS_SOURCE, _count(form, "SequenceNumber", required=True)
+    sip_code = _one(form, "SipResponseCode") or None
+    if sip_code is not None and not _SIP_CODE.fullmatch(sip_code):
+        raise BadCallback("SipResponseCode malformed",
+                          f"SipResponseCode is not a SIP status code: {sip_code[:40]!r}")
     return CallEvent(
         call_sid=call_sid,
-        source=params.get("CallbackSource") or source_hint,
-        params=dict(params),
-        attempt_hint=int(hint) if hint is not None else None,
-        sequence_number=_optional_int(params, "SequenceNumber"),
+        source=source,
+        params={name: values[-1] for name in form if (values := _values(form, name))},
+        attempt_hint=target.attempt_id,
+        sequence_number=sequence_number,
         idempotency_token=idempotency_token or None,
         call_status=status,
         answered_by=answered_by,
-        duration=duration,
-        sip_code=_optional_int(params, "SipResponseCode"),
+        duration=_count(form, "CallDuration"),
+        sip_code=int(sip_code) if sip_code is not None else None,
+        legacy_url=target.legacy,
     )
 
 
-def _reject(reason: str, status: int, **context: Any) -> Response:
+def _reject(reason: str, status: int, *, loud: bool = False, **context: Any) -> Response:
     metrics.CALLBACK_REJECTS.labels(reason).inc()
-    log.warning("callback_rejected", reason=reason, status=status, **context)
-    return PlainTextResponse(reason, status_code=status)
+    (log.error if loud else log.warning)(
+        "callback_rejected", reason=reason, status=status, **context)
+    return PlainTextResponse(context.get("detail", reason), status_code=status)
 
 
 def build_app(
     *,
     recorder: OutcomeRecorder,
-    auth_token: str,
+    accounts: Mapping[str, AccountKeys],
     public_base_url: str,
+    callback_retries: int,
     max_body: int,
     hang_up: HangUp,
     health: Health,
     clock: Callable[[], dt.datetime],
 ) -> Starlette:
-    """The callback application; collaborators are passed in so tests can wire it."""
+    """The callback application; collaborators are passed in so tests can wire it.
+    ``accounts`` holds the keys of every account whose callbacks are accepted, by
+    AccountSid; ``callback_retries`` is what the dialer's StatusCallback URLs asked
+    for (it decides the one fragment a signature may cover)."""
+
+    def authenticate(request: Request, form: dict[str, list[str]], path: str, query: str
+                     ) -> None:
+        check_names(form)
+        account_sid = _one(form, "AccountSid") or ""
+        keys = accounts.get(account_sid)
+        if keys is None:
+            raise NotTwilios("foreign AccountSid",
+                             f"AccountSid is not this dialer's account: {account_sid[:40]!r}")
+        signature = request.headers.get("x-twilio-signature", "")
+        if not signature:
+            raise NotTwilios("no signature")
+        announced = parse_signature_settings(
+            request.headers.get("x-twilio-webhooks-signature-settings"))
+        key, algorithm = keys.auth_token, "HMAC_SHA1"
+        if announced is not None:
+            if announced.algorithm not in ALGORITHMS:
+                raise NotTwilios("unknown signature algorithm",
+                                 f"unknown signature algorithm {announced.algorithm[:40]!r}")
+            if keys.shared_key is None:
+                raise SharedKeyMissing(account_sid, announced.key_id)
+            key, algorithm = keys.shared_key, announced.algorithm
+        urls = signed_urls(public_base_url, path, query, retries=callback_retries)
+        if not validate_signature(urls, form, signature, key, algorithm):
+            raise NotTwilios("bad signature")
 
     async def callback(request: Request) -> Response:
-        source_hint = "amd" if request.url.path.endswith("/amd") else "call-progress-events"
+        path = request.scope["raw_path"].decode("latin-1")
+        query = request.scope["query_string"].decode("latin-1")
+        try:
+            target = parse_target(path, query)
+        except NotACallbackUrl as exc:
+            return _reject("not a callback URL", 400, detail=str(exc), path=path[:80])
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             return _reject("unsupported content type", 415, content_type=content_type[:60])
         length = request.headers.get("content-length")
-        if length is None or not length.isdigit() or int(length) > max_body:
+        if length is None or not _COUNT.fullmatch(length) or int(length) > max_body:
             return _reject("body too large or length missing", 413)
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # gone, or cut off for reading too slowly
+            return _reject("client disconnected", 400)
         if len(body) > max_body:
             return _reject("body too large", 413)
         try:
-            pairs = urllib.parse.parse_qsl(
-                body.decode("utf-8"), keep_blank_values=True, strict_parsing=False
-            )
-        except (UnicodeDecodeError, ValueError):
-            return _reject("body is not a form", 400)
-        form: dict[str, list[str]] = {}
-        for key, value in pairs:
-            form.setdefault(key, []).append(value)
-        query = request.url.query
-        url = public_base_url + request.url.path + (f"?{query}" if query else "")
-        signature = request.headers.get("x-twilio-signature", "")
-        if not signature or not validate_signature(url, form, signature, auth_token):
-            return _reject("bad signature", 403, path=request.url.path)
-        params = {key: values[-1] for key, values in form.items()}
-        try:
+            form = parse_form(body)
+            authenticate(request, form, path, query)
             event = parse_event(
-                params, source_hint=source_hint, query=dict(request.query_params),
-                idempotency_token=request.headers.get("i-twilio-idempotency-token"),
-            )
-        except BadCallback as exc:
-            return _reject(str(exc), 400)
+                form, target, idempotency_token=request.headers.get("i-twilio-idempotency-token"))
+        except SharedKeyMissing as exc:
+            # Loud: every callback is refused until the operator sets the key.
+            return _reject("shared key not configured", 403, loud=True, detail=str(exc),
+                           setting=SHARED_KEY_SETTING, account_sid=exc.account_sid,
+                           key=exc.key_id)
+        except Refusal as exc:
+            return _reject(exc.reason, exc.status, detail=str(exc), attempt=target.attempt_id)
         try:
             recorded = await recorder.record(event, now=clock())
         except DATABASE_FAILURES as exc:
             # Away, or it refused the write: not recorded, so Twilio must send it again.
-            reason = "database error" if isinstance(exc, asyncpg.PostgresError) else (
-                "database unavailable")
+            reason = "database unavailable" if isinstance(exc, DATABASE_ERRORS) else (
+                "database error")
             metrics.CALLBACK_REJECTS.labels(reason).inc()
             log.error("callback_not_recorded", call_sid=event.call_sid, error=repr(exc))
             return PlainTextResponse("not recorded, retry", status_code=503)
+        except Exception:
+            metrics.CALLBACK_REJECTS.labels("not recorded").inc()
+            log.exception("callback_not_recorded", call_sid=event.call_sid)
+            return PlainTextResponse("not recorded", status_code=500)
         if recorded.result is Result.UNKNOWN_CALL:
             return _reject("unknown call", 404, call_sid=event.call_sid)
+        if recorded.result is Result.REFUSED:
+            return _reject("old URL form for a new attempt", 403, attempt=target.attempt_id)
         if recorded.hang_up is not None:
             hang_up(recorded.hang_up)
         return Response(status_code=204)
@@ -172,8 +380,11 @@ def build_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(routes=[
+        Route("/twilio/attempts/{attempt}/status", callback, methods=["POST"]),
+        Route("/twilio/attempts/{attempt}/amd", callback, methods=["POST"]),
         Route("/twilio/status", callback, methods=["POST"]),
         Route("/twilio/amd", callback, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
     ])
+

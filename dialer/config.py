@@ -2,7 +2,8 @@
 
 Settings come from the environment (prefix ``DIALER_``), from an optional env file
 (``DIALER_ENV_FILE``, default ``./.env`` when present) and, for secrets, from files in
-systemd's ``$CREDENTIALS_DIRECTORY`` (``LoadCredential=dialer_twilio_auth_token:...``).
+systemd's ``$CREDENTIALS_DIRECTORY`` (``LoadCredential=dialer_twilio_auth_token:...``,
+``LoadCredential=dialer_twilio_webhook_shared_key:...``).
 Secrets are never accepted on the command line and are ``SecretStr`` so that no repr
 or log line shows them.
 """
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
 
     twilio_account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
     twilio_auth_token: SecretStr | None = None
+    twilio_webhook_shared_key: SecretStr | None = Field(
+        default=None, min_length=1,
+        description="the SharedKey secret of a Webhooks Rule that signs our callbacks",
+    )
     twilio_api_base: str = Field(default="https://api.twilio.com", pattern=r"^https?://[^/]+$")
     twilio_cps: float = Field(default=1.0, gt=0, le=1000)
     twilio_max_concurrent_calls: int | None = Field(default=None, gt=0)
@@ -66,6 +71,14 @@ class Settings(BaseSettings):
         default=3, ge=0, le=5, description="#rc= retries asked of Twilio for our callbacks"
     )
     callback_max_body: int = Field(default=64 * 1024, ge=1024)
+    callback_read_timeout: float = Field(
+        default=10.0, gt=0, le=120,
+        description="seconds a client has to send a whole request (headers and body)",
+    )
+    callback_max_connections: int = Field(
+        default=500, ge=8, le=65536,
+        description="connections and requests at once; past it requests get 503",
+    )
 
     log_format: Literal["console", "json"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

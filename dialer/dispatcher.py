@@ -31,6 +31,7 @@ import asyncpg
 import structlog
 
 from dialer import metrics, repository
+from dialer.callback_urls import callback_url
 from dialer.campaigns import Campaign
 from dialer.config import Settings
 from dialer.pacer import AccountPacer
@@ -98,7 +99,6 @@ def call_params(
     """The Create Call form. Callback URLs carry the attempt id so that a callback can
     be matched to its attempt even when the POST's answer was lost."""
     spec = campaign.spec
-    fragment = f"#rc={callback_retries}&rp=all" if callback_retries else ""
     params = [("To", item.phone), ("From", spec.from_number)]
     if spec.twiml_url is not None:
         params.append(("Url", personalise(spec.twiml_url, item.attributes, for_xml=False)))
@@ -106,7 +106,8 @@ def call_params(
         assert spec.twiml is not None
         params.append(("Twiml", personalise(spec.twiml, item.attributes, for_xml=True)))
     params += [
-        ("StatusCallback", f"{public_base_url}/twilio/status?a={item.attempt_id}{fragment}"),
+        ("StatusCallback",
+         callback_url(public_base_url, item.attempt_id, "status", retries=callback_retries)),
         ("StatusCallbackMethod", "POST"),
         *(("StatusCallbackEvent", event) for event in STATUS_EVENTS),
         ("Timeout", str(spec.ring_timeout)),
@@ -117,7 +118,7 @@ def call_params(
             params += [
                 ("AsyncAmd", "true"),
                 ("AsyncAmdStatusCallback",
-                 f"{public_base_url}/twilio/amd?a={item.attempt_id}{fragment}"),
+                 callback_url(public_base_url, item.attempt_id, "amd", retries=callback_retries)),
                 ("AsyncAmdStatusCallbackMethod", "POST"),
             ]
     return params

@@ -1,9 +1,13 @@
 """Turns call events (callbacks, or what reconciliation learned) into recorded results.
 
-One event is one transaction: lock the attempt and its contact, store the raw event
-once (a duplicate stops here), merge it into the attempt without ever moving
-backwards, and when the call has ended ask the pure policy what happens to the
-contact. Whatever order events arrive in, the rows end the same.
+Events are recorded in group-commit batches: lock the attempts and their contacts,
+store each raw event once (a duplicate stops there), merge it into its attempt
+without ever moving backwards, and when the call has ended ask the pure policy what
+happens to the contact. Whatever order events arrive in, the rows end the same.
+
+An event is validated before it joins a batch (dialer.callbacks), so Postgres has no
+reason to refuse it. Should it refuse one anyway, the batch is recorded again in
+halves until the offender is alone: it alone learns it was not recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import structlog
 from dialer import metrics, queries
 from dialer.campaigns import Campaign
 from dialer.policy import AmdAction, Done, Fail, Retry, decide, on_answered_by
+from dialer.repository import DATABASE_ERRORS
 from dialer.windows import next_opening
 
 log = structlog.get_logger(__name__)
@@ -53,6 +58,8 @@ class CallEvent:
     answered_by: str | None = None
     duration: int | None = None
     sip_code: int | None = None
+    legacy_url: bool = False
+    """Reported to a callback URL of the old form (accepted only for old attempts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,8 @@ class Result(enum.Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"
     UNKNOWN_CALL = "unknown_call"
+    REFUSED = "refused"
+    """Reported to the old URL form for an attempt that was given the new one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,16 +174,29 @@ class OutcomeRecorder:
     async def _flush_all(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
-            try:
-                results = await self._record_batch_retrying(batch)
-            except Exception as exc:  # every waiter learns it was not recorded
+            await self._settle(batch)
+
+    async def _settle(self, batch: list[_Pending]) -> None:
+        """Record ``batch`` and tell each waiter. When Postgres refuses a batch of
+        several events, each half is recorded on its own, down to the offender."""
+        try:
+            results = await self._record_batch_retrying(batch)
+        except Exception as exc:
+            if len(batch) == 1 or isinstance(exc, DATABASE_ERRORS):
+                # The offender itself (its caller logs it), or a database that is away
+                # for everyone: splitting would only knock on a closed door.
                 for pending in batch:
                     if not pending.done.done():
                         pending.done.set_exception(exc)
-                continue
-            for pending, result in zip(batch, results, strict=True):
-                if not pending.done.done():
-                    pending.done.set_result(result)
+                return
+            log.warning("callback_batch_split", size=len(batch), error=repr(exc))
+            half = len(batch) // 2
+            await self._settle(batch[:half])
+            await self._settle(batch[half:])
+            return
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.done.done():
+                pending.done.set_result(result)
 
     async def _record_batch_retrying(self, batch: list[_Pending]) -> list[Recorded]:
         """Writers lock attempts and contacts in one order, but a deadlock aborts only
@@ -201,15 +223,21 @@ class OutcomeRecorder:
 
     @staticmethod
     def _find(event: CallEvent, by_id: dict[int, _Locked], by_sid: dict[str, _Locked]
-              ) -> _Locked | None:
-        """The attempt the callback URL names (unless it belongs to another call),
-        else the attempt with this Call SID."""
-        if event.attempt_hint is not None:
-            locked = by_id.get(event.attempt_hint)
-            if locked is not None and locked.row["call_sid"] in (None, event.call_sid):
-                return locked
-            return None
-        return by_sid.get(event.call_sid)
+              ) -> _Locked | Result:
+        """The attempt the callback URL names, unless it belongs to another call (or,
+        not knowing its call yet, another attempt has this one), else the attempt with
+        this Call SID."""
+        owner = by_sid.get(event.call_sid)
+        if event.attempt_hint is None:
+            return owner or Result.UNKNOWN_CALL
+        locked = by_id.get(event.attempt_hint)
+        if locked is None or locked.row["call_sid"] not in (None, event.call_sid):
+            return Result.UNKNOWN_CALL
+        if owner is not None and owner is not locked:
+            return Result.UNKNOWN_CALL
+        if event.legacy_url and not locked.row["legacy_callback_url"]:
+            return Result.REFUSED
+        return locked
 
     async def _record_batch(self, batch: list[_Pending]) -> list[Recorded]:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -221,7 +249,9 @@ class OutcomeRecorder:
             by_id = {row["id"]: _Locked(row, _view(row)) for row in rows}
             by_sid = {lk.row["call_sid"]: lk for lk in by_id.values() if lk.row["call_sid"]}
             targets = [self._find(p.event, by_id, by_sid) for p in batch]
-            known = [(p, lk) for p, lk in zip(batch, targets, strict=True) if lk is not None]
+            known = [
+                (p, lk) for p, lk in zip(batch, targets, strict=True) if isinstance(lk, _Locked)
+            ]
             inserted = {
                 (r["call_sid"], r["source"], r["sequence_number"], r["idempotency_token"])
                 for r in await conn.fetch(
@@ -233,8 +263,8 @@ class OutcomeRecorder:
             adopted: list[int] = []
             decisions: list[tuple[int, str, dt.datetime | None, str, str | None]] = []
             for pending, locked in zip(batch, targets, strict=True):
-                if locked is None:
-                    results.append(Recorded(Result.UNKNOWN_CALL))
+                if isinstance(locked, Result):
+                    results.append(Recorded(locked))
                     continue
                 key = _key(pending.event)
                 if key not in inserted:

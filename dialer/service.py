@@ -25,7 +25,7 @@ import asyncpg
 import structlog
 
 from dialer import db, metrics, repository
-from dialer.callbacks import build_app
+from dialer.callbacks import AccountKeys, build_app
 from dialer.config import Settings
 from dialer.dispatcher import Clock, Dispatcher, utcnow
 from dialer.httpserver import EmbeddedServer
@@ -168,12 +168,22 @@ class Daemon:
             def hang_up(call_sid: str) -> None:
                 tasks.spawn(self._hang_up(client, call_sid), name=f"hangup-{call_sid}")
 
+            shared_key = settings.twilio_webhook_shared_key
             app = build_app(
-                recorder=recorder, auth_token=token, public_base_url=settings.public_base_url,
-                max_body=settings.callback_max_body, hang_up=hang_up, health=self._health,
-                clock=self.clock,
+                recorder=recorder,
+                accounts={account_sid: AccountKeys(
+                    auth_token=token,
+                    shared_key=shared_key.get_secret_value() if shared_key else None,
+                )},
+                public_base_url=settings.public_base_url,
+                callback_retries=settings.callback_retries, max_body=settings.callback_max_body,
+                hang_up=hang_up, health=self._health, clock=self.clock,
             )
-            server = EmbeddedServer(app, host=settings.bind_host, port=settings.bind_port)
+            server = EmbeddedServer(
+                app, host=settings.bind_host, port=settings.bind_port,
+                read_timeout=settings.callback_read_timeout,
+                max_connections=settings.callback_max_connections,
+            )
             await server.start()
             self.port = server.port
             stack.push_async_callback(server.stop)

@@ -197,7 +197,7 @@ RETURNING a.id;
 -- id our callback URLs carry, else by Call SID.
 SELECT a.id, a.contact_id, a.attempt_no, a.state, a.call_sid, a.call_status, a.statuses,
        a.answered_by, a.sip_response_code, a.duration, a.outcome, a.hangup_requested_at,
-       a.final_at, a.campaign_id,
+       a.final_at, a.campaign_id, a.legacy_callback_url,
        k.state AS contact_state, k.attempts AS contact_attempts, k.timezone
 FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
 WHERE a.id = ANY($1::bigint[]) OR a.call_sid = ANY($2::text[])

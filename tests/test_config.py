@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dialer.config import SettingsError, load_settings
@@ -57,3 +59,40 @@ def test_auth_token_from_credentials_directory(
     settings = load_settings()
     assert settings.twilio_auth_token is not None
     assert settings.twilio_auth_token.get_secret_value() == "from-file"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DIALER_TWILIO_WEBHOOK_SHARED_KEY", ""),
+        ("DIALER_CALLBACK_READ_TIMEOUT", "0"),
+        ("DIALER_CALLBACK_READ_TIMEOUT", "121"),
+        ("DIALER_CALLBACK_MAX_CONNECTIONS", "7"),
+        ("DIALER_CALLBACK_MAX_CONNECTIONS", "70000"),
+    ],
+)
+def test_bad_callback_setting_is_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        load_settings()
+
+
+@pytest.mark.parametrize("source", ["environment", "env file", "credentials directory"])
+def test_webhook_shared_key_is_read_like_the_auth_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: str
+) -> None:
+    if source == "environment":
+        monkeypatch.setenv("DIALER_TWILIO_WEBHOOK_SHARED_KEY", "rule-secret")
+    elif source == "env file":
+        env_file = tmp_path / "dialer.env"
+        env_file.write_text("DIALER_TWILIO_WEBHOOK_SHARED_KEY=rule-secret\n")
+        monkeypatch.setenv("DIALER_ENV_FILE", str(env_file))
+    else:
+        (tmp_path / "dialer_twilio_webhook_shared_key").write_text("rule-secret\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    settings = load_settings()
+    assert settings.twilio_webhook_shared_key is not None
+    assert settings.twilio_webhook_shared_key.get_secret_value() == "rule-secret"
+    assert "rule-secret" not in repr(settings)

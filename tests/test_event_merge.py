@@ -7,7 +7,6 @@ import itertools
 
 import pytest
 
-from dialer.callbacks import BadCallback, parse_event
 from dialer.outcomes import AttemptView, CallEvent, merge
 
 NOW = dt.datetime(2026, 1, 5, 15, 0, tzinfo=dt.UTC)
@@ -47,36 +46,3 @@ def test_amd_result_after_completion_is_kept() -> None:
     view = merge(view, amd, NOW)
     assert (view.call_status, view.answered_by, view.duration) == ("completed",
                                                                    "machine_end_beep", 30)
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({}, "CallSid"),
-        ({"CallSid": "CA123"}, "CallSid"),
-        ({"CallSid": SID, "CallStatus": "exploded"}, "CallStatus"),
-        ({"CallSid": SID}, "CallStatus missing"),
-        ({"CallSid": SID, "CallStatus": "completed", "CallDuration": "ten"}, "CallDuration"),
-        ({"CallSid": SID, "CallStatus": "completed", "AnsweredBy": "robot"}, "AnsweredBy"),
-        ({"CallSid": SID, "CallStatus": "ringing", "SequenceNumber": "x"}, "SequenceNumber"),
-    ],
-)
-def test_malformed_callbacks_name_the_field(params: dict[str, str], message: str) -> None:
-    with pytest.raises(BadCallback, match=message):
-        parse_event(params, source_hint="call-progress-events", query={}, idempotency_token=None)
-
-
-def test_amd_callback_needs_answered_by() -> None:
-    with pytest.raises(BadCallback, match="AnsweredBy missing"):
-        parse_event({"CallSid": SID}, source_hint="amd", query={}, idempotency_token=None)
-
-
-def test_well_formed_callback() -> None:
-    event = parse_event(
-        {"CallSid": SID, "CallStatus": "completed", "CallDuration": "7", "SequenceNumber": "3",
-         "CallbackSource": "call-progress-events", "SipResponseCode": "200"},
-        source_hint="call-progress-events", query={"a": "42"}, idempotency_token="tok",
-    )
-    assert (event.attempt_hint, event.sequence_number, event.duration, event.sip_code) == (
-        42, 3, 7, 200)
-    assert event.idempotency_token == "tok"

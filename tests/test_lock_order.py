@@ -11,6 +11,7 @@ import secrets
 import asyncpg
 
 from dialer import repository
+from dialer.callback_urls import CallbackTarget
 from dialer.callbacks import parse_event
 from dialer.outcomes import OutcomeRecorder, Result
 from dialer.twilio import CallInfo
@@ -51,7 +52,7 @@ async def test_answers_and_callbacks_for_the_same_attempts_do_not_deadlock(
             parse_event({"CallSid": sids[i], "AccountSid": "AC" + "0" * 32,
                          "CallStatus": "initiated", "SequenceNumber": "0",
                          "CallbackSource": "call-progress-events"},
-                        source_hint="status", query={"a": str(i)}, idempotency_token=None)
+                        CallbackTarget(i, "status"), idempotency_token=None)
             for i in ids
         ]
         results = await asyncio.gather(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dialer import callback_urls
 from dialer.httpserver import EmbeddedServer
 from dialer.policy import RetryPolicy
 from dialer.sim.server import SimServer
@@ -126,9 +126,7 @@ async def run_mix(
 
 def attempt_id_of(record: TraceRecord) -> int:
     """The attempt a Create Call request was for, from the StatusCallback URL we sent."""
-    url = record.params["StatusCallback"][0]
-    query = urllib.parse.urlsplit(url).query
-    return int(urllib.parse.parse_qs(query)["a"][0])
+    return callback_urls.attempt_id_of(record.params["StatusCallback"][0])
 
 
 # ---- REST API faults --------------------------------------------------------------------
@@ -266,7 +264,7 @@ async def delaying_proxy(target: str, delay: float) -> AsyncIterator[str]:
                 headers={k: v for k, v in request.headers.items() if k in keep})
             return Response(answer.content, status_code=answer.status_code)
 
-        app = Starlette(routes=[Route("/twilio/{kind}", forward, methods=["POST"])])
+        app = Starlette(routes=[Route("/twilio/{rest:path}", forward, methods=["POST"])])
         port = free_port()
         server = EmbeddedServer(app, host="127.0.0.1", port=port)
         await server.start()
