@@ -12,6 +12,7 @@ from dialer.commands import SubParsers
 from dialer.config import Settings
 
 TOKEN_ENV = "DIALER_SIM_AUTH_TOKEN"
+SHARED_KEY_ENV = "DIALER_SIM_WEBHOOK_SHARED_KEY"
 DEFAULT_PORT = 8780
 
 
@@ -49,11 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out-of-order-callbacks", action="store_true",
         help="deliver a call's progress events after its completed event")
     add("--drop-callbacks", action="store_true", help="deliver no callbacks")
+    add("--sign-fragment", action="store_true",
+        help="sign callbacks over their URL with its #fragment of connection overrides "
+             "(default: without it)")
+    add("--webhook-shared-key", default=None,
+        help="sign callbacks with this key, as a Webhooks Rule does, instead of the auth "
+             f"token (prefer the environment variable {SHARED_KEY_ENV})")
+    add("--webhook-signature-algorithm", choices=("HMAC_SHA256", "HMAC_SHA1"),
+        default="HMAC_SHA256", help="the shared key's algorithm (default: %(default)s)")
     add("--drop-after-create-probability", type=float, default=0.0,
         help="reset the connection after creating a call, with this probability")
     add("--response-delay", type=float, default=0.0,
         help="hold every create answer this many seconds (the call is created)")
-
 
 
 def add_parser(sub: SubParsers) -> None:

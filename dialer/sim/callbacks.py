@@ -3,9 +3,12 @@
 The URL a client gives may end in a fragment of connection overrides
 (``https://host/cb#rc=3&rt=2000``): ``rc`` retries (0-5, default 1), ``ct`` connect
 timeout, ``rt`` read timeout and ``tt`` total time, in milliseconds. The fragment is
-never sent, and the signature covers the URL without it, query string included. A
-failed attempt (5xx, connection error, timeout) is retried right away as ``rc`` says;
-a 4xx is an answer and is not retried.
+never sent. The signature covers the URL, query string included, without the
+fragment or, with ``sign_fragment``, with it (Twilio does not document which). It is
+keyed by the auth token (HMAC-SHA1) or, with ``webhook_shared_key``, by that key and
+announced in X-Twilio-Webhooks-Signature-Settings, as a Webhooks Rule does. A failed
+attempt (5xx, connection error, timeout) is retried right away as ``rc`` says; a 4xx
+is an answer and is not retried.
 
 Every event carries an ``I-Twilio-Idempotency-Token`` of its own, identical across the
 retries and duplicate deliveries of that event, so a receiver can deduplicate by it.
@@ -24,7 +27,7 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from dialer.signature import compute_signature
+from dialer.signature import HMAC_SHA1, SETTINGS_HEADER, SIGNATURE_HEADER, compute_signature
 from dialer.sim.config import SimConfig
 
 log = structlog.get_logger(__name__)
@@ -136,16 +139,26 @@ class CallbackSender:
             await self._deliver(record)
 
     def _signed(self, record: CallbackRecord, url: str) -> tuple[str, dict[str, str], bytes | None]:
-        """URL, headers and body of the request, signed with the account's auth token."""
+        """URL, headers and body of the request, signed as the configuration says."""
+        config = self._config
         headers = {"I-Twilio-Idempotency-Token": record.token}
-        token = self._config.auth_token
+        key, algorithm = config.auth_token, HMAC_SHA1
+        if config.webhook_shared_key is not None:
+            key, algorithm = config.webhook_shared_key, config.webhook_signature_algorithm
+            headers[SETTINGS_HEADER] = (
+                f"key={config.webhook_shared_key_sid},algorithm={algorithm}")
+        params: dict[str, str] = record.params
+        body = None
         if record.method == "GET":
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(record.params)}"
-            headers["X-Twilio-Signature"] = compute_signature(url, {}, token)
-            return url, headers, None
-        headers["X-Twilio-Signature"] = compute_signature(url, record.params, token)
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return url, headers, urlencode(record.params).encode()
+            params = {}
+        else:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = urlencode(record.params).encode()
+        fragment = urldefrag(record.url).fragment
+        signed_url = f"{url}#{fragment}" if config.sign_fragment and fragment else url
+        headers[SIGNATURE_HEADER] = compute_signature(signed_url, params, key, algorithm)
+        return url, headers, body
 
     async def _deliver(self, record: CallbackRecord) -> None:
         url, overrides = split_overrides(record.url)

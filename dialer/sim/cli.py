@@ -4,6 +4,8 @@ in ``dialer.commands.sim``, which must not import this package).
 The auth token comes from ``--auth-token`` or, better (a command line is visible to
 every user of the machine), from the environment variable DIALER_SIM_AUTH_TOKEN; it
 is never printed. Without either, the simulator's documented default token is used.
+A Webhooks Rules shared key, likewise, from ``--webhook-shared-key`` or
+DIALER_SIM_WEBHOOK_SHARED_KEY.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import signal
 import sys
 
-from dialer.commands.sim import TOKEN_ENV
+from dialer.commands.sim import SHARED_KEY_ENV, TOKEN_ENV
 from dialer.runtime import event_loop_factory, settle_heap
 from dialer.sim.config import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimConfig
 from dialer.sim.server import SimServer
@@ -41,6 +43,9 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         duplicate_callbacks=args.duplicate_callbacks,
         out_of_order_callbacks=args.out_of_order_callbacks,
         drop_callbacks=args.drop_callbacks,
+        sign_fragment=args.sign_fragment,
+        webhook_shared_key=args.webhook_shared_key or os.environ.get(SHARED_KEY_ENV) or None,
+        webhook_signature_algorithm=args.webhook_signature_algorithm,
     )
 
 

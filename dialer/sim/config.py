@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dialer.signature import ALGORITHMS, HMAC_SHA256
 from dialer.sim.scenario import (
     DEFAULT_WEIGHTS,
     DeterministicScenario,
@@ -22,6 +23,7 @@ from dialer.sim.scenario import (
 
 DEFAULT_ACCOUNT_SID = "AC" + "5151" * 8
 DEFAULT_AUTH_TOKEN = "sim-auth-token"
+DEFAULT_SHARED_KEY_SID = "webhooks_sharedkey_" + "5151" * 8
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 
 
@@ -46,6 +48,14 @@ class SimConfig:
     out_of_order_callbacks: hold a call's progress events and deliver them after its
         ``completed`` event, newest first.
     drop_callbacks: deliver no callbacks at all (they are still recorded on the call).
+    sign_fragment: sign each callback over its URL exactly as the client gave it,
+        fragment of connection overrides included (``...#rc=3&rp=all``), as
+        twilio-python's validator does when handed that string; by default the URL
+        is signed as requested, without the fragment. Twilio does not document which
+        it does, so a receiver must accept both (see dialer.signature).
+    webhook_shared_key: sign callbacks with this key instead of the auth token, as a
+        Webhooks Rule does, and announce it in X-Twilio-Webhooks-Signature-Settings
+        (``key=<webhook_shared_key_sid>,algorithm=<webhook_signature_algorithm>``).
     """
 
     host: str = "127.0.0.1"
@@ -65,6 +75,10 @@ class SimConfig:
     duplicate_callbacks: bool = False
     out_of_order_callbacks: bool = False
     drop_callbacks: bool = False
+    sign_fragment: bool = False
+    webhook_shared_key: str | None = field(default=None, repr=False)
+    webhook_shared_key_sid: str = DEFAULT_SHARED_KEY_SID
+    webhook_signature_algorithm: str = HMAC_SHA256
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_SID.match(self.account_sid):
@@ -75,6 +89,11 @@ class SimConfig:
             raise ValueError("cps and strict_rate must be positive")
         if self.time_scale < 0 or self.talk_seconds < 0:
             raise ValueError("time_scale and talk_seconds must not be negative")
+        if self.webhook_shared_key == "":
+            raise ValueError("webhook_shared_key must not be empty")
+        if self.webhook_signature_algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"webhook_signature_algorithm must be one of {', '.join(ALGORITHMS)}")
         if self.scenario not in ("deterministic", "weighted"):
             raise ValueError(f"unknown scenario {self.scenario!r}")
         self.make_scenario()  # rejects bad weights now rather than at the first call

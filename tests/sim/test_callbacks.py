@@ -6,7 +6,13 @@ import email.utils
 import re
 import socket
 
-from twilio.request_validator import RequestValidator
+import pytest
+from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    RequestValidator,
+    get_signature_algorithm,
+)
 
 from dialer.sim import SimCall
 from tests.sim.support import (
@@ -101,6 +107,47 @@ async def test_fragment_overrides_set_retries_and_are_not_sent(receiver: Receive
     assert [attempt.status for attempt in record.attempts] == [500, 500, 200]
     assert record.state == "delivered"
     assert record.url == receiver.url("/retry?a=1#rc=2&rt=2000")
+
+
+async def test_callbacks_can_be_signed_over_the_url_with_its_fragment(receiver: Receiver
+                                                                     ) -> None:
+    given = receiver.url("/cb?a=1#rc=1&rp=all")
+    async with running(fast_config(sign_fragment=True)) as (_, api):
+        await api.create_sid(StatusCallback=given)
+        await wait_until(lambda: receiver.requests != [])
+    (received,) = receiver.requests
+    assert received.url == receiver.url("/cb?a=1")  # the fragment is never sent
+    signature = received.headers["x-twilio-signature"]
+    assert signature == twilio_signature(given, received.form, TOKEN)
+    assert RequestValidator(TOKEN).validate(given, received.params, signature)
+    assert not RequestValidator(TOKEN).validate(received.url, received.params, signature)
+    assert "x-twilio-webhooks-signature-settings" not in received.headers
+
+
+@pytest.mark.parametrize("algorithm", [HMAC_SHA256, HMAC_SHA1])
+async def test_callbacks_can_be_signed_with_a_shared_key(receiver: Receiver, algorithm: str
+                                                        ) -> None:
+    """As a Webhooks Rule signs: the shared key and its algorithm, announced."""
+    config = fast_config(webhook_shared_key="rule-key", webhook_signature_algorithm=algorithm)
+    async with running(config) as (_, api):
+        await api.create_sid(StatusCallback=receiver.url("/cb#rc=1"))
+        await wait_until(lambda: receiver.requests != [])
+    (received,) = receiver.requests
+    announced = received.headers["x-twilio-webhooks-signature-settings"]
+    assert announced == f"key={config.webhook_shared_key_sid},algorithm={algorithm}"
+    assert get_signature_algorithm(announced) == algorithm
+    signature = received.headers["x-twilio-signature"]
+    assert RequestValidator("rule-key").validate(received.url, received.params, signature,
+                                                 algorithm)
+    assert not RequestValidator(TOKEN).validate(received.url, received.params, signature,
+                                                algorithm)
+
+
+@pytest.mark.parametrize("bad", [{"webhook_shared_key": ""},
+                                 {"webhook_signature_algorithm": "HMAC_MD5"}])
+def test_bad_signing_options_are_refused(bad: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="webhook_"):
+        fast_config(**bad)
 
 
 async def test_a_failing_callback_is_retried_once_by_default(receiver: Receiver) -> None:

@@ -97,6 +97,19 @@ def test_cli_options_make_the_configuration(monkeypatch: pytest.MonkeyPatch) -> 
     assert cli.config_from_args(parse()).auth_token == SimConfig().auth_token
 
 
+def test_cli_signing_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = cli.config_from_args(parse())
+    assert (config.sign_fragment, config.webhook_shared_key) == (False, None)
+    monkeypatch.setenv(cli.SHARED_KEY_ENV, "key-from-env")
+    config = cli.config_from_args(parse("--sign-fragment", "--webhook-signature-algorithm",
+                                        "HMAC_SHA1"))
+    assert (config.sign_fragment, config.webhook_shared_key,
+            config.webhook_signature_algorithm) == (True, "key-from-env", "HMAC_SHA1")
+    assert "key-from-env" not in repr(config)
+    assert cli.config_from_args(parse("--webhook-shared-key", "flag")).webhook_shared_key == (
+        "flag")
+
+
 def test_cli_reports_bad_options_and_busy_ports(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run(parse("--cps", "0")) == 2
     with socket.socket() as busy:
