@@ -1,14 +1,18 @@
 """Callbacks per second durably recorded by the daemon's endpoint, each exactly once.
 
     .venv/bin/python bench/callbacks.py [--calls 10000] [--campaigns 4] [--connections 32]
-                                        [--duplicate-every 10] [--quick] [--json FILE]
+                                        [--duplicate-every 10] [--shared-key] [--quick]
+                                        [--json FILE]
 
 Set-up: ``--campaigns`` campaigns whose contacts are all in a call, each with a live
 attempt and a Call SID, written straight into a fresh (durable) database. Then the
 real daemon (``dialer run``, its own process) and, in another process, a client that
 plays Twilio: for every call the four progress events (initiated, ringing,
-in-progress, completed) with sequence numbers and idempotency tokens, signed with
-X-Twilio-Signature, over ``--connections`` keep-alive connections; every
+in-progress, completed) with sequence numbers and idempotency tokens, to the
+attempt's StatusCallback URL (``/twilio/attempts/{id}/status``), signed with
+X-Twilio-Signature (HMAC-SHA1 with the auth token over the URL as requested; with
+``--shared-key``, HMAC-SHA256 with a Webhooks Rules shared key over the URL with its
+fragment, the costliest check), over ``--connections`` keep-alive connections; every
 ``--duplicate-every``-th event is delivered a second time on another connection, as
 Twilio does. The requests are built and signed before the clock starts, and the
 client speaks minimal HTTP/1.1 so that it is not what gets measured.
@@ -50,11 +54,13 @@ from _common import (
 )
 
 from dialer import db
-from dialer.signature import compute_signature
+from dialer.callback_urls import callback_url
+from dialer.signature import HMAC_SHA256, SETTINGS_HEADER, compute_signature
 from tests.harness import SIM_SID, SIM_TOKEN, free_port, make_campaign
 from tests.sim_process import stop_process
 
 GOAL = 2000.0
+RETRIES = 3  # the daemon's DIALER_CALLBACK_RETRIES: its StatusCallbacks end in #rc=3&rp=all
 EVENTS = ("initiated", "ringing", "in-progress", "completed")
 
 Call = tuple[int, str, str]  # attempt id, Call SID, To
@@ -86,7 +92,10 @@ class Figures:
 # ---- the client (its own process) ---------------------------------------------------
 
 
-def _event_request(base_url: str, call: Call, sequence: int) -> bytes:
+SHARED_KEY = "bench-shared-key"
+
+
+def _event_request(base_url: str, call: Call, sequence: int, shared_key: bool) -> bytes:
     attempt_id, sid, to = call
     status = EVENTS[sequence]
     params = {
@@ -98,21 +107,28 @@ def _event_request(base_url: str, call: Call, sequence: int) -> bytes:
     }
     if status == "completed":
         params.update(CallDuration="20", Duration="1", SipResponseCode="200")
-    target = f"/twilio/status?a={attempt_id}"
+    status_callback = callback_url(base_url, attempt_id, "status", retries=RETRIES)
+    target = urlsplit(status_callback).path
+    if shared_key:
+        signature = compute_signature(status_callback, params, SHARED_KEY, HMAC_SHA256)
+        signed_by = f"{SETTINGS_HEADER}: key=webhooks_sharedkey_bench,algorithm={HMAC_SHA256}\r\n"
+    else:
+        signature = compute_signature(base_url + target, params, SIM_TOKEN)
+        signed_by = ""
     body = urlencode(params).encode()
     head = (
         f"POST {target} HTTP/1.1\r\nHost: {urlsplit(base_url).netloc}\r\n"
         "User-Agent: TwilioProxy/1.1\r\n"
         "Content-Type: application/x-www-form-urlencoded\r\n"
         f"Content-Length: {len(body)}\r\n"
-        f"X-Twilio-Signature: {compute_signature(base_url + target, params, SIM_TOKEN)}\r\n"
+        f"X-Twilio-Signature: {signature}\r\n{signed_by}"
         f"I-Twilio-Idempotency-Token: {uuid.uuid4()}\r\n\r\n"
     )
     return head.encode() + body
 
 
 def build_requests(base_url: str, calls: list[Call], connections: int,
-                   duplicate_every: int) -> list[list[bytes]]:
+                   duplicate_every: int, shared_key: bool) -> list[list[bytes]]:
     """Per connection, the requests it sends in order: its calls' events in sequence,
     and every ``duplicate_every``-th event of the whole run again on the next
     connection (same bytes, same idempotency token), arriving about concurrently."""
@@ -121,7 +137,7 @@ def build_requests(base_url: str, calls: list[Call], connections: int,
     for index, call in enumerate(calls):
         lane = index % connections
         for sequence in range(len(EVENTS)):
-            request = _event_request(base_url, call, sequence)
+            request = _event_request(base_url, call, sequence, shared_key)
             lanes[lane].append(request)
             count += 1
             if duplicate_every and count % duplicate_every == 0:
@@ -155,9 +171,9 @@ async def _lane(base_url: str, requests: list[bytes], statuses: collections.Coun
 
 
 def client(base_url: str, calls: list[Call], connections: int, duplicate_every: int,
-           out: Any) -> None:
+           shared_key: bool, out: Any) -> None:
     """Entry point of the client process: put (seconds, requests, statuses) on ``out``."""
-    lanes = build_requests(base_url, calls, connections, duplicate_every)
+    lanes = build_requests(base_url, calls, connections, duplicate_every, shared_key)
 
     async def drive() -> tuple[float, dict[int, int]]:
         statuses: collections.Counter[int] = collections.Counter()
@@ -213,12 +229,13 @@ async def stored(dsn: str) -> tuple[int, int, int, int]:
     return row["events"], row["distinct_events"], row["final"], row["done"]
 
 
-def start_daemon(dsn: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_daemon(dsn: str, shared_key: bool) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = bench_env(
         DIALER_DATABASE_URL=dsn, DIALER_TWILIO_ACCOUNT_SID=SIM_SID,
-        DIALER_TWILIO_AUTH_TOKEN=SIM_TOKEN,
+        DIALER_TWILIO_AUTH_TOKEN=SIM_TOKEN, DIALER_CALLBACK_RETRIES=str(RETRIES),
+        **({"DIALER_TWILIO_WEBHOOK_SHARED_KEY": SHARED_KEY} if shared_key else {}),
         # Never called: every contact is already in a call, nothing is due.
         DIALER_TWILIO_API_BASE="http://127.0.0.1:9",
         DIALER_CALLBACK_BIND=f"127.0.0.1:{port}", DIALER_PUBLIC_BASE_URL=base_url,
@@ -253,16 +270,16 @@ def _result_of(worker: Any, results: Any) -> Any:
 
 
 def bench(pg: Postgres, calls: int, campaigns: int, connections: int,
-          duplicate_every: int) -> Figures:
+          duplicate_every: int, shared_key: bool) -> Figures:
     dsn = asyncio.run(pg.new_database("callbacks"))
     live = asyncio.run(live_calls(dsn, calls, campaigns))
-    daemon, base_url = start_daemon(dsn)
+    daemon, base_url = start_daemon(dsn, shared_key)
     try:
         context = multiprocessing.get_context("spawn")
         results = context.Queue()
         cpu = (process_cpu_seconds(daemon.pid), process_cpu_seconds(pg.pid, children=True))
         worker = context.Process(target=client, args=(
-            base_url, live, connections, duplicate_every, results))
+            base_url, live, connections, duplicate_every, shared_key, results))
         worker.start()
         seconds, requests, statuses = _result_of(worker, results)
         used = (process_cpu_seconds(daemon.pid) - cpu[0],
@@ -293,14 +310,20 @@ def main() -> None:
                    help="concurrent keep-alive connections of the client")
     p.add_argument("--duplicate-every", type=int, default=10,
                    help="deliver every N-th event twice (0: no duplicates)")
+    p.add_argument("--shared-key", action="store_true",
+                   help="sign with a Webhooks Rules shared key (HMAC-SHA256) over the URL with "
+                        "its fragment instead of the auth token over the bare URL")
     args = p.parse_args()
     calls = args.calls or (1000 if args.quick else 10_000)
     quiet_logs()
     with throwaway_postgres(durable=not args.no_fsync) as pg:
-        f = bench(pg, calls, args.campaigns, args.connections, args.duplicate_every)
+        f = bench(pg, calls, args.campaigns, args.connections, args.duplicate_every,
+                  args.shared_key)
     print_table(
         f"Callbacks recorded by `dialer run` ({'fsync off' if args.no_fsync else 'durable'} "
-        f"Postgres, {args.connections} connections; goal >= {GOAL:,.0f}/s, exactly once)",
+        f"Postgres, {args.connections} connections, "
+        f"{'shared key HMAC-SHA256' if args.shared_key else 'auth token HMAC-SHA1'}; "
+        f"goal >= {GOAL:,.0f}/s, exactly once)",
         ["calls", "requests", "duplicates", "seconds", "requests/s", "stored/s",
          "answers", "exactly once", "goal met"],
         [[f.calls, f.requests, f.duplicates_sent, f.seconds, f.requests_per_s,
