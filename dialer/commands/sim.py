@@ -62,6 +62,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reset the connection after creating a call, with this probability")
     add("--response-delay", type=float, default=0.0,
         help="hold every create answer this many seconds (the call is created)")
+    add_account_arguments(parser)
+
+
+def add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    """The account's status and numbers (what ``dialer check`` looks at)."""
+    add = parser.add_argument
+    add("--account-status", choices=("active", "suspended", "closed"), default="active",
+        help="the account's status; not active: creates are refused with 20005")
+    add("--phone-number", action="append", metavar="E164",
+        help="a number the account owns, repeatable (default: +15005550006)")
+    add("--caller-id", action="append", metavar="E164",
+        help="a verified caller ID of the account, repeatable (default: none)")
 
 
 def add_parser(sub: SubParsers) -> None:

@@ -1,5 +1,7 @@
 """The simulator's HTTP API: the Calls endpoints of Twilio's 2010-04-01 REST API
-(create, list, fetch, update, delete, and a call's Events list).
+(create, list, fetch, update, delete, and a call's Events list), and the account's
+own resources (fetch the Account, list its IncomingPhoneNumbers and
+OutgoingCallerIds: see ``accounts``).
 
 Every API request is authenticated (HTTP Basic: account SID and auth token), checked
 against strict-mode limits, recorded in the trace, and answered with Twilio's JSON,
@@ -9,8 +11,9 @@ and the HTTP parser's 400 (see server.py). Create requests also pass through the
 configured faults.
 
 Order of checks: credentials (401/20003), the account in the path (404/20404),
-strict concurrency (429/20429); then, for a create, the strict rate (429/20429),
-the faults, validation (400) and the concurrent-call limit (400/10004).
+strict concurrency (429/20429); then, for a create, the account's status
+(401/20005), the strict rate (429/20429), the faults, validation (400) and the
+concurrent-call limit (400/10004).
 
 ``GET /sim/trace`` (no authentication: it is the simulator's, not Twilio's) answers
 the request trace as JSON.
@@ -40,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dialer.sim import errors
+from dialer.sim.accounts import SimAccount
 from dialer.sim.calls import API_VERSION, CallEngine, SimCall
 from dialer.sim.config import SimConfig
 from dialer.sim.errors import ApiError
@@ -88,6 +92,7 @@ class SimApi:
         self._closing = closing
         self._in_flight = 0
         self._recent_creates: collections.deque[float] = collections.deque()
+        self._account = SimAccount(config, created=time.time())
 
     def app(self) -> Starlette:
         calls = f"{ACCOUNT_PATH}/Calls.json"
@@ -101,6 +106,12 @@ class SimApi:
                 Route(call, self._api(self._update), methods=["POST"]),
                 Route(call, self._api(self._delete), methods=["DELETE"]),
                 Route(events, self._api(self._events), methods=["GET"]),
+                Route(f"/{API_VERSION}/Accounts/{{account_sid}}.json",
+                      self._api(self._fetch_account), methods=["GET"]),
+                Route(f"{ACCOUNT_PATH}/IncomingPhoneNumbers.json",
+                      self._api(self._incoming_numbers), methods=["GET"]),
+                Route(f"{ACCOUNT_PATH}/OutgoingCallerIds.json",
+                      self._api(self._caller_ids), methods=["GET"]),
                 Route("/sim/trace", self._dump_trace, methods=["GET"]),
             ],
             # Whatever the framework refuses (no route, a method a route lacks, a
@@ -182,6 +193,8 @@ class SimApi:
         return call
 
     async def _create(self, request: Request, form: Form) -> _Outcome:
+        if not self._account.active:
+            raise errors.account_not_active()
         if self._config.strict:
             self._check_strict_rate()
         faults = self._faults
@@ -225,6 +238,15 @@ class SimApi:
             name="events", key=lambda item: str(item[0]), resource=lambda item: item[1],
         )
         return _Outcome(200, page)
+
+    async def _fetch_account(self, request: Request, form: Form) -> _Outcome:
+        return _Outcome(200, self._account.resource())
+
+    async def _incoming_numbers(self, request: Request, form: Form) -> _Outcome:
+        return _Outcome(200, self._account.incoming_numbers_page(form, request.url.path))
+
+    async def _caller_ids(self, request: Request, form: Form) -> _Outcome:
+        return _Outcome(200, self._account.caller_ids_page(form, request.url.path))
 
     async def _dump_trace(self, request: Request) -> Response:
         return Response(to_json(self._trace), media_type="application/json")

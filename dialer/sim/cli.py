@@ -19,7 +19,12 @@ import sys
 
 from dialer.commands.sim import SHARED_KEY_ENV, TOKEN_ENV
 from dialer.runtime import event_loop_factory, settle_heap
-from dialer.sim.config import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, SimConfig
+from dialer.sim.config import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    DEFAULT_PHONE_NUMBER,
+    SimConfig,
+)
 from dialer.sim.server import SimServer
 
 OLD_GENERATION_NEVER = 2**31 - 1  # collections of the middle generation before a full one
@@ -46,6 +51,9 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         sign_fragment=args.sign_fragment,
         webhook_shared_key=args.webhook_shared_key or os.environ.get(SHARED_KEY_ENV) or None,
         webhook_signature_algorithm=args.webhook_signature_algorithm,
+        account_status=args.account_status,
+        phone_numbers=tuple(args.phone_number or (DEFAULT_PHONE_NUMBER,)),
+        caller_ids=tuple(args.caller_id or ()),
     )
 
 

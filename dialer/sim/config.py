@@ -24,6 +24,10 @@ from dialer.sim.scenario import (
 DEFAULT_ACCOUNT_SID = "AC" + "5151" * 8
 DEFAULT_AUTH_TOKEN = "sim-auth-token"
 DEFAULT_SHARED_KEY_SID = "webhooks_sharedkey_" + "5151" * 8
+# Twilio's test credentials accept this one From number; the simulator's account owns it.
+DEFAULT_PHONE_NUMBER = "+15005550006"
+ACCOUNT_STATUSES = ("active", "suspended", "closed")
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 
 
@@ -56,6 +60,10 @@ class SimConfig:
     webhook_shared_key: sign callbacks with this key instead of the auth token, as a
         Webhooks Rule does, and announce it in X-Twilio-Webhooks-Signature-Settings
         (``key=<webhook_shared_key_sid>,algorithm=<webhook_signature_algorithm>``).
+    account_status, phone_numbers, caller_ids: the account's status (``active``,
+        ``suspended`` or ``closed``: see ``accounts`` for what it refuses), the
+        numbers it owns (IncomingPhoneNumbers) and its verified caller IDs
+        (OutgoingCallerIds), all E.164.
     """
 
     host: str = "127.0.0.1"
@@ -79,6 +87,9 @@ class SimConfig:
     webhook_shared_key: str | None = field(default=None, repr=False)
     webhook_shared_key_sid: str = DEFAULT_SHARED_KEY_SID
     webhook_signature_algorithm: str = HMAC_SHA256
+    account_status: Literal["active", "suspended", "closed"] = "active"
+    phone_numbers: tuple[str, ...] = (DEFAULT_PHONE_NUMBER,)
+    caller_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_SID.match(self.account_sid):
@@ -97,6 +108,14 @@ class SimConfig:
         if self.scenario not in ("deterministic", "weighted"):
             raise ValueError(f"unknown scenario {self.scenario!r}")
         self.make_scenario()  # rejects bad weights now rather than at the first call
+        self._check_account()
+
+    def _check_account(self) -> None:
+        if self.account_status not in ACCOUNT_STATUSES:
+            raise ValueError(f"account_status must be one of {', '.join(ACCOUNT_STATUSES)}")
+        for number in (*self.phone_numbers, *self.caller_ids):
+            if not _E164.match(number):
+                raise ValueError(f"phone numbers and caller IDs must be E.164: {number!r}")
 
     def make_scenario(self) -> Scenario:
         if self.scenario == "weighted":

@@ -35,6 +35,12 @@ def unauthorized() -> ApiError:
     return ApiError(401, 20003, "Authenticate")
 
 
+def account_not_active() -> ApiError:
+    """A create on a suspended or closed account (the status is the simulator's choice,
+    see ``accounts``)."""
+    return ApiError(401, 20005, "Account not active")
+
+
 def not_found(path: str) -> ApiError:
     return ApiError(404, 20404, f"The requested resource {path} was not found")
 

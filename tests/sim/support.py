@@ -96,8 +96,14 @@ def call_validator() -> Draft202012Validator:
 
 
 @cache
-def list_validator() -> Draft202012Validator:
-    get = openapi()["paths"]["/2010-04-01/Accounts/{AccountSid}/Calls.json"]["get"]
+def account_validator() -> Draft202012Validator:
+    return _validator({"$ref": "#/components/schemas/api.v2010.account"})
+
+
+@cache
+def list_validator(resource: str = "Calls") -> Draft202012Validator:
+    """The 200 answer of GET /2010-04-01/Accounts/{AccountSid}/<resource>.json."""
+    get = openapi()["paths"][f"/2010-04-01/Accounts/{{AccountSid}}/{resource}.json"]["get"]
     return _validator(get["responses"]["200"]["content"]["application/json"]["schema"])
 
 

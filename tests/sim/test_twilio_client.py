@@ -113,3 +113,40 @@ async def test_delete_and_events_against_the_dialer_sim_command(receiver: Receiv
         with pytest.raises(TwilioRestException) as fetched_gone:
             await asyncio.to_thread(client.calls(call.sid).fetch)
         assert fetched_gone.value.code == 20404
+
+
+async def test_account_and_numbers_through_the_library_against_dialer_sim() -> None:
+    """What ``dialer check`` asks, as twilio-python asks it, of ``dialer sim`` configured
+    with the account's numbers and then with a suspended account."""
+    owned = ("+14155550123", "+14155550199")
+    options = ("--phone-number", owned[0], "--phone-number", owned[1],
+               "--caller-id", "+14155559999")
+    async with simulator_process(extra=options) as sim:
+        client = Client(sim.account_sid, sim.auth_token)
+        client.api.base_url = sim.base_url
+        account = await asyncio.to_thread(client.api.accounts(sim.account_sid).fetch)
+        assert (account.sid, account.status, account.type) == (sim.account_sid, "active", "Full")
+        found = await asyncio.to_thread(client.incoming_phone_numbers.list,
+                                        phone_number=owned[0])
+        assert [n.phone_number for n in found] == [owned[0]]
+        assert found[0].sid.startswith("PN") and found[0].capabilities["voice"] is True
+        partial = await asyncio.to_thread(client.incoming_phone_numbers.list,
+                                          phone_number="+1415555", page_size=1)
+        assert [n.phone_number for n in partial] == list(owned)  # two pages followed
+        assert await asyncio.to_thread(client.incoming_phone_numbers.list,
+                                       phone_number=FROM) == []  # the default, replaced
+        verified = await asyncio.to_thread(client.outgoing_caller_ids.list,
+                                           phone_number="+14155559999")
+        assert [c.phone_number for c in verified] == ["+14155559999"]
+        assert await asyncio.to_thread(client.outgoing_caller_ids.list,
+                                       phone_number=owned[0]) == []
+
+    async with simulator_process(extra=("--account-status", "suspended")) as sim:
+        client = Client(sim.account_sid, sim.auth_token)
+        client.api.base_url = sim.base_url
+        account = await asyncio.to_thread(client.api.accounts(sim.account_sid).fetch)
+        assert account.status == "suspended"
+        with pytest.raises(TwilioRestException) as refused:
+            await asyncio.to_thread(client.calls.create, to="+14155550100", from_=FROM,
+                                    url=TWIML_URL)
+        assert (refused.value.status, refused.value.code) == (401, 20005)
