@@ -1,4 +1,5 @@
-"""The Twilio Voice REST client: create, fetch, list and update calls.
+"""The Twilio Voice REST client: create, fetch, list and update calls; fetch the
+account and look up its numbers (for ``dialer check``).
 
 Everything the dispatcher must react to differently is a distinct exception, decided
 here once from the HTTP status, Twilio's error code and *when* a transport error
@@ -99,6 +100,22 @@ class CallInfo:
             answered_by=body.get("answered_by") or None,
             queue_time_ms=int(queue_time) if queue_time not in (None, "") else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """The parts of the Account resource the checks use (never its auth_token)."""
+
+    sid: str
+    status: str
+    """``active``, ``suspended`` or ``closed``."""
+    type: str | None
+    """``Trial`` or ``Full``."""
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> AccountInfo:
+        return cls(sid=str(body["sid"]), status=str(body["status"]),
+                   type=body.get("type") or None)
 
 
 def parse_rfc2822(value: object) -> dt.datetime | None:
@@ -215,12 +232,44 @@ class TwilioClient:
             params["StartTime>"] = started_on_or_after.isoformat()
         if status is not None:
             params["Status"] = status
-        calls: list[CallInfo] = []
-        response = await self._request("GET", f"{self._calls_path}.json", params=params)
+        items = await self._list_all(f"{self._calls_path}.json", "calls", params)
+        return [CallInfo.from_json(item) for item in items]
+
+    async def _list_all(
+        self, path: str, key: str, params: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        """Every item of a Twilio list, following ``next_page_uri`` to the last page."""
+        items: list[dict[str, Any]] = []
+        response = await self._request("GET", path, params=params)
         while True:
             body = response.json()
-            calls.extend(CallInfo.from_json(item) for item in body.get("calls", []))
+            items.extend(body.get(key, []))
             next_uri = body.get("next_page_uri")
             if not next_uri:
-                return calls
+                return items
             response = await self._request("GET", next_uri)
+
+    @property
+    def _account_path(self) -> str:
+        return f"/{API_VERSION}/Accounts/{self.account_sid}"
+
+    async def fetch_account(self) -> AccountInfo:
+        """GET /Accounts/{Sid}.json: proves the credentials and tells whether the account
+        may call (AuthError when the credentials are refused)."""
+        response = await self._request("GET", f"{self._account_path}.json")
+        return AccountInfo.from_json(response.json())
+
+    async def owns_number(self, number: str) -> bool:
+        """Whether ``number`` is one of the account's phone numbers."""
+        return await self._lists_number("IncomingPhoneNumbers", "incoming_phone_numbers", number)
+
+    async def is_verified_caller_id(self, number: str) -> bool:
+        """Whether ``number`` is a verified caller ID (OutgoingCallerIds) of the account."""
+        return await self._lists_number("OutgoingCallerIds", "outgoing_caller_ids", number)
+
+    async def _lists_number(self, resource: str, key: str, number: str) -> bool:
+        """Twilio's PhoneNumber filter also matches partial numbers (on
+        IncomingPhoneNumbers), so what it lists is compared in full."""
+        items = await self._list_all(f"{self._account_path}/{resource}.json", key,
+                                     {"PhoneNumber": number})
+        return any(item.get("phone_number") == number for item in items)
