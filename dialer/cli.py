@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -23,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dialer",
         description="Outbound call campaigns over the Twilio Voice API.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {importlib.metadata.version('dialer')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.register(sub)
     return parser

@@ -373,3 +373,30 @@ async def merge_dnc_batch(
         row = await conn.fetchrow(queries.get("merge_dnc_batch"), campaign_id, reason)
     assert row is not None
     return int(row["distinct_numbers"]), int(row["added"]), int(row["skipped"])
+
+
+# ==== dialer check ====
+
+
+async def campaigns_to_check(db: Executor, account_sid: str | None) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("campaigns_to_check"), account_sid))
+
+
+async def sample_contact(db: Executor, campaign_id: int) -> asyncpg.Record | None:
+    return await db.fetchrow(queries.get("sample_contact"), campaign_id)
+
+
+async def live_workers(db: Executor, within_seconds: float) -> set[str]:
+    return {row["id"] for row in await db.fetch(queries.get("live_workers"), within_seconds)}
+
+
+async def recent_pacing(
+    db: Executor, account_sid: str, since: dt.datetime, queued_ms: int
+) -> asyncpg.Record:
+    row = await db.fetchrow(queries.get("recent_pacing"), account_sid, since, queued_ms)
+    assert row is not None
+    return row
+
+
+async def contacts_without_zone(db: Executor, campaign_id: int) -> int:
+    return int(await db.fetchval(queries.get("contacts_without_zone"), campaign_id))

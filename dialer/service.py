@@ -1,7 +1,9 @@
 """Wires the daemon together and runs it: start-up order, side tasks, shutdown stages.
 
-Start-up: pool (schema checked) -> account and worker rows -> callback endpoint
-listening -> LISTEN connection -> dispatcher; READY=1 only after all of that.
+Start-up: pool (schema checked) -> credentials checked (refused: no start, exit 2)
+-> account and worker rows -> callback endpoint listening -> LISTEN connection ->
+dispatcher; READY=1 only after all of that. The other checks of ``dialer check``
+then run in the background and are logged (dialer.preflight).
 Shutdown (first SIGTERM/SIGINT; a second one exits at once): stop claiming, hand
 back unsent claims, let in-flight POSTs answer, keep the endpoint up for the drain
 period so live calls' outcomes are still recorded, then close everything.
@@ -24,7 +26,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from dialer import db, metrics, repository
+from dialer import db, metrics, preflight, repository
 from dialer.callbacks import AccountKeys, build_app
 from dialer.config import Settings
 from dialer.dispatcher import Clock, Dispatcher, utcnow
@@ -149,16 +151,17 @@ class Daemon:
         async with contextlib.AsyncExitStack() as stack:
             pool = await stack.enter_async_context(db.open_pool(self.dsn, max_size=12))
             self._pool = pool
-            await repository.upsert_account(
-                pool, account_sid, settings.twilio_cps, settings.twilio_max_concurrent_calls
-            )
-            await repository.register_worker(pool, self.worker_id, socket.gethostname(),
-                                             os.getpid())
             client = TwilioClient(
                 account_sid=account_sid, auth_token=token, api_base=settings.twilio_api_base,
                 timeout=settings.twilio_timeout, max_in_flight=settings.twilio_max_in_flight + 4,
             )
             stack.push_async_callback(client.aclose)
+            await preflight.refuse_bad_credentials(settings, client)
+            await repository.upsert_account(
+                pool, account_sid, settings.twilio_cps, settings.twilio_max_concurrent_calls
+            )
+            await repository.register_worker(pool, self.worker_id, socket.gethostname(),
+                                             os.getpid())
             try:
                 await asyncio.wait_for(client.warm_up(), settings.twilio_timeout)
             except (TwilioError, TimeoutError) as exc:
@@ -219,6 +222,8 @@ class Daemon:
             self.ready.set()
             log.info("daemon_ready", worker=self.worker_id, port=self.port,
                      cps=settings.twilio_cps, pacing=self.pacing)
+            tasks.spawn(preflight.log_start_checks(settings, client=client, pool=pool),
+                        name="start-checks")
             stopper = asyncio.create_task(self.stop.wait())
             done, _ = await asyncio.wait([stopper, *side], return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
@@ -310,5 +315,9 @@ async def run(settings: Settings, dsn: str) -> int:
     """Entry point of ``dialer run``."""
     daemon = Daemon(settings, dsn=dsn)
     daemon.install_signal_handlers()
-    await daemon.run()
+    try:
+        await daemon.run()
+    except preflight.StartRefused as exc:
+        log.error("start_refused", reason=str(exc))
+        return 2
     return 0

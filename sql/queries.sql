@@ -440,3 +440,42 @@ WITH s AS (
 )
 SELECT (SELECT count(*) FROM s) AS distinct_numbers, (SELECT count(*) FROM entry) AS added,
        (SELECT count(*) FROM skipped) AS skipped;
+
+-- ==== dialer check (dialer.preflight) ====
+
+-- name: campaigns_to_check
+-- Campaigns that may still dial: of one account, or of every account when $1 is NULL.
+SELECT * FROM campaigns
+WHERE state IN ('draft', 'running', 'paused') AND ($1::text IS NULL OR account_sid = $1)
+ORDER BY name;
+
+-- name: sample_contact
+-- The contact whose CSV columns fill a campaign's placeholders for the TwiML check.
+SELECT id, attributes FROM contacts WHERE campaign_id = $1 ORDER BY id LIMIT 1;
+
+-- name: live_workers
+-- Daemons whose heartbeat is younger than $1 seconds: the nonces /healthz may answer.
+SELECT id FROM workers WHERE heartbeat_at >= now() - make_interval(secs => $1);
+
+-- name: recent_pacing
+-- How the account's calls sent since $2 fared at Twilio's queue: how many, how many
+-- waited more than $3 ms (queue_time from the Create Call answer), the longest wait,
+-- and the most sent in one minute.
+WITH sent AS (
+    SELECT a.sent_at, a.queue_time_ms
+    FROM call_attempts a JOIN campaigns c ON c.id = a.campaign_id
+    WHERE c.account_sid = $1 AND a.sent_at >= $2 AND a.queue_time_ms IS NOT NULL
+)
+SELECT count(*) AS calls,
+       count(*) FILTER (WHERE queue_time_ms > $3) AS queued,
+       max(queue_time_ms) AS max_queue_ms,
+       coalesce((SELECT max(n) FROM (SELECT count(*) AS n FROM sent
+                                      GROUP BY date_trunc('minute', sent_at)) m), 0)
+           AS busiest_minute
+FROM sent;
+
+-- name: contacts_without_zone
+-- Contacts still to be called that have no time zone of their own (none in the CSV,
+-- none from the number): they are called in the campaign's default zone.
+SELECT count(*) FROM contacts
+WHERE campaign_id = $1 AND timezone IS NULL AND state IN ('pending', 'retry_wait');

@@ -215,10 +215,14 @@ async def test_permanent_and_auth_errors(dsn: str, pool: asyncpg.Pool) -> None:
     assert failed["state"] == "failed"
     assert "21211" in failed["reason"]
 
-    wrong = await make_campaign(pool, "auth", humans(3), cps=20)
+    # Credentials refused at start stop the start (tests/test_check_cli.py); a token
+    # rotated while the daemon runs pauses the campaign instead of burning the list.
+    wrong = await make_campaign(pool, "auth", humans(3), cps=20, state="draft")
     async with SimServer(sim_config()) as sim:
-        settings = daemon_settings(sim.base_url, cps=20, twilio_auth_token="wrong")
+        settings = daemon_settings(sim.base_url, cps=20)
         async with running_daemon(settings, dsn):
+            sim.config.auth_token = "rotated"
+            await pool.execute("UPDATE campaigns SET state = 'running' WHERE id = $1", wrong)
             await wait_until(lambda: _state_is(pool, wrong, "paused"), timeout=10,
                              what="pause")
     assert await contact_states(pool, wrong) == {"pending": 3}

@@ -31,7 +31,7 @@ async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 def register(sub: SubParsers) -> None:
-    from dialer.commands import campaign, demo, dnc, imports, migrate, report, run, sim
+    from dialer.commands import campaign, check, demo, dnc, imports, migrate, report, run, sim
 
-    for module in (migrate, campaign, imports, dnc, run, report, sim, demo):
+    for module in (migrate, check, campaign, imports, dnc, run, report, sim, demo):
         module.add_parser(sub)

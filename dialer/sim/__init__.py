@@ -1,4 +1,5 @@
-"""A Twilio-compatible simulator of the Calls part of the 2010-04-01 REST API.
+"""A Twilio-compatible simulator of the Calls part of the 2010-04-01 REST API, and of
+the account's own resources (the Account, its phone numbers and caller IDs).
 
 It creates, lists, fetches and updates calls like Twilio, queues them at the
 account's CPS, decides each call's outcome from a scenario, and sends signed status
