@@ -16,10 +16,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from dialer import preflight
+from dialer.campaigns import Campaign
+from dialer.checks import Verdict
 from dialer.sim import SimConfig, SimServer
 from tests.harness import (
     SIM_SID,
@@ -40,13 +44,22 @@ TWIML = b"<?xml version='1.0'?><Response><Say>Hello</Say></Response>"
 
 
 class TwimlHost(Receiver):
-    """Serves one TwiML document at /reminder.xml; every other path is a 404."""
+    """Serves a TwiML document at /reminder.xml, a few things that are not TwiML, and a
+    /healthz that names a worker no daemon has; every other path is a 404."""
 
     async def _handle(self, request: Request) -> Response:
         await super()._handle(request)
-        if request.url.path == "/reminder.xml":
-            return Response(TWIML, media_type="text/xml")
-        return PlainTextResponse("no such document", status_code=404)
+        documents = {
+            "/reminder.xml": Response(TWIML, media_type="text/xml"),
+            "/moved": RedirectResponse("/reminder.xml", status_code=302),
+            "/page.html": Response(b"<html><body>Hi</body></html>", media_type="text/html"),
+            "/hello.txt": PlainTextResponse("Hello"),
+            "/huge.xml": Response(b"<Response>" + b" " * (2 << 20) + b"</Response>",
+                                  media_type="text/xml"),
+            "/imposter/healthz": JSONResponse({"ok": True, "worker": "imposter:1:aa"}),
+        }
+        return documents.get(request.url.path,
+                             PlainTextResponse("no such document", status_code=404))
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +249,49 @@ async def test_a_database_without_the_schema_fails(
     gone = check_env(f"postgresql://nobody@127.0.0.1:{free_port()}/none", sim)
     code, lines = await dialer_check(gone)
     assert code == 1 and only(lines, "database").startswith("fail cannot connect: ")
+
+
+@pytest.mark.parametrize(("path", "verdict", "text"), [
+    ("/reminder.xml", "ok", "is TwiML"),
+    ("/moved", "ok", "is TwiML"),
+    ("/missing.xml", "fail", "answered 404 to a GET"),
+    ("/page.html", "fail", "has root element <html>, not <Response>"),
+    ("/hello.txt", "fail", "is not well-formed XML"),
+    ("/huge.xml", "fail", f"answers more than {preflight.MAX_BODY} bytes"),
+])
+async def test_what_a_twiml_url_answers(pool: asyncpg.Pool, twiml_host: TwimlHost, path: str,
+                                        verdict: str, text: str) -> None:
+    campaign_id = await make_campaign(pool, "c", [], twiml=None,
+                                      twiml_url=twiml_host.base_url + path)
+    row = await pool.fetchrow("SELECT * FROM campaigns WHERE id = $1", campaign_id)
+    async with httpx.AsyncClient() as http:
+        probe = preflight.Preflight(daemon_settings("http://127.0.0.1:9", cps=1), client=None,
+                                    http=http, database=pool)
+        finding = await probe.twiml(Campaign.from_row(row))
+    assert (finding.verdict.value, finding.subject) == (verdict, "c")
+    assert text in finding.message, finding.message
+
+
+async def test_another_server_answering_at_the_public_url_fails(
+    pool: asyncpg.Pool, twiml_host: TwimlHost
+) -> None:
+    """A /healthz that answers, and even names a dialer worker, but not one registered
+    in this database (another host, another installation): Twilio's callbacks would go
+    there."""
+    await pool.execute("INSERT INTO workers (id, hostname, pid) VALUES ('here:1:ab', 'here', 1)")
+    settings = daemon_settings("http://127.0.0.1:9", cps=1,
+                               public_base_url=f"{twiml_host.base_url}/imposter")
+    async with httpx.AsyncClient() as http:
+        probe = preflight.Preflight(settings, client=None, http=http, database=pool)
+        imposter = await probe.public_url()
+        await pool.execute("UPDATE workers SET id = 'imposter:1:aa'")
+        registered = await probe.public_url()
+        await pool.execute("UPDATE workers SET heartbeat_at = now() - interval '1 hour'")
+        stale = await probe.public_url()
+    assert imposter.verdict is Verdict.FAIL
+    assert "answered by worker imposter:1:aa, which is no daemon running" in imposter.message
+    assert registered.verdict is Verdict.OK
+    assert stale.verdict is Verdict.WARN and "no daemon runs" in stale.message
 
 
 # ---- dialer run ------------------------------------------------------------------------
