@@ -7,7 +7,7 @@ warning, so that the first fail names the cause instead of every line repeating 
 
 ``dialer run`` runs the same checks: the credentials before anything starts (refused
 credentials stop the start, as every request would fail), the rest once the
-callback endpoint listens, in the background, logged and never stopping the daemon.
+callback endpoint listens and before the first call, logged, never stopping it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ log = structlog.get_logger(__name__)
 PROBE_TIMEOUT = 5.0
 """Seconds for each HTTP probe of the public URL or a TwiML URL, and to connect to the
 database."""
+START_CHECKS_SECONDS = 15.0
+"""How long ``dialer run`` gives its start-up checks before it dials anyway."""
 MAX_BODY = 1 << 20
 """Bytes read of any answer at most: a TwiML document or a health report is far smaller."""
 
@@ -101,8 +103,11 @@ class Preflight:
     ``database`` None when there is no usable database."""
 
     def __init__(self, settings: Settings, *, client: TwilioClient | None,
-                 http: httpx.AsyncClient, database: repository.Executor | None) -> None:
+                 http: httpx.AsyncClient, database: repository.Executor | None,
+                 worker_id: str | None = None) -> None:
         self._settings = settings
+        self._worker_id = worker_id
+        """The daemon running the checks, which counts as running before its row exists."""
         self._client = client
         self._http = http
         self._db = database
@@ -134,6 +139,8 @@ class Preflight:
             return checks.not_checked("public-url", "the database, which lists the running "
                                       "daemons, is not usable")
         live = await repository.live_workers(self._db, self._settings.dead_worker_seconds)
+        if self._worker_id is not None:
+            live.add(self._worker_id)
         worker: str | None = None
         status = error = None
         try:
@@ -314,17 +321,23 @@ async def refuse_bad_credentials(settings: Settings, client: TwilioClient) -> No
             raise StartRefused(finding.line())
 
 
-async def log_start_checks(settings: Settings, *, client: TwilioClient,
-                           pool: asyncpg.Pool) -> None:
-    """``dialer run``'s other checks, once its endpoint listens: logged, never fatal."""
+async def log_start_checks(settings: Settings, *, client: TwilioClient, pool: asyncpg.Pool,
+                           worker_id: str, within: float = START_CHECKS_SECONDS) -> None:
+    """``dialer run``'s other checks, once its endpoint listens: logged, never fatal,
+    and given up after ``within`` seconds so that a slow TwiML host cannot hold the
+    start (and systemd's start timeout) up."""
     async with _http_client() as http:
-        preflight = Preflight(settings, client=client, http=http, database=pool)
+        preflight = Preflight(settings, client=client, http=http, database=pool,
+                              worker_id=worker_id)
         try:
-            log_finding(await preflight.public_url())
-            log_finding(await preflight.cps())
-            rows = await repository.campaigns_to_check(pool, client.account_sid)
-            async for finding in _campaign_findings(preflight,
-                                                    [Campaign.from_row(r) for r in rows]):
-                log_finding(finding)
+            async with asyncio.timeout(within):
+                log_finding(await preflight.public_url())
+                log_finding(await preflight.cps())
+                rows = await repository.campaigns_to_check(pool, client.account_sid)
+                async for finding in _campaign_findings(preflight,
+                                                        [Campaign.from_row(r) for r in rows]):
+                    log_finding(finding)
+        except TimeoutError:  # first: a database error can be a TimeoutError too
+            log.warning("start_checks_stopped", error=f"not done within {within:g} s")
         except DATABASE_FAILURES as exc:
             log.warning("start_checks_stopped", error=_describe(exc))

@@ -1,9 +1,9 @@
 """Wires the daemon together and runs it: start-up order, side tasks, shutdown stages.
 
 Start-up: pool (schema checked) -> credentials checked (refused: no start, exit 2)
--> account and worker rows -> callback endpoint listening -> LISTEN connection ->
-dispatcher; READY=1 only after all of that. The other checks of ``dialer check``
-then run in the background and are logged (dialer.preflight).
+-> account row -> callback endpoint listening -> the other checks of ``dialer
+check``, logged (dialer.preflight) -> worker row -> LISTEN connection -> dispatcher;
+READY=1 only after all of that.
 Shutdown (first SIGTERM/SIGINT; a second one exits at once): stop claiming, hand
 back unsent claims, let in-flight POSTs answer, keep the endpoint up for the drain
 period so live calls' outcomes are still recorded, then close everything.
@@ -160,12 +160,6 @@ class Daemon:
             await repository.upsert_account(
                 pool, account_sid, settings.twilio_cps, settings.twilio_max_concurrent_calls
             )
-            await repository.register_worker(pool, self.worker_id, socket.gethostname(),
-                                             os.getpid())
-            try:
-                await asyncio.wait_for(client.warm_up(), settings.twilio_timeout)
-            except (TwilioError, TimeoutError) as exc:
-                log.warning("twilio_warm_up_failed", error=str(exc))
             recorder = OutcomeRecorder(pool)
 
             def hang_up(call_sid: str) -> None:
@@ -190,6 +184,17 @@ class Daemon:
             await server.start()
             self.port = server.port
             stack.push_async_callback(server.stop)
+            # Before this process counts as up (its worker row) and dials, not beside it:
+            # the checks' CPU work (a TLS context, parsing) would stall the event loop as
+            # the first send slots come.
+            await preflight.log_start_checks(settings, client=client, pool=pool,
+                                             worker_id=self.worker_id)
+            await repository.register_worker(pool, self.worker_id, socket.gethostname(),
+                                             os.getpid())
+            try:
+                await asyncio.wait_for(client.warm_up(), settings.twilio_timeout)
+            except (TwilioError, TimeoutError) as exc:
+                log.warning("twilio_warm_up_failed", error=str(exc))
             wake = self._wake
             await stack.enter_async_context(campaign_listener(self.dsn, wake))
             pacer = None
@@ -222,8 +227,6 @@ class Daemon:
             self.ready.set()
             log.info("daemon_ready", worker=self.worker_id, port=self.port,
                      cps=settings.twilio_cps, pacing=self.pacing)
-            tasks.spawn(preflight.log_start_checks(settings, client=client, pool=pool),
-                        name="start-checks")
             stopper = asyncio.create_task(self.stop.wait())
             done, _ = await asyncio.wait([stopper, *side], return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
