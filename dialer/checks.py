@@ -22,7 +22,7 @@ from string import Template
 # account's CPS (Twilio queues what exceeds it and reports the wait as queue_time).
 QUEUED_MS = 1000
 RECENT_HOURS = 24
-BLOCKING_CHECK = "credentials"
+CREDENTIALS = "credentials"
 
 
 class Verdict(StrEnum):
@@ -96,25 +96,25 @@ TOKEN_FIX = ("set DIALER_TWILIO_AUTH_TOKEN (or the dialer_twilio_auth_token cred
 
 
 def credentials_missing() -> Finding:
-    return Finding(BLOCKING_CHECK, Verdict.FAIL,
+    return Finding(CREDENTIALS, Verdict.FAIL,
                    "DIALER_TWILIO_ACCOUNT_SID and DIALER_TWILIO_AUTH_TOKEN are not both set",
                    fix="set both (see config/dialer.env.example).")
 
 
 def credentials_refused(account_sid: str, status: int | None, code: int | None) -> Finding:
     answer = "/".join(str(part) for part in (status, code) if part is not None)
-    return Finding(BLOCKING_CHECK, Verdict.FAIL,
+    return Finding(CREDENTIALS, Verdict.FAIL,
                    f"Twilio refused the credentials of {account_sid} ({answer})",
                    fix=TOKEN_FIX, stops_start=True)
 
 
 def twilio_unreachable(api_base: str, error: str) -> Finding:
-    return Finding(BLOCKING_CHECK, Verdict.FAIL, f"no answer from {api_base}: {error}",
+    return Finding(CREDENTIALS, Verdict.FAIL, f"no answer from {api_base}: {error}",
                    fix="check the network and DIALER_TWILIO_API_BASE.")
 
 
 def credentials_accepted(account_sid: str) -> Finding:
-    return Finding(BLOCKING_CHECK, Verdict.OK, f"Twilio accepted the credentials of {account_sid}")
+    return Finding(CREDENTIALS, Verdict.OK, f"Twilio accepted the credentials of {account_sid}")
 
 
 def account(status: str, account_type: str | None) -> Finding:

@@ -54,7 +54,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class _TooLarge(Exception):
-    pass
+    """An answer longer than MAX_BODY."""
 
 
 async def _get(http: httpx.AsyncClient, url: str, *, follow_redirects: bool
