@@ -18,6 +18,7 @@ from tests.sim.support import (
     list_validator,
     openapi,
     running,
+    wait_until,
 )
 from tests.sim.test_api import assert_error
 from tests.sim.test_server import parse
@@ -134,21 +135,22 @@ async def test_number_lists_page_and_sids_are_stable() -> None:
 
 
 @pytest.mark.parametrize("status", ["suspended", "closed"])
-async def test_an_inactive_account_refuses_creates_with_20005(
-    api: Api, sim: SimServer, status: str
-) -> None:
-    sid = await api.create_sid()
-    sim.config.account_status = status  # type: ignore[assignment]
-    refused = await api.create()
-    assert_error(refused, 401, 20005)
-    assert len(sim.calls) == 1 and sim.trace[-1].call_sid is None
-    # Reads still answer, and say why; calls already made can still be ended.
-    fetched = (await api.http.get(account_path(sim))).json()
-    assert fetched["status"] == status
-    assert (await api.fetch(sid)).status_code == 200
-    assert (await api.update(sid, Status="canceled")).status_code == 200
-    sim.config.account_status = "active"
-    assert (await api.create()).status_code == 201
+async def test_an_inactive_account_refuses_creates_with_20005(status: str) -> None:
+    async with running(fast_config(talk_seconds=5000)) as (sim, api):  # a call kept live
+        sid = await api.create_sid()
+        await wait_until(lambda: sim.calls[sid].status == "in-progress")
+        sim.config.account_status = status  # type: ignore[assignment]
+        refused = await api.create()
+        assert_error(refused, 401, 20005)
+        assert len(sim.calls) == 1 and sim.trace[-1].call_sid is None
+        # Reads still answer, and say why; a call in progress can still be ended.
+        fetched = (await api.http.get(account_path(sim))).json()
+        assert fetched["status"] == status
+        assert (await api.fetch(sid)).status_code == 200
+        ended = await api.update(sid, Status="completed")
+        assert (ended.status_code, ended.json()["status"]) == (200, "completed")
+        sim.config.account_status = "active"
+        assert (await api.create()).status_code == 201
 
 
 def test_bad_account_settings_are_refused() -> None:
