@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dialer.personalise import twiml_template_problem, url_template_problem
 from dialer.policy import (
     AmdMode,
     CampaignPolicy,
@@ -27,6 +28,12 @@ from dialer.windows import CallingWindow
 STATES = ("draft", "running", "paused", "stopped", "completed")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+# Calls in progress at once for one campaign: far above any account's limit, and
+# within the database's integer column.
+MAX_CONCURRENT = 100_000
+# Twilio's parameters take up to 4000 characters (the Twiml parameter's documented
+# limit); the URL template is held to the same before it is filled.
+MAX_TWIML_CHARS = 4000
 
 
 def check_zone(name: str) -> str:
@@ -44,10 +51,11 @@ class CampaignSpec(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     from_number: str = Field(pattern=E164_PATTERN)
-    twiml_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
-    twiml: str | None = Field(default=None, min_length=1, max_length=4000)
+    # ${column} placeholders only in the path, query or fragment (dialer.personalise).
+    twiml_url: str | None = Field(default=None, max_length=MAX_TWIML_CHARS)
+    twiml: str | None = Field(default=None, min_length=1, max_length=MAX_TWIML_CHARS)
     weight: int = Field(default=1, ge=1, le=1000)
-    max_concurrent: int | None = Field(default=None, gt=0)
+    max_concurrent: int | None = Field(default=None, gt=0, le=MAX_CONCURRENT)
     ring_timeout: int = Field(default=30, ge=5, le=600)
     amd_mode: AmdMode = AmdMode.OFF
     amd_async: bool = False
@@ -64,6 +72,22 @@ class CampaignSpec(BaseModel):
     @classmethod
     def _zone(cls, value: str) -> str:
         return check_zone(value)
+
+    @field_validator("twiml_url")
+    @classmethod
+    def _url_template(cls, value: str | None) -> str | None:
+        problem = None if value is None else url_template_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("twiml")
+    @classmethod
+    def _twiml_template(cls, value: str | None) -> str | None:
+        problem = None if value is None else twiml_template_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

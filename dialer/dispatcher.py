@@ -17,33 +17,34 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime as dt
-import html
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from string import Template
 from typing import Any
 
 import asyncpg
 import structlog
 
-from dialer import metrics, repository
+from dialer import metrics, personalise, repository
 from dialer.callback_urls import callback_url
 from dialer.campaigns import Campaign
 from dialer.config import Settings
 from dialer.pacer import AccountPacer
 from dialer.policy import AmdMode
+from dialer.safetext import without_controls
 from dialer.tasks import TaskGroup
 from dialer.twilio import (
     AmbiguousError,
     AuthError,
+    CampaignError,
     PermanentError,
     RateLimited,
     RetryLater,
     TwilioClient,
+    TwilioError,
 )
 from dialer.windows import is_open, next_opening
 
@@ -53,6 +54,7 @@ Clock = Callable[[], dt.datetime]
 # How long claimed contacts may wait in memory for a slot before they go stale.
 CLAIM_AHEAD_SECONDS = 0.5
 RETRY_LATER_DELAY = dt.timedelta(seconds=30)
+PAUSE_REASON_CHARS = 1000  # campaigns.pause_reason holds at most this much
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 
 
@@ -85,26 +87,35 @@ class CampaignQueue:
         return self.campaign.state == "running"
 
 
-def personalise(template: str, attributes: dict[str, Any], *, for_xml: bool) -> str:
-    """Fill ``${column}`` placeholders from the contact's CSV columns, escaped for the target."""
-    escape: Callable[[str], str] = html.escape if for_xml else urllib.parse.quote
-    return Template(template).safe_substitute(
-        {key: escape(str(value)) for key, value in attributes.items()}
-    )
+def pause_reason(exc: TwilioError | ValueError, *, account: str | None = None) -> str:
+    """What ``campaign show`` and the report say about a pause, one bounded line."""
+    if isinstance(exc, TwilioError):
+        what = f"Twilio error {exc.code or exc.status}"
+        text = f"{what} ({exc.title}): {exc.message}" if exc.title else f"{what}: {exc.message}"
+    else:
+        text = str(exc)
+    if account is not None:
+        text = f"the account {account} was refused: {text}"
+    return without_controls(text)[:PAUSE_REASON_CHARS]
 
 
 def call_params(
     campaign: Campaign, item: Claimed, *, public_base_url: str, callback_retries: int
 ) -> list[tuple[str, str]]:
     """The Create Call form. Callback URLs carry the attempt id so that a callback can
-    be matched to its attempt even when the POST's answer was lost."""
+    be matched to its attempt even when the POST's answer was lost. Raises
+    ``personalise.TemplateError`` for a TwiML URL that must not be filled."""
     spec = campaign.spec
     params = [("To", item.phone), ("From", spec.from_number)]
+    values = personalise.contact_fields(
+        item.attributes, phone=item.phone, contact_id=item.contact_id,
+        attempt=item.attempt_no, campaign=campaign.name,
+    )
     if spec.twiml_url is not None:
-        params.append(("Url", personalise(spec.twiml_url, item.attributes, for_xml=False)))
+        params.append(("Url", personalise.fill_url(spec.twiml_url, values)))
     else:
         assert spec.twiml is not None
-        params.append(("Twiml", personalise(spec.twiml, item.attributes, for_xml=True)))
+        params.append(("Twiml", personalise.fill_twiml(spec.twiml, values)))
     params += [
         ("StatusCallback",
          callback_url(public_base_url, item.attempt_id, "status", retries=callback_retries)),
@@ -172,7 +183,11 @@ class Dispatcher:
         seen: set[int] = set()
         floor = min((q.pass_value for q in self._queues.values() if q.running), default=0.0)
         for row in rows:
-            campaign = Campaign.from_row(row)
+            try:
+                campaign = Campaign.from_row(row)
+            except ValueError as exc:  # stored settings this version refuses
+                await self._pause_unusable(row["id"], row["name"], exc)
+                continue
             seen.add(campaign.id)
             queue = self._queues.get(campaign.id)
             if queue is None:
@@ -185,6 +200,15 @@ class Dispatcher:
                 if campaign_id not in seen:
                     del self._queues[campaign_id]
         self._refreshed_at = time.monotonic()
+
+    async def _pause_unusable(self, campaign_id: int, name: str, exc: ValueError) -> None:
+        """A running campaign whose stored settings do not pass validation (written by
+        hand, or by an older version with looser rules) is paused, not dialed."""
+        reason = pause_reason(ValueError(f"its stored settings are refused: {exc}"))
+        if await repository.pause_campaign(self._pool, campaign_id, reason):
+            metrics.CAMPAIGNS_PAUSED.labels(name, "campaign", "").inc()
+            log.error("campaign_paused", campaign=name, concern="campaign", reason=reason,
+                      action=f"fix it with `dialer campaign edit {name}`, then resume it")
 
     async def _release(self, queue: CampaignQueue) -> None:
         if queue.claiming is not None:
@@ -365,10 +389,15 @@ class Dispatcher:
     ) -> None:
         campaign = queue.campaign
         bound = log.bind(campaign=campaign.name, contact=item.contact_id, attempt=item.attempt_id)
-        params = call_params(
-            campaign, item, public_base_url=self._settings.public_base_url,
-            callback_retries=self._settings.callback_retries,
-        )
+        try:
+            params = call_params(
+                campaign, item, public_base_url=self._settings.public_base_url,
+                callback_retries=self._settings.callback_retries,
+            )
+        except personalise.TemplateError as exc:
+            self._in_flight.release()
+            await self._refused(queue, item, exc)
+            return
         try:
             if self._pacer is not None and slot is not None:
                 while not await self._pacer.at_slot(slot):
@@ -411,20 +440,10 @@ class Dispatcher:
             metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
             bound.info("call_rejected", code=exc.code, reason=exc.message, state="failed")
             return
-        except AuthError as exc:
-            await repository.persist(
-                lambda: repository.release_unsent(self._pool, [item.attempt_id]),
-                what="unsent attempt",
-            )
-            await repository.persist(
-                lambda: repository.set_campaign_state(
-                    self._pool, campaign.id, "paused", ("running",)
-                ),
-                what="campaign pause",
-            )
+        except (CampaignError, AuthError) as exc:
+            metrics.CALLS_CREATED.labels(campaign.name, "refused").inc()
             metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
-            bound.error("twilio_auth_failed", code=exc.code, reason=exc.message,
-                        action="campaign paused")
+            await self._refused(queue, item, exc)
             return
         except RetryLater as exc:
             due_at = self._clock() + RETRY_LATER_DELAY
@@ -450,6 +469,48 @@ class Dispatcher:
         metrics.CALLS_CREATED.labels(campaign.name, "created").inc()
         self._live.add(item.attempt_id, info, self._clock())
         bound.info("call_created", call_sid=info.sid, state="in_call")
+
+    async def _refused(
+        self, queue: CampaignQueue, item: Claimed,
+        exc: CampaignError | AuthError | personalise.TemplateError,
+    ) -> None:
+        """Twilio refused the campaign's settings (or the URL template cannot be
+        filled) or the account: every other contact would be refused alike, so the
+        campaign, or every campaign of the account, pauses with the reason stored, and
+        this contact's attempt is given back. One loud line for each pause."""
+        account = self.account_sid if isinstance(exc, AuthError) else None
+        code = exc.code if isinstance(exc, TwilioError) else None
+        reason = pause_reason(exc, account=account)
+        paused: list[str] = []
+
+        async def write() -> None:
+            if account is not None:
+                paused[:] = await repository.refuse_and_pause_account(
+                    self._pool, item.attempt_id, account_sid=account, code=code,
+                    message=str(exc), reason=reason,
+                )
+            elif await repository.refuse_and_pause_campaign(
+                self._pool, item.attempt_id, campaign_id=queue.campaign.id, code=code,
+                message=str(exc), reason=reason,
+            ):
+                paused[:] = [queue.campaign.name]
+
+        await repository.persist(write, what="campaign pause")
+        # Stop sending from this process at once; the NOTIFY tells the others.
+        for other in self._queues.values():
+            if other is queue or account is not None:
+                other.campaign = dataclasses.replace(other.campaign, state="paused")
+        self._wake.set()
+        concern = "account" if account is not None else "campaign"
+        for name in paused:
+            metrics.CAMPAIGNS_PAUSED.labels(name, concern, str(code or "")).inc()
+        if paused:
+            log.error("campaign_paused", campaigns=paused, concern=concern, code=code,
+                      reason=reason, attempt=item.attempt_id,
+                      action="fix the cause, then `dialer campaign resume NAME`")
+        else:
+            log.info("call_refused_while_paused", campaign=queue.campaign.name, code=code,
+                     attempt=item.attempt_id)
 
     async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
         """Stop claiming, hand back what was never sent, let in-flight POSTs answer.

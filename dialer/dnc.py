@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 
 from dialer import repository
-from dialer.importer import ProgressCallback, Record, run_pipeline
+from dialer.importer import ImportStopped, ProgressCallback, Record, run_pipeline
 
 __all__ = ["DncImportResult", "import_numbers"]
 
@@ -49,7 +49,8 @@ async def import_numbers(
 ) -> DncImportResult:
     """Add every valid number of a CSV file to a list ($campaign_id None: global).
 
-    Each batch is one transaction, so an interrupted import can simply be re-run.
+    Each batch is one transaction, so an interrupted import can simply be re-run;
+    ``ImportStopped`` (with the result so far) when the file is damaged part way.
     """
     started = time.perf_counter()
     added = skipped = valid = 0
@@ -74,7 +75,7 @@ async def import_numbers(
             contacts=False,
             on_progress=on_progress,
         )
-    return DncImportResult(
+    result = DncImportResult(
         read=outcome.read,
         added=added,
         already_listed=valid - added,
@@ -83,3 +84,6 @@ async def import_numbers(
         errors_path=outcome.errors_path,
         seconds=time.perf_counter() - started,
     )
+    if outcome.stopped is not None:
+        raise ImportStopped(outcome.stopped, result)
+    return result

@@ -8,8 +8,19 @@ Why it is built this way:
 * **One bad row never spoils the file.** Bytes are decoded with ``surrogateescape``:
   invalid UTF-8 survives as lone surrogates, which mark that row (and only that row)
   as bad. Rows that cannot be used (wrong column count, bad encoding, empty or
-  invalid number, unknown time zone, unreadable CSV) are never loaded; they are
-  written to an error CSV (see ``ERROR_COLUMNS``) and the good rows still load.
+  invalid number, unknown time zone, unreadable CSV, a value longer than
+  ``MAX_FIELD_CHARS`` or a row longer than ``MAX_ROW_CHARS``) are never loaded; they
+  are written to an error CSV (see ``ERROR_COLUMNS``) and the good rows still load.
+* **Bounded memory whatever the input.** Lines are read at most ``MAX_ROW_CHARS``
+  at a time; the rest of a longer line is skipped, not held (a 1 GB line in a small
+  gzip file costs no more than a short one).
+* **A file, not just bytes.** A file that is binary (NUL bytes, a spreadsheet, an
+  archive, UTF-16) is refused whole, named but never echoed; a header with no data
+  rows, or nothing at all, is an error too (``ImportFileError``). A file that stops
+  being readable part way (truncated or corrupt gzip data, a read error) keeps
+  every batch loaded before the damage and raises ``ImportStopped``, whose
+  ``result`` says how many; the same import run again once the file is fixed
+  skips what is already there.
 * **COPY, then one merge per batch.** A batch is COPYed into a TEMP staging table and
   moved into ``contacts`` by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``
   statement in the same transaction. A batch is therefore in or out, never half, and
@@ -49,20 +60,24 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 import asyncpg
 import phonenumbers
 
 from dialer import phone, repository
 from dialer.campaigns import check_zone
+from dialer.safetext import has_controls, shown
 
 __all__ = [
     "BATCH_ROWS",
     "ERROR_COLUMNS",
+    "MAX_FIELD_CHARS",
+    "MAX_ROW_CHARS",
     "TIMEZONE_COLUMN",
     "ImportFileError",
     "ImportResult",
+    "ImportStopped",
     "Layout",
     "Record",
     "Rejected",
@@ -76,6 +91,12 @@ __all__ = [
 ]
 
 BATCH_ROWS = 25_000
+# A value longer than this is not a name, a note or a number: the row is rejected.
+MAX_FIELD_CHARS = 2_000
+# A row (a record, all its lines) longer than this is skipped unread.
+MAX_ROW_CHARS = 65_536
+# How much of a file's start is looked at to tell text from binary.
+_SNIFF_BYTES = 4096
 # Below this size a process pool costs more to start than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
 TIMEZONE_COLUMN = "timezone"
@@ -91,8 +112,19 @@ Record = tuple[int, str, str | None, str]
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be imported (no header, no phone column, not gzip
-    although named .gz, truncated ...); the message says which and why."""
+    """The file as a whole cannot be imported (no header, no data rows, no phone
+    column, binary, not gzip although named .gz ...); the message says which and why."""
+
+
+class ImportStopped(ImportFileError):
+    """The file stopped being readable part way (truncated or corrupt gzip data, a
+    read error). Every row before the damage was handled and stays loaded;
+    ``result`` (an ``ImportResult`` or ``DncImportResult``) counts them."""
+
+    def __init__(self, problem: str, result: Any) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.result = result
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +139,8 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """What an import did. ``read`` = loaded + duplicates + dnc + rejected."""
+    """What an import did. ``read`` = loaded + duplicates + dnc + rejected (when the
+    import stopped at damage, the rows read before it)."""
 
     read: int
     loaded: int
@@ -175,18 +208,25 @@ def parse_header(
     names = tuple(name.strip() for name in fields)
     if not any(names):
         raise ImportFileError("the header row is empty")
-    bad = [name for name in names if _has_bad_text(name)]
-    if bad:
-        raise ImportFileError(f"the header row is not valid UTF-8: {_render(list(names))}")
+    if any(_has_bad_text(name) for name in names):
+        raise ImportFileError(
+            "the header row is not valid UTF-8 text (save the file as UTF-8 CSV)"
+        )
+    if any(has_controls(name) for name in names):
+        raise ImportFileError("the header row holds control characters: is this a CSV file?")
+    long = next((name for name in names if len(name) > MAX_FIELD_CHARS), None)
+    if long is not None:
+        raise ImportFileError(f"a column name in the header is {len(long):,} characters long")
     seen: set[str] = set()
     for name in names:
         if name and name.lower() in seen:
-            raise ImportFileError(f"column {name!r} appears twice in the header")
+            raise ImportFileError(f"column {shown(name)} appears twice in the header")
         seen.add(name.lower())
     phone_index = _find(names, phone_column)
     if phone_index is None:
         raise ImportFileError(
-            f"no column {phone_column!r} in the header (columns: {', '.join(names)}); "
+            f"no column {shown(phone_column)} in the header (columns: "
+            f"{shown(', '.join(names), 200, quoted=False)}); "
             "name the phone column with --phone-column"
         )
     zone_index = _find(names, TIMEZONE_COLUMN) if contacts else None
@@ -263,6 +303,14 @@ def parse_rows(
                          _render(fields))
             )
             continue
+        if max(map(len, fields)) > MAX_FIELD_CHARS:
+            column = next(i for i, value in enumerate(fields) if len(value) > MAX_FIELD_CHARS)
+            rejected.append(Rejected(
+                row_no, layout.names[column],
+                f"value longer than {MAX_FIELD_CHARS:,} characters ({len(fields[column]):,})",
+                _render(fields),
+            ))
+            continue
         if _has_bad_text("".join(fields)):
             column = next(i for i, value in enumerate(fields) if _has_bad_text(value))
             what = "NUL character" if "\x00" in fields[column] else "invalid UTF-8"
@@ -298,6 +346,34 @@ def parse_rows(
     return records, rejected
 
 
+# Files people export by mistake instead of CSV, known by their first bytes.
+_NOT_CSV = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?): export the sheet as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls or other OLE file: export the sheet as CSV"),
+    (b"%PDF", "a PDF document"),
+    (b"BZh", "bzip2-compressed: only gzip compression is read"),
+    (b"\xfd7zXZ\x00", "xz-compressed: only gzip compression is read"),
+    (b"(\xb5/\xfd", "zstd-compressed: only gzip compression is read"),
+    (b"\xff\xfe", "UTF-16 text: save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text: save it as UTF-8"),
+)
+
+
+def _binary_kind(sample: bytes) -> str | None:
+    """What the start of a file says it is when that is not CSV text, else None.
+
+    A few bad bytes make bad rows (rejected one by one); a start where more than one
+    character in ten is a NUL, a control character or not UTF-8 is not text."""
+    for magic, what in _NOT_CSV:
+        if sample.startswith(magic):
+            return what
+    text = sample.decode("utf-8", errors="replace")
+    odd = sum(1 for char in text if char == "\ufffd" or (char < " " and char not in "\t\r\n"))
+    if odd > len(text) // 10:
+        return "binary data, or text in an encoding other than UTF-8"
+    return None
+
+
 class _Source:
     """The input file as a text stream, plus how far into the file we are."""
 
@@ -305,10 +381,13 @@ class _Source:
         self.size = path.stat().st_size
         with ExitStack() as stack:
             self._raw = stack.enter_context(open(path, "rb"))
-            binary: IO[bytes] | gzip.GzipFile = self._raw
+            binary: io.BufferedReader | gzip.GzipFile = self._raw
             if self._raw.peek(2)[:2] == _GZIP_MAGIC or path.name.lower().endswith(".gz"):
                 binary = gzip.GzipFile(fileobj=self._raw, mode="rb")
                 stack.callback(binary.close)
+            kind = _binary_kind(binary.peek(_SNIFF_BYTES)[:_SNIFF_BYTES])
+            if kind is not None:
+                raise ImportFileError(f"{path} is not a CSV text file: it looks like {kind}")
             # utf-8-sig drops a byte order mark; newline="" is what the csv module wants.
             self.text: TextIO = stack.enter_context(
                 io.TextIOWrapper(
@@ -323,6 +402,8 @@ class _Source:
             raise ImportFileError("the error file cannot be the input file")
         try:
             return cls(path)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise ImportFileError(f"{path} is not a readable gzip file: {exc}") from None
         except OSError as exc:
             raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -332,6 +413,44 @@ class _Source:
 
     def close(self) -> None:
         self._stack.close()
+
+
+class _RowTooLong(Exception):
+    """A record longer than ``MAX_ROW_CHARS``; the rest of its line was skipped."""
+
+
+class _Lines:
+    """The text as lines for ``csv.reader``, no record longer than ``limit``.
+
+    A longer line is read no further than the limit: the rest is skipped a chunk at
+    a time and ``_RowTooLong`` raised, which the reader passes on; the next record
+    starts afresh on the following line (``csv.reader`` resets its state for every
+    record). ``record_done`` is called after each record, so that a record of many
+    short lines (quoted line breaks) is held to the same limit."""
+
+    def __init__(self, text: TextIO, limit: int = MAX_ROW_CHARS) -> None:
+        self._text = text
+        self._limit = limit
+        self._record = 0  # characters of the record being read
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(self._limit + 1)
+        if not line:
+            raise StopIteration
+        self._record += len(line)
+        if self._record > self._limit:
+            self._record = 0
+            if line[-1] not in "\r\n":
+                while (chunk := self._text.readline(self._limit)) and chunk[-1] not in "\r\n":
+                    pass
+            raise _RowTooLong
+        return line
+
+    def record_done(self) -> None:
+        self._record = 0
 
 
 class _ErrorFile:
@@ -346,12 +465,17 @@ class _ErrorFile:
     def write(self, rows: Sequence[Rejected]) -> None:
         if not rows:
             return
-        if self._writer is None:
-            self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(ERROR_COLUMNS)
-        for r in sorted(rows, key=lambda r: r.row):
-            self._writer.writerow((r.row, r.field, r.reason, r.raw))
+        try:
+            if self._writer is None:
+                self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                self._writer = csv.writer(self._file)
+                self._writer.writerow(ERROR_COLUMNS)
+            for r in sorted(rows, key=lambda r: r.row):
+                self._writer.writerow((r.row, r.field, r.reason, r.raw))
+        except OSError as exc:
+            raise ImportFileError(
+                f"cannot write the error file {self.path}: {exc.strerror or exc}"
+            ) from None
         self.count += len(rows)
 
     def close(self) -> None:
@@ -359,10 +483,34 @@ class _ErrorFile:
             self._file.close()
 
 
+# What reading the file can fail with part way: damaged gzip data, a read error.
+_READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError)
+
+
+class _Damaged(Exception):
+    """The file could not be read past ``row``; what came before was yielded."""
+
+    def __init__(self, row: int, reason: str) -> None:
+        super().__init__(reason)
+        self.row = row
+        self.reason = reason
+
+
+def _damage(exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return "the gzip data ends early (a truncated file?)"
+    if isinstance(exc, zlib.error | gzip.BadGzipFile):
+        return f"the gzip data is corrupt ({exc})"
+    if isinstance(exc, OSError):
+        return f"reading failed ({exc.strerror or exc})"
+    return str(exc)
+
+
 def _batches(
-    reader: Iterator[list[str]], size: int
+    reader: Iterator[list[str]], lines: _Lines, size: int
 ) -> Iterator[tuple[list[tuple[int, list[str]]], list[Rejected]]]:
-    """Rows numbered as records (header = 1), in batches; unreadable rows apart."""
+    """Rows numbered as records (header = 1), in batches; unreadable rows apart. When
+    the file cannot be read further, what was read is yielded, then ``_Damaged``."""
     row_no = 1
     rows: list[tuple[int, list[str]]] = []
     broken: list[Rejected] = []
@@ -371,16 +519,27 @@ def _batches(
             fields = next(reader)
         except StopIteration:
             break
+        except _RowTooLong:
+            row_no += 1
+            broken.append(Rejected(
+                row_no, "", f"row longer than {MAX_ROW_CHARS:,} characters: skipped unread", ""
+            ))
+            fields = []
         except csv.Error as exc:
             row_no += 1
             broken.append(Rejected(row_no, "", f"unreadable CSV: {exc}", ""))
-            continue
-        row_no += 1
-        if fields:  # a blank line
+            fields = []
+        except _READ_ERRORS as exc:
+            yield rows, broken
+            raise _Damaged(row_no + 1, _damage(exc)) from exc
+        else:
+            row_no += 1
+        lines.record_done()
+        if fields:  # not a blank line
             rows.append((row_no, fields))
-            if len(rows) >= size:
-                yield rows, broken
-                rows, broken = [], []
+        if len(rows) + len(broken) >= size:
+            yield rows, broken
+            rows, broken = [], []
     if rows or broken:
         yield rows, broken
 
@@ -421,6 +580,7 @@ class PipelineResult:
     read: int
     rejected: int
     errors_path: Path | None
+    stopped: str | None  # why the file could not be read to its end
 
 
 async def run_pipeline(
@@ -472,20 +632,33 @@ async def run_pipeline(
         if records:
             await merge(records)
 
+    stopped: str | None = None
     try:
-        reader = csv.reader(source.text)
+        lines = _Lines(source.text)
+        reader = csv.reader(lines)
         try:
             header = next(reader)
         except StopIteration:
             raise ImportFileError(f"{path} is empty: a header row is needed") from None
+        except _RowTooLong:
+            raise ImportFileError(
+                f"the header row of {path} is longer than {MAX_ROW_CHARS:,} characters: "
+                "is this a CSV file?"
+            ) from None
+        lines.record_done()
         layout = parse_header(header, phone_column=phone_column, region=region, contacts=contacts)
-        for rows, broken in _batches(reader, batch_rows):
-            read += len(rows) + len(broken)
-            in_flight.append((loop.run_in_executor(executor, parse_rows, layout, rows), broken))
-            while len(in_flight) > ahead:
-                await finish_oldest()
-            if on_progress is not None:
-                on_progress(source.position, source.size)
+        try:
+            for rows, broken in _batches(reader, lines, batch_rows):
+                read += len(rows) + len(broken)
+                in_flight.append(
+                    (loop.run_in_executor(executor, parse_rows, layout, rows), broken)
+                )
+                while len(in_flight) > ahead:
+                    await finish_oldest()
+                if on_progress is not None:
+                    on_progress(source.position, source.size)
+        except _Damaged as exc:
+            stopped = f"{exc.reason} at row {exc.row:,}"
         while in_flight:
             await finish_oldest()
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -498,9 +671,11 @@ async def run_pipeline(
         executor.shutdown(wait=True, cancel_futures=True)
         source.close()
         errors.close()
-    if on_progress is not None:
+    if read == 0 and stopped is None:
+        raise ImportFileError(f"{path} has a header row but no data rows: nothing to import")
+    if on_progress is not None and stopped is None:
         on_progress(source.size, source.size)
-    return PipelineResult(read, errors.count, errors_path if errors.count else None)
+    return PipelineResult(read, errors.count, errors_path if errors.count else None, stopped)
 
 
 async def import_contacts(
@@ -523,6 +698,7 @@ async def import_contacts(
     row), else from the number when unambiguous, else NULL (the campaign's default
     zone applies). Numbers on the do-not-call list are stored as ``skipped`` (reason
     ``dnc``). Safe to re-run: rows already in the campaign count as duplicates.
+    ``ImportStopped`` (with the result so far) when the file is damaged part way.
     """
     started = time.perf_counter()
     loaded = dnc = staged = 0
@@ -549,7 +725,7 @@ async def import_contacts(
             workers=workers,
             on_progress=on_progress,
         )
-    return ImportResult(
+    result = ImportResult(
         read=outcome.read,
         loaded=loaded,
         duplicates=staged - loaded - dnc,
@@ -558,3 +734,6 @@ async def import_contacts(
         errors_path=outcome.errors_path,
         seconds=time.perf_counter() - started,
     )
+    if outcome.stopped is not None:
+        raise ImportStopped(outcome.stopped, result)
+    return result

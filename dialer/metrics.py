@@ -26,3 +26,8 @@ TWILIO_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 TWILIO_ERRORS = Counter("dialer_twilio_errors", "Twilio errors by code", ["code"])
+CAMPAIGNS_PAUSED = Counter(
+    "dialer_campaigns_paused",
+    "Campaigns the dialer paused itself: Twilio refused their settings or their account",
+    ["campaign", "concern", "code"],
+)

@@ -354,18 +354,30 @@ _DURATION = re.compile(
 )
 
 
+# No duration an operator types is longer (a larger one is a typo, and would
+# overflow timedelta at some size).
+MAX_DURATION = timedelta(days=365)
+
+
 def parse_duration(text: str) -> timedelta:
-    """A duration from CLI shorthand: "90" (seconds), "30s", "5m", "1h30m", "2d"."""
+    """A duration from CLI shorthand: "90" (seconds), "30s", "5m", "1h30m", "2d"; at
+    most ``MAX_DURATION``."""
     cleaned = text.strip().lower()
+    if len(cleaned) > 40:
+        raise ValueError(f"bad duration {text[:40]!r}...: too long")
     if re.fullmatch(r"[0-9]+", cleaned):
-        return timedelta(seconds=int(cleaned))
-    match = _DURATION.fullmatch(cleaned)
-    if not cleaned or match is None or not any(match.groupdict().values()):
-        raise ValueError(
-            f"bad duration {text!r}: use seconds (90) or units d/h/m/s (30s, 5m, 1h30m)"
-        )
-    parts = {unit: int(value or 0) for unit, value in match.groupdict().items()}
-    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+        parts = {"d": 0, "h": 0, "m": 0, "s": int(cleaned)}
+    else:
+        match = _DURATION.fullmatch(cleaned)
+        if not cleaned or match is None or not any(match.groupdict().values()):
+            raise ValueError(
+                f"bad duration {text!r}: use seconds (90) or units d/h/m/s (30s, 5m, 1h30m)"
+            )
+        parts = {unit: int(value or 0) for unit, value in match.groupdict().items()}
+    seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text.strip()!r} is longer than a year")
+    return timedelta(seconds=seconds)
 
 
 def _seconds(value: timedelta) -> int | float:

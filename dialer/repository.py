@@ -156,6 +156,35 @@ async def set_campaign_state(
     return row is not None
 
 
+async def pause_campaign(db: Executor, campaign_id: int, reason: str) -> bool:
+    """Pause a running campaign, saying why; False when it was not running."""
+    row = await db.fetchrow(queries.get("pause_campaign_with_reason"), campaign_id, reason)
+    return row is not None
+
+
+async def refuse_and_pause_campaign(
+    pool: asyncpg.Pool, attempt_id: int, *, campaign_id: int, code: int | None, message: str,
+    reason: str,
+) -> bool:
+    """In one transaction: the refused attempt is void and its contact pending again,
+    and the campaign pauses with ``reason``. False when it was paused already."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(queries.get("refuse_attempt"), attempt_id, code, message)
+        return await pause_campaign(conn, campaign_id, reason)
+
+
+async def refuse_and_pause_account(
+    pool: asyncpg.Pool, attempt_id: int, *, account_sid: str, code: int | None, message: str,
+    reason: str,
+) -> list[str]:
+    """As ``refuse_and_pause_campaign`` for every running campaign of the account;
+    returns the names of the campaigns it paused."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(queries.get("refuse_attempt"), attempt_id, code, message)
+        rows = await conn.fetch(queries.get("pause_account_campaigns"), account_sid, reason)
+    return [row["name"] for row in rows]
+
+
 async def complete_finished_campaigns(db: Executor, account_sid: str) -> list[asyncpg.Record]:
     return list(await db.fetch(queries.get("complete_finished_campaigns"), account_sid))
 

@@ -2,9 +2,10 @@
 account and look up its numbers (for ``dialer check``).
 
 Everything the dispatcher must react to differently is a distinct exception, decided
-here once from the HTTP status, Twilio's error code and *when* a transport error
-happened: a request that never left cannot have created a call and is safe to resend,
-one that did may have, and must be reconciled instead.
+here once from the HTTP status, Twilio's error code (whom it concerns is the table in
+``dialer.twilio_errors``) and *when* a transport error happened: a request that never
+left cannot have created a call and is safe to resend, one that did may have, and
+must be reconciled instead.
 """
 
 from __future__ import annotations
@@ -21,30 +22,25 @@ import httpx
 import structlog
 
 from dialer.transport import PooledTransport
+from dialer.twilio_errors import Concern, classify
 
 log = structlog.get_logger(__name__)
 
 API_VERSION = "2010-04-01"
 
-# Per-number refusals: this contact can never be called as it is.
-PERMANENT_CODES = frozenset({
-    13223, 13224, 13225, 13226, 13227,  # invalid / blocked / unreachable numbers
-    21211, 21212, 21213, 21214, 21215, 21216, 21217, 21401, 21407, 21408, 21610,
-})
-AUTH_CODES = frozenset({20003, 20005, 20006})
-RATE_LIMIT_CODES = frozenset({20429, 14107})
-# Account-level capacity refusals: nothing was created; try again later.
-CAPACITY_CODES = frozenset({10004, 20004})
-
 
 class TwilioError(Exception):
     """Base class; ``code`` is Twilio's error code when the API gave one."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, code: int | None = None,
+        title: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.title = title  # what the code means, from dialer.twilio_errors
 
 
 class RateLimited(TwilioError):
@@ -52,11 +48,16 @@ class RateLimited(TwilioError):
 
 
 class PermanentError(TwilioError):
-    """The number or request is refused for good; do not retry this contact."""
+    """The number is refused for good; do not retry this contact."""
+
+
+class CampaignError(TwilioError):
+    """The campaign's settings are refused (its Url, its caller ID, a parameter): every
+    contact of the campaign would be refused the same way."""
 
 
 class AuthError(TwilioError):
-    """Credentials refused; every further request would fail too."""
+    """Credentials or account refused; every request of the account would fail too."""
 
 
 class RetryLater(TwilioError):
@@ -124,7 +125,19 @@ def parse_rfc2822(value: object) -> dt.datetime | None:
     return email.utils.parsedate_to_datetime(value)
 
 
-def _error_from_response(response: httpx.Response) -> TwilioError:
+_ERROR_FOR: dict[Concern, type[TwilioError]] = {
+    Concern.CONTACT: PermanentError,
+    Concern.CAMPAIGN: CampaignError,
+    Concern.ACCOUNT: AuthError,
+    Concern.RATE_LIMITED: RateLimited,
+    Concern.RETRY_LATER: RetryLater,
+    Concern.AMBIGUOUS: AmbiguousError,
+}
+
+
+def _error_from_response(response: httpx.Response, *, creating: bool = False) -> TwilioError:
+    """The exception for an error answer. Only on Create Call is a 404 the account's
+    problem (no Calls list for this SID); elsewhere it means no such call."""
     try:
         body = response.json()
     except ValueError:
@@ -132,18 +145,11 @@ def _error_from_response(response: httpx.Response) -> TwilioError:
     code = body.get("code") if isinstance(body, dict) else None
     message = str(body.get("message") if isinstance(body, dict) else "") or response.reason_phrase
     status = response.status_code
-    kwargs: dict[str, Any] = {"status": status, "code": code if isinstance(code, int) else None}
-    if status == 429 or code in RATE_LIMIT_CODES:
-        return RateLimited(message, **kwargs)
-    if status == 401 or code in AUTH_CODES:
-        return AuthError(message, **kwargs)
-    if status == 404:
-        return NotFound(message, **kwargs)
-    if status >= 500:
-        return AmbiguousError(message, **kwargs)
-    if code in PERMANENT_CODES:
-        return PermanentError(message, **kwargs)
-    return RetryLater(message, **kwargs)
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    if status == 404 and not creating:
+        return NotFound(message, status=status, code=code)
+    refusal = classify(status, code)
+    return _ERROR_FOR[refusal.concern](message, status=status, code=code, title=refusal.title)
 
 
 class TwilioClient:
@@ -178,7 +184,7 @@ class TwilioClient:
 
     async def _request(
         self, method: str, path: str, *, data: Sequence[tuple[str, str]] | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None, creating: bool = False,
     ) -> httpx.Response:
         content = headers = None
         if data is not None:
@@ -197,7 +203,7 @@ class TwilioClient:
                 raise AmbiguousError(f"no answer to a sent request: {exc!r}") from exc
         if response.is_success:
             return response
-        raise _error_from_response(response)
+        raise _error_from_response(response, creating=creating)
 
     async def warm_up(self) -> None:
         """Open a connection before the first create. A create that must connect first
@@ -208,7 +214,9 @@ class TwilioClient:
 
     async def create_call(self, params: Sequence[tuple[str, str]]) -> CallInfo:
         """POST /Calls.json; params is a list of pairs because StatusCallbackEvent repeats."""
-        response = await self._request("POST", f"{self._calls_path}.json", data=params)
+        response = await self._request(
+            "POST", f"{self._calls_path}.json", data=params, creating=True
+        )
         return CallInfo.from_json(response.json())
 
     async def fetch_call(self, sid: str) -> CallInfo:

@@ -147,13 +147,50 @@ FROM a WHERE k.id = a.contact_id AND a.state = 'live' AND k.state = 'dialing';
 
 -- name: set_campaign_state
 -- A guarded state change that wakes every dialer process (LISTEN dialer_campaigns).
+-- An operator's decision replaces whatever reason the dialer had for a pause.
 WITH c AS (
-    UPDATE campaigns SET state = $2, updated_at = now(),
+    UPDATE campaigns SET state = $2, pause_reason = NULL, updated_at = now(),
         completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END
     WHERE id = $1 AND state = ANY($3::text[])
     RETURNING id
 )
 SELECT c.id, pg_notify('dialer_campaigns', c.id::text) FROM c;
+
+-- name: refuse_attempt
+-- Twilio refused the request because of the campaign's settings or its account, not
+-- the contact, or the dialer could not build it: no call exists. The attempt stays
+-- as void with the code and message (it does not count) and the contact is pending
+-- again with its attempt given back.
+WITH a AS (
+    UPDATE call_attempts
+    SET state = 'void', outcome = 'refused', error_code = $2, error_message = $3
+    WHERE id = $1 AND state = 'requested'
+    RETURNING contact_id
+)
+UPDATE contacts k
+SET state = 'pending', claimed_by = NULL, claimed_at = NULL, attempts = k.attempts - 1,
+    updated_at = now()
+FROM a WHERE k.id = a.contact_id AND k.state = 'dialing';
+
+-- name: pause_campaign_with_reason
+-- The dialer pauses a running campaign it must not go on with, saying why, and wakes
+-- every dialer process. No row back when it was not running (paused meanwhile).
+WITH c AS (
+    UPDATE campaigns SET state = 'paused', pause_reason = $2, updated_at = now()
+    WHERE id = $1 AND state = 'running'
+    RETURNING id, name
+)
+SELECT c.id, c.name, pg_notify('dialer_campaigns', c.id::text) FROM c;
+
+-- name: pause_account_campaigns
+-- Every running campaign of an account whose credentials or standing Twilio refused,
+-- with the reason; every dialer process is woken.
+WITH c AS (
+    UPDATE campaigns SET state = 'paused', pause_reason = $2, updated_at = now()
+    WHERE account_sid = $1 AND state = 'running'
+    RETURNING id, name
+)
+SELECT c.id, c.name, pg_notify('dialer_campaigns', c.id::text) FROM c ORDER BY c.id;
 
 -- name: complete_finished_campaigns
 -- Running campaigns with contacts, none of them pending, dialing, in a call or
@@ -302,8 +339,11 @@ SELECT id FROM call_attempts WHERE state = 'requested' AND worker_id = $1;
 SELECT count(*) FROM call_attempts WHERE state = 'live' AND worker_id = $1;
 
 -- name: campaign_summary
--- The report's summary row of one campaign (see the campaign_summary view).
-SELECT * FROM campaign_summary WHERE name = $1;
+-- The report's summary row of one campaign (see the campaign_summary view), with the
+-- reason the dialer paused it, if it did.
+SELECT s.*, c.pause_reason
+FROM campaign_summary s JOIN campaigns c ON c.id = s.campaign_id
+WHERE s.name = $1;
 
 -- name: attempt_detail
 -- Every attempt of one campaign, for CSV export.

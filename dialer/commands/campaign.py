@@ -2,9 +2,10 @@
 
 Every setting has an option, shared by ``create`` and ``edit``; values are checked
 by ``CampaignSpec`` (and the parsers of ``dialer.policy`` / ``dialer.windows``), and
-a bad one is reported naming the option, exit code 1. Malformed command lines
-(missing ``--from``, both ``--twiml-url`` and ``--twiml``, a non-number where a
-number goes) are argparse usage errors, exit code 2.
+a bad one is reported naming the option, exit code 2, as are malformed command
+lines (missing ``--from``, both ``--twiml-url`` and ``--twiml``, a non-number where
+a number goes). A state change the campaign's state does not allow, or a name that
+is taken or unknown, is a failed operation, exit code 1.
 
 States and the verbs that move between them (each one guarded UPDATE that also sends
 ``NOTIFY dialer_campaigns`` in its transaction, so running dialers react at once)::
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,9 +35,18 @@ from rich.table import Table
 
 from dialer import phone, repository
 from dialer.campaigns import Campaign, CampaignSpec
-from dialer.commands import SubParsers, UserError, database
+from dialer.commands import (
+    ConfigError,
+    SubParsers,
+    UsageError,
+    UserError,
+    database,
+    number,
+    whole_number,
+)
 from dialer.config import Settings
 from dialer.policy import AmdMode, MachinePolicy, RetryPolicy, parse_duration
+from dialer.safetext import shown
 from dialer.windows import parse_days, parse_hours
 
 CONTACT_STATES = ("pending", "dialing", "in_call", "retry_wait", "done", "failed", "skipped")
@@ -76,13 +87,14 @@ OPTION_FOR = {
 }
 _PATTERN_HINTS = {
     "name": "use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit",
-    "twiml_url": "must be an http:// or https:// URL without spaces",
 }
 _DELAYS = ("busy_delay", "no_answer_delay", "failed_delay", "machine_delay", "canceled_delay")
 # Options whose value is handed to CampaignSpec unchanged (argparse typed them).
 _PLAIN = ("weight", "ring_timeout", "amd_mode", "amd_async", "machine_policy",
           "unknown_is_machine")
 _NONE_WORDS = frozenset({"none", "off", "unlimited"})
+# A factor above this only ever means "the longest delay" (retries are capped anyway).
+MAX_BACKOFF = 100.0
 
 
 def _explain(exc: ValidationError) -> str:
@@ -98,8 +110,8 @@ def _explain(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _option_error(option: str, exc: Exception) -> UserError:
-    return UserError(f"{option}: {exc}")
+def _option_error(option: str, exc: Exception) -> UsageError:
+    return UsageError(f"{option}: {exc}")
 
 
 def _retry_from(args: argparse.Namespace, base: RetryPolicy) -> RetryPolicy:
@@ -137,7 +149,7 @@ def build_spec(
         try:
             values["from_number"] = phone.normalize(args.from_number, region)
         except phone.InvalidNumber as exc:
-            raise UserError(f"--from: invalid number {args.from_number!r}: {exc}") from None
+            raise UsageError(f"--from: invalid number {args.from_number!r}: {exc}") from None
     if args.twiml_url is not None:
         values["twiml_url"], values["twiml"] = args.twiml_url, None
     if args.twiml is not None:
@@ -149,10 +161,12 @@ def build_spec(
         text = args.max_concurrent.strip().lower()
         if text in _NONE_WORDS:
             values["max_concurrent"] = None
-        elif text.isdigit():
+        elif re.fullmatch(r"[0-9]{1,18}", text):
             values["max_concurrent"] = int(text)
         else:
-            raise UserError(f"--max-concurrent: expected a number or 'none', got {text!r}")
+            raise UsageError(
+                f"--max-concurrent: expected a number or 'none', got {text[:40]!r}"
+            )
     if args.hours is not None:
         try:
             values["window_start"], values["window_end"] = parse_hours(args.hours)
@@ -169,20 +183,34 @@ def build_spec(
     try:
         return CampaignSpec.model_validate(values)
     except ValidationError as exc:
-        raise UserError(_explain(exc)) from None
+        raise UsageError(_explain(exc)) from None
+
+
+async def _campaign_row(pool: repository.Executor, name: str) -> Any:
+    row = await repository.campaign_by_name(pool, name)
+    if row is None:
+        raise UserError(f"no campaign named {shown(name)} (see `dialer campaign list`)")
+    return row
+
+
+def _loaded(row: Any) -> Campaign:
+    try:
+        return Campaign.from_row(row)
+    except ValueError as exc:
+        raise UserError(
+            f"campaign {row['name']} has stored settings this version refuses: "
+            f"{_explain(exc) if isinstance(exc, ValidationError) else exc}"
+        ) from None
 
 
 async def _campaign(pool: repository.Executor, name: str) -> Campaign:
-    row = await repository.campaign_by_name(pool, name)
-    if row is None:
-        raise UserError(f"no campaign named {name!r} (see `dialer campaign list`)")
-    return Campaign.from_row(row)
+    return _loaded(await _campaign_row(pool, name))
 
 
 async def create(settings: Settings, args: argparse.Namespace) -> int:
     sid = settings.twilio_account_sid
     if not sid:
-        raise UserError(
+        raise ConfigError(
             "DIALER_TWILIO_ACCOUNT_SID must be set: a campaign belongs to the default account"
         )
     spec = build_spec(args, {"name": args.name}, region=settings.default_region)
@@ -242,8 +270,9 @@ def _delay(value: dt.timedelta | None) -> str:
     return "final (no retry)" if value is None else str(value)
 
 
-def settings_table(campaign: Campaign) -> Table:
-    """A campaign's settings as a two-column table, in option order."""
+def settings_table(campaign: Campaign, *, pause_reason: str | None = None) -> Table:
+    """A campaign's settings as a two-column table, in option order; ``pause_reason``
+    is why the dialer paused it, if it did."""
     spec = campaign.spec
     retry = spec.retry
     days = ",".join(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[d - 1]
@@ -251,6 +280,7 @@ def settings_table(campaign: Campaign) -> Table:
     rows: list[tuple[str, str]] = [
         ("id", str(campaign.id)),
         ("state", campaign.state),
+        *([("paused because", pause_reason)] if pause_reason else []),
         ("account", campaign.account_sid),
         ("from", spec.from_number),
         ("twiml url" if spec.twiml_url else "twiml", spec.twiml_url or spec.twiml or ""),
@@ -282,7 +312,8 @@ def settings_table(campaign: Campaign) -> Table:
 
 async def show(settings: Settings, args: argparse.Namespace) -> int:
     async with database(settings) as pool:
-        campaign = await _campaign(pool, args.name)
+        row = await _campaign_row(pool, args.name)
+        campaign = _loaded(row)
         counts = await repository.campaign_contact_counts(pool, campaign.id)
     contacts = Table(title="contacts")
     contacts.add_column("state")
@@ -291,7 +322,7 @@ async def show(settings: Settings, args: argparse.Namespace) -> int:
         contacts.add_row(state, str(counts.get(state, 0)))
     contacts.add_row("total", str(sum(counts.values())), style="bold")
     console = Console()
-    console.print(settings_table(campaign))
+    console.print(settings_table(campaign, pause_reason=row["pause_reason"]))
     console.print(contacts)
     return 0
 
@@ -330,12 +361,16 @@ def _add_setting_options(p: argparse.ArgumentParser, *, creating: bool) -> None:
     p.add_argument("--from", dest="from_number", metavar="E164", required=creating,
                    help="caller ID (E.164, or national form of DIALER_DEFAULT_REGION)")
     source = p.add_mutually_exclusive_group(required=creating)
-    source.add_argument("--twiml-url", metavar="URL", help="URL Twilio fetches TwiML from")
+    source.add_argument("--twiml-url", metavar="URL",
+                        help="URL Twilio fetches TwiML from; ${column} placeholders may "
+                             "stand in its path, query or fragment, not in its host")
     source.add_argument("--twiml", metavar="XML", help="inline TwiML (up to 4000 characters)")
-    p.add_argument("--weight", type=int, help="share of the account's CPS (1-1000; default 1)")
+    p.add_argument("--weight", type=whole_number(),
+                   help="share of the account's CPS (1-1000; default 1)")
     p.add_argument("--max-concurrent", metavar="N|none",
-                   help="calls in progress at once for this campaign (default: no limit)")
-    p.add_argument("--ring-timeout", type=int, metavar="SECONDS",
+                   help="calls in progress at once for this campaign, at most 100000 "
+                        "(default: no limit)")
+    p.add_argument("--ring-timeout", type=whole_number(), metavar="SECONDS",
                    help="how long to ring (5-600; default 30)")
     p.add_argument("--amd", dest="amd_mode", type=_case_insensitive(AmdMode),
                    metavar="off|Enable|DetectMessageEnd",
@@ -347,7 +382,7 @@ def _add_setting_options(p: argparse.ArgumentParser, *, creating: bool) -> None:
                    help="what to do when a machine answers (default hangup_retry)")
     p.add_argument("--unknown-is-machine", action=argparse.BooleanOptionalAction, default=None,
                    help="treat AnsweredBy=unknown as a machine (default: as a human)")
-    retry = p.add_argument_group("retries (durations: 90, 30s, 5m, 1h30m, 2d)")
+    retry = p.add_argument_group("retries (durations: 90, 30s, 5m, 1h30m, 2d; at most 30d)")
     retry.add_argument("--busy-delay", metavar="DURATION", help="after busy (default 5m)")
     retry.add_argument("--no-answer-delay", metavar="DURATION",
                        help="after no answer (default 30m)")
@@ -357,9 +392,12 @@ def _add_setting_options(p: argparse.ArgumentParser, *, creating: bool) -> None:
                        help="after a machine, with hangup_retry (default 1h)")
     retry.add_argument("--canceled-delay", metavar="DURATION|none",
                        help="after a canceled call (default none: canceled is final)")
-    retry.add_argument("--backoff", type=float, help="delay factor per attempt (>= 1; default 2)")
-    retry.add_argument("--jitter", type=float, help="random spread of delays (0-0.99; default 0.1)")
-    retry.add_argument("--max-attempts", type=int, help="calls per contact at most (default 3)")
+    retry.add_argument("--backoff", type=number(high=MAX_BACKOFF),
+                       help="delay factor per attempt (1-100; default 2)")
+    retry.add_argument("--jitter", type=number(),
+                       help="random spread of delays (0-0.99; default 0.1)")
+    retry.add_argument("--max-attempts", type=whole_number(),
+                       help="calls per contact at most (1-20; default 3)")
     window = p.add_argument_group("calling window (in each contact's local time)")
     window.add_argument("--hours", metavar="HH:MM-HH:MM", help="default 09:00-20:00")
     window.add_argument("--days", metavar="DAYS", help="e.g. mon-fri (default), mon,wed,sat, all")

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 
 from dialer import demo
-from dialer.commands import SubParsers, UserError
+from dialer.commands import SubParsers, UserError, check_database, number, whole_number
 from dialer.config import Settings
+
+MAX_CONTACTS = 1_000_000
+MAX_CPS = 1000.0  # the bound of DIALER_TWILIO_CPS
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url is not None:
+        await check_database(settings)
     console = Console()
     with tempfile.TemporaryDirectory(prefix="dialer-demo-") as workdir:
         summary = await demo.run_demo(
@@ -28,20 +32,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
-
 def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser("demo", help="run a demo campaign end to end on the simulator")
-    p.add_argument("--contacts", type=_positive(int), default=10_000,
+    p.add_argument("--contacts", type=whole_number(1, MAX_CONTACTS), default=10_000,
                    help="contacts to generate (default: %(default)s)")
-    p.add_argument("--cps", type=_positive(float), default=250.0,
+    p.add_argument("--cps", type=number(0.01, MAX_CPS), default=250.0,
                    help="calls per second of the demo account (default: %(default)s)")
     p.set_defaults(handler=run, default_log_level="warning")

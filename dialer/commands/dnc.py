@@ -2,7 +2,8 @@
 
 A number goes on the global list, or with ``--campaign`` on one campaign's list.
 Adding skips the matching contacts not dialed yet; removing does not bring skipped
-contacts back (re-import them to call them).
+contacts back (re-import them to call them). A reason is free text of at most
+``MAX_REASON_CHARS`` characters.
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from rich.console import Console
 from rich.table import Table
 
 from dialer import dnc, importer, phone, repository
-from dialer.commands import SubParsers, UserError, database
-from dialer.commands.imports import checked_input, progress_bar
+from dialer.commands import SubParsers, UsageError, UserError, database, free_text
+from dialer.commands.imports import checked_errors, checked_input, progress_bar, stopped_error
 from dialer.config import Settings
+from dialer.safetext import shown
+
+MAX_REASON_CHARS = 500
 
 
 def _number(raw: str, region: str | None, default_region: str) -> str:
     try:
         return phone.normalize(raw, importer.check_region(region or default_region))
     except phone.InvalidNumber as exc:
-        raise UserError(f"invalid number {raw!r}: {exc}") from None
+        raise UsageError(f"NUMBER: invalid number {shown(raw, 40)}: {exc}") from None
     except ValueError as exc:
-        raise UserError(f"--region: {exc}") from None
+        raise UsageError(f"--region: {exc}") from None
 
 
 async def _campaign_id(pool: repository.Executor, name: str | None) -> int | None:
@@ -33,7 +37,7 @@ async def _campaign_id(pool: repository.Executor, name: str | None) -> int | Non
         return None
     row = await repository.campaign_by_name(pool, name)
     if row is None:
-        raise UserError(f"no campaign named {name!r} (see `dialer campaign list`)")
+        raise UserError(f"no campaign named {shown(name)} (see `dialer campaign list`)")
     return int(row["id"])
 
 
@@ -43,9 +47,10 @@ def _scope(name: str | None) -> str:
 
 async def add(settings: Settings, args: argparse.Namespace) -> int:
     number = _number(args.number, args.region, settings.default_region)
+    reason = free_text("--reason", args.reason, MAX_REASON_CHARS)
     async with database(settings) as pool:
         campaign_id = await _campaign_id(pool, args.campaign)
-        added, skipped = await repository.dnc_add(pool, number, campaign_id, args.reason)
+        added, skipped = await repository.dnc_add(pool, number, campaign_id, reason)
     verb = "added to" if added else "already on"
     print(f"{number} {verb} {_scope(args.campaign)}; {skipped} contact(s) skipped")
     return 0
@@ -64,6 +69,8 @@ async def remove(settings: Settings, args: argparse.Namespace) -> int:
 
 async def import_(settings: Settings, args: argparse.Namespace) -> int:
     region = checked_input(args.file, args.region, settings.default_region)
+    reason = free_text("--reason", args.reason, MAX_REASON_CHARS)
+    errors_path = checked_errors(args.file, args.errors)
     async with database(settings) as pool:
         campaign_id = await _campaign_id(pool, args.campaign)
         with progress_bar(args.file) as on_progress:
@@ -72,14 +79,24 @@ async def import_(settings: Settings, args: argparse.Namespace) -> int:
                     pool,
                     args.file,
                     campaign_id=campaign_id,
-                    reason=args.reason,
+                    reason=reason,
                     phone_column=args.phone_column,
                     default_region=region,
-                    errors_path=args.errors,
+                    errors_path=errors_path,
                     on_progress=on_progress,
                 )
+            except importer.ImportStopped as exc:
+                _print_summary(args, exc.result)
+                raise stopped_error(
+                    args.file, exc.problem, f"{exc.result.added} numbers were added"
+                ) from None
             except importer.ImportFileError as exc:
                 raise UserError(str(exc)) from None
+    _print_summary(args, result)
+    return 0
+
+
+def _print_summary(args: argparse.Namespace, result: dnc.DncImportResult) -> None:
     errors = f"  (see {result.errors_path})" if result.errors_path else ""
     print(
         f"imported {args.file} into {_scope(args.campaign)} in {result.seconds:.1f} s\n"
@@ -87,9 +104,9 @@ async def import_(settings: Settings, args: argparse.Namespace) -> int:
         f"added:            {result.added}\n"
         f"already listed:   {result.already_listed}\n"
         f"rejected:         {result.rejected}{errors}\n"
-        f"contacts skipped: {result.contacts_skipped}"
+        f"contacts skipped: {result.contacts_skipped}",
+        flush=True,
     )
-    return 0
 
 
 async def list_(settings: Settings, args: argparse.Namespace) -> int:
@@ -124,7 +141,8 @@ def add_parser(sub: SubParsers) -> None:
     region_help = "country of numbers without +country code (default DIALER_DEFAULT_REGION)"
     ap = scoped("add", "put a number on a list and skip its contacts not dialed yet")
     ap.add_argument("number", metavar="NUMBER")
-    ap.add_argument("--reason", help="why (kept with the entry)")
+    ap.add_argument("--reason", help=f"why (kept with the entry; at most {MAX_REASON_CHARS} "
+                                     "characters)")
     ap.add_argument("--region", metavar="CC", help=region_help)
     ap.set_defaults(handler=add)
 
@@ -136,7 +154,8 @@ def add_parser(sub: SubParsers) -> None:
     ip = scoped("import", "add the numbers of a CSV file (plain or gzip) to a list")
     ip.add_argument("file", metavar="FILE", type=Path)
     ip.add_argument("--phone-column", default="phone", help="header of the phone column")
-    ip.add_argument("--reason", help="why (kept with each new entry)")
+    ip.add_argument("--reason", help=f"why (kept with each new entry; at most "
+                                     f"{MAX_REASON_CHARS} characters)")
     ip.add_argument("--errors", type=Path, metavar="FILE",
                     help="error CSV (default: FILE without .csv/.gz plus .errors.csv)")
     ip.add_argument("--region", metavar="CC", help=region_help)

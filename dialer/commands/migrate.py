@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from dialer import db
-from dialer.commands import SubParsers, database_dsn
+from dialer.commands import SubParsers, connect
 from dialer.config import Settings
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    conn = await db.connect(database_dsn(settings))
+    conn = await connect(settings)
     try:
         ran = await db.migrate(conn)
     finally:

@@ -8,20 +8,30 @@ from pathlib import Path
 from rich.console import Console
 
 from dialer import report, repository
-from dialer.commands import SubParsers, UserError, database
+from dialer.commands import SubParsers, UserError, database, writable
 from dialer.config import Settings
+from dialer.safetext import shown
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
+    csv_path = None if args.csv is None else writable(args.csv, "--csv")
     async with database(settings) as pool:
         summary = await repository.campaign_summary(pool, args.name)
         if summary is None:
-            raise UserError(f"no campaign named {args.name!r}")
-        Console().print(report.summary_table(args.name, dict(summary)))
-        if args.csv is not None:
+            raise UserError(f"no campaign named {shown(args.name)}")
+        console = Console()
+        console.print(report.summary_table(args.name, dict(summary)))
+        if summary["pause_reason"]:
+            console.print(f"paused by the dialer: {summary['pause_reason']}", markup=False)
+        if csv_path is not None:
             rows = await repository.attempt_detail(pool, args.name)
-            count = report.write_csv(args.csv, [dict(row) for row in rows])
-            print(f"{count} attempts written to {args.csv}")
+            try:
+                count = report.write_csv(csv_path, [dict(row) for row in rows])
+            except OSError as exc:
+                raise UserError(
+                    f"--csv {shown(str(csv_path))}: writing failed ({exc.strerror or exc})"
+                ) from None
+            print(f"{count} attempts written to {csv_path}")
     return 0
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from dialer import service
-from dialer.commands import SubParsers, database_dsn
+from dialer.commands import SubParsers, check_database
 from dialer.config import Settings
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_twilio()
-    return await service.run(settings, database_dsn(settings))
+    # A database that cannot be reached at start is a configuration error (exit 2);
+    # once running, the daemon rides out outages instead.
+    return await service.run(settings, await check_database(settings))
 
 
 def add_parser(sub: SubParsers) -> None:
