@@ -490,20 +490,25 @@ _READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError)
 class _Damaged(Exception):
     """The file could not be read past ``row``; what came before was yielded."""
 
-    def __init__(self, row: int, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, row: int, exc: BaseException) -> None:
+        super().__init__(str(exc))
         self.row = row
-        self.reason = reason
+        self.exc = exc
 
-
-def _damage(exc: BaseException) -> str:
-    if isinstance(exc, EOFError):
-        return "the gzip data ends early (a truncated file?)"
-    if isinstance(exc, zlib.error | gzip.BadGzipFile):
-        return f"the gzip data is corrupt ({exc})"
-    if isinstance(exc, OSError):
-        return f"reading failed ({exc.strerror or exc})"
-    return str(exc)
+    def describe(self) -> str:
+        at = f"at row {self.row:,}"
+        exc = self.exc
+        if isinstance(exc, EOFError):
+            return f"the gzip data ends early {at} (is the file truncated?)"
+        if isinstance(exc, gzip.BadGzipFile) and "CRC" in str(exc):
+            # The checksum comes at the end: the damage is somewhere before it.
+            return (f"the gzip checksum does not match the data {at}: values of the rows "
+                    "before it may be damaged too")
+        if isinstance(exc, zlib.error | gzip.BadGzipFile):
+            return f"the gzip data is corrupt {at} ({exc})"
+        if isinstance(exc, OSError):
+            return f"reading failed {at} ({exc.strerror or exc})"
+        return f"{exc} {at}"
 
 
 def _batches(
@@ -531,7 +536,7 @@ def _batches(
             fields = []
         except _READ_ERRORS as exc:
             yield rows, broken
-            raise _Damaged(row_no + 1, _damage(exc)) from exc
+            raise _Damaged(row_no + 1, exc) from exc
         else:
             row_no += 1
         lines.record_done()
@@ -646,7 +651,12 @@ async def run_pipeline(
                 "is this a CSV file?"
             ) from None
         lines.record_done()
-        layout = parse_header(header, phone_column=phone_column, region=region, contacts=contacts)
+        try:
+            layout = parse_header(
+                header, phone_column=phone_column, region=region, contacts=contacts
+            )
+        except ImportFileError as exc:
+            raise ImportFileError(f"{path}: {exc}") from None
         try:
             for rows, broken in _batches(reader, lines, batch_rows):
                 read += len(rows) + len(broken)
@@ -658,7 +668,7 @@ async def run_pipeline(
                 if on_progress is not None:
                     on_progress(source.position, source.size)
         except _Damaged as exc:
-            stopped = f"{exc.reason} at row {exc.row:,}"
+            stopped = exc.describe()
         while in_flight:
             await finish_oldest()
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:

@@ -83,7 +83,15 @@ def _configured_dsn(settings: Settings) -> tuple[str, str]:
     Postgres URL, else the embedded one in the data directory."""
     url = settings.database_url
     if url is None:
-        return db.resolve_dsn(None, settings.data_dir), "DIALER_DATA_DIR (embedded server)"
+        try:
+            return db.resolve_dsn(None, settings.data_dir), "DIALER_DATA_DIR (embedded server)"
+        except Exception as exc:  # pgserver fails in many ways; all mean the same here
+            detail = " ".join(without_controls(str(exc)).split())[:300]
+            raise ConfigError(
+                f"DIALER_DATA_DIR: cannot start the embedded Postgres server in "
+                f"{settings.data_dir} ({type(exc).__name__}: {detail}); set "
+                f"{DATABASE_VARIABLE} to use a server of your own"
+            ) from None
     dsn = url.get_secret_value()
     problem = _database_problem(dsn)
     if problem is not None:

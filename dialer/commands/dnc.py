@@ -88,7 +88,7 @@ async def import_(settings: Settings, args: argparse.Namespace) -> int:
             except importer.ImportStopped as exc:
                 _print_summary(args, exc.result)
                 raise stopped_error(
-                    args.file, exc.problem, f"{exc.result.added} numbers were added"
+                    args.file, exc.problem, f"{exc.result.added:,} numbers were added"
                 ) from None
             except importer.ImportFileError as exc:
                 raise UserError(str(exc)) from None

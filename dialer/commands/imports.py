@@ -120,7 +120,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             except importer.ImportStopped as exc:
                 _print_summary(args, exc.result)
                 raise stopped_error(
-                    args.file, exc.problem, f"{exc.result.loaded} contacts were loaded"
+                    args.file, exc.problem, f"{exc.result.loaded:,} contacts were loaded"
                 ) from None
             except importer.ImportFileError as exc:
                 raise UserError(str(exc)) from None
