@@ -4,7 +4,10 @@ The order of events for one call is what makes a crash harmless:
 1. claim: in one transaction the contact becomes ``dialing`` and an attempt row is
    written (``requested``); the transaction commits *before* the request goes out;
 2. wait for a send slot (``pacer``), then POST;
-3. record the answer: Call SID (``live``), a refusal (``rejected``), or ``unknown``
+3. record the answer: Call SID (``live``), a refusal of the number (``rejected``:
+   the contact fails), a refusal of the campaign's settings or of the account
+   (``void``: the attempt is given back and the campaign, or every campaign of the
+   account, pauses with the reason; see ``dialer.twilio_errors``), or ``unknown``
    when the request may or may not have created a call (reconciliation decides).
 A process that dies between 1 and 3 leaves ``requested`` attempts behind; they are
 treated as ``unknown`` and reconciled, never re-sent blindly.

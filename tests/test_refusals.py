@@ -23,7 +23,7 @@ from tests.harness import (
     wait_until,
 )
 from tests.helpers import run_cli
-from tests.test_dispatcher import humans, sim_config
+from tests.test_dispatcher import _state_is, humans, sim_config
 
 HOSTILE = "evil.example/steal?x=1&y=2#@evil.example:80/"
 OTHER_ACCOUNT = "AC" + "cd" * 16
@@ -99,7 +99,7 @@ async def test_a_refused_url_pauses_its_campaign_within_one_round(
         async with running_daemon(daemon_settings(sim.base_url, cps=20), dsn):
             await wait_until(lambda: _refused_once(sim), timeout=10, what="a refused create")
             first = time.monotonic()
-            await wait_until(lambda: _is(pool, bad, "paused"), timeout=5, interval=0.02,
+            await wait_until(lambda: _state_is(pool, bad, "paused"), timeout=5, interval=0.02,
                              what="pause")
             paused_after = time.monotonic() - first
             await wait_until(lambda: campaign_completed(pool, good), timeout=20,
@@ -143,10 +143,6 @@ async def _refused_once(sim: SimServer) -> bool:
                for r in creates(sim.trace, accepted_only=False) if "Url" in r.params)
 
 
-async def _is(pool: asyncpg.Pool, campaign_id: int, state: str) -> bool:
-    return await campaign_state(pool, campaign_id) == state
-
-
 async def test_refused_credentials_pause_every_campaign_of_the_account(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
@@ -158,7 +154,7 @@ async def test_refused_credentials_pause_every_campaign_of_the_account(
         settings = daemon_settings(sim.base_url, cps=20, twilio_auth_token="wrong")
         async with running_daemon(settings, dsn):
             for campaign_id in (first, second):
-                await wait_until(lambda c=campaign_id: _is(pool, c, "paused"), timeout=10,
+                await wait_until(lambda c=campaign_id: _state_is(pool, c, "paused"), timeout=10,
                                  what="pause")
     for campaign_id in (first, second):
         assert {state for _, state, _ in await _contacts(pool, campaign_id)} == {"pending"}
@@ -179,7 +175,7 @@ async def test_a_stored_template_this_version_refuses_pauses_without_a_call(
                        " WHERE id = $1", campaign_id)
     async with SimServer(sim_config()) as sim:
         async with running_daemon(daemon_settings(sim.base_url, cps=20), dsn):
-            await wait_until(lambda: _is(pool, campaign_id, "paused"), timeout=10,
+            await wait_until(lambda: _state_is(pool, campaign_id, "paused"), timeout=10,
                              what="pause")
         assert creates(sim.trace, accepted_only=False) == []
     reason = await pool.fetchval("SELECT pause_reason FROM campaigns WHERE id = $1",

@@ -73,6 +73,10 @@ BAD_WRITES: dict[str, Bad] = {
     "dnc twice globally": lambda c, cid, kid: c.execute(
         """INSERT INTO dnc_numbers (phone) VALUES ('+14155550100'), ('+14155550100')"""),
     "cps zero": lambda c, cid, kid: c.execute("UPDATE accounts SET cps = 0"),
+    "max concurrent above bound": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET max_concurrent = 100001 WHERE id = $1", cid),
+    "pause reason too long": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET pause_reason = repeat('x', 1001) WHERE id = $1", cid),
 }
 
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
@@ -160,6 +160,7 @@ async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 # ---- option values ------------------------------------------------------------------
 
+_Number = TypeVar("_Number", int, float)
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 _NUMBER = re.compile(r"[+-]?([0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18})([eE][+-]?[0-9]{1,3})?")
 
@@ -170,37 +171,42 @@ def _range_text(low: float | None, high: float | None) -> str:
     return f"at least {low:g}" if low is not None else f"at most {high:g}"
 
 
-def whole_number(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in ASCII digits, within [low, high] when given."""
+def _bounded(
+    parse: Callable[[str], _Number | None], what: str, low: _Number | None, high: _Number | None
+) -> Callable[[str], _Number]:
+    """An argparse type: ``parse`` the text (None: not ``what``), within [low, high]."""
 
-    def convert(text: str) -> int:
-        if not _INTEGER.fullmatch(text.strip()):
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {shown(text, 40)}")
-        value = int(text)
+    def convert(text: str) -> _Number:
+        value = parse(text.strip())
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {shown(text, 40)}")
         if (low is not None and value < low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(
                 f"must be {_range_text(low, high)}, got {shown(text, 40)}"
             )
         return value
 
-    convert.__name__ = "whole number"
+    convert.__name__ = what
     return convert
+
+
+def _integer(text: str) -> int | None:
+    return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def _decimal(text: str) -> float | None:
+    value = float(text) if _NUMBER.fullmatch(text) else math.nan
+    return value if math.isfinite(value) else None
+
+
+def whole_number(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ASCII digits, within [low, high] when given."""
+    return _bounded(_integer, "a whole number", low, high)
 
 
 def number(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
     """An argparse type: a finite decimal number, within [low, high] when given."""
-
-    def convert(text: str) -> float:
-        if not _NUMBER.fullmatch(text.strip()) or not math.isfinite(value := float(text)):
-            raise argparse.ArgumentTypeError(f"expected a number, got {shown(text, 40)}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(
-                f"must be {_range_text(low, high)}, got {shown(text, 40)}"
-            )
-        return value
-
-    convert.__name__ = "number"
-    return convert
+    return _bounded(_decimal, "a number", low, high)
 
 
 def free_text(option: str, value: str | None, limit: int) -> str | None:
