@@ -16,11 +16,12 @@ Why it is built this way:
   gzip file costs no more than a short one).
 * **A file, not just bytes.** A file that is binary (NUL bytes, a spreadsheet, an
   archive, UTF-16) is refused whole, named but never echoed; a header with no data
-  rows, or nothing at all, is an error too (``ImportFileError``). A file that stops
-  being readable part way (truncated or corrupt gzip data, a read error) keeps
-  every batch loaded before the damage and raises ``ImportStopped``, whose
-  ``result`` says how many; the same import run again once the file is fixed
-  skips what is already there.
+  rows, or nothing at all, is an error too (``ImportFileError``). Corrupt gzip data
+  is refused before anything is loaded (it can decode into wrong numbers, which
+  only the checksum at the end reveals). A file that stops part way (gzip data
+  that ends early, a read error) keeps every batch loaded before the cut and
+  raises ``ImportStopped``, whose ``result`` says how many; the same import run
+  again once the file is whole skips what is already there.
 * **COPY, then one merge per batch.** A batch is COPYed into a TEMP staging table and
   moved into ``contacts`` by one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``
   statement in the same transaction. A batch is therefore in or out, never half, and
@@ -374,6 +375,29 @@ def _binary_kind(sample: bytes) -> str | None:
     return None
 
 
+def _check_gzip(path: Path) -> None:
+    """Refuse gzip data that is corrupt anywhere, before any row is loaded.
+
+    Damaged deflate data can still decode, into wrong bytes, and only the checksum at
+    the end of the member tells: rows loaded before it could hold wrong numbers. So
+    the file is read through once (a chunk at a time, nothing kept), which costs a
+    fraction of the import. A file that merely ends early is not refused here: every
+    byte before the cut is right, so the import loads those rows and says so."""
+    with gzip.open(path, "rb") as data:
+        try:
+            while data.read(1 << 20):
+                pass
+        except EOFError:
+            return
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            if "Not a gzipped file" in str(exc):
+                raise
+            raise ImportFileError(
+                f"{path}: the gzip data is corrupt ({exc}): nothing was imported; "
+                "get an undamaged copy of the file"
+            ) from None
+
+
 class _Source:
     """The input file as a text stream, plus how far into the file we are."""
 
@@ -383,6 +407,7 @@ class _Source:
             self._raw = stack.enter_context(open(path, "rb"))
             binary: io.BufferedReader | gzip.GzipFile = self._raw
             if self._raw.peek(2)[:2] == _GZIP_MAGIC or path.name.lower().endswith(".gz"):
+                _check_gzip(path)
                 binary = gzip.GzipFile(fileobj=self._raw, mode="rb")
                 stack.callback(binary.close)
             kind = _binary_kind(binary.peek(_SNIFF_BYTES)[:_SNIFF_BYTES])

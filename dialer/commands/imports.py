@@ -3,10 +3,10 @@
 The work is done by ``dialer.importer``; this module turns options into its
 arguments, shows a progress bar when stdout is a terminal, and prints the summary.
 The exit code is 0 when the file was read to the end, even if some rows were
-rejected (they are listed in the error file); 1 when the file could not be used, has
-no data rows, or stopped being readable part way (the summary then says what was
-loaded before the damage, which stays); 2 when an option or path cannot be used
-(checked before anything is read or written).
+rejected (they are listed in the error file); 1 when the file could not be used (no
+data rows, binary, corrupt gzip data: nothing is loaded) or ends early (the summary
+then says what was loaded before the cut, which stays); 2 when an option or path
+cannot be used (checked before anything is read or written).
 """
 
 from __future__ import annotations
