@@ -363,7 +363,7 @@ ANSI = b"\x1b]0;owned\x07\x1b[2J"
         (b"phone," + ANSI + b"name\n+14155552671,x\n", ("control characters",)),
         (b"phone,n\xff\xfeame\n+14155552671,x\n", ("not valid UTF-8",)),
         (gzip.compress(os.urandom(3000)), ("binary data",)),
-        (b"\x1f\x8b\x08\x00" + ANSI * 20, ("not a readable gzip file",)),
+        (b"\x1f\x8b\x08\x00" + ANSI * 20, ("the gzip data is corrupt", "nothing was imported")),
     ],
 )
 async def test_unusable_files_are_named_and_never_echoed(
