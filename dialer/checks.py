@@ -16,7 +16,8 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from string import Template
+
+from dialer import personalise
 
 # A call that waited longer than this in Twilio's queue was created faster than the
 # account's CPS (Twilio queues what exceeds it and reports the wait as queue_time).
@@ -193,9 +194,10 @@ def public_url(url: str, *, live_workers: set[str], worker: str | None, status: 
 
 # ---- the TwiML -------------------------------------------------------------------------
 
-def unfilled_placeholders(template: str, attributes: Mapping[str, object]) -> list[str]:
-    """``${column}`` placeholders the contact has no column for (they stay as written)."""
-    return sorted(set(Template(template).get_identifiers()) - set(attributes))
+def unfilled_placeholders(template: str, values: Mapping[str, object]) -> list[str]:
+    """``${column}`` placeholders the contact has no value for (they are left empty);
+    ``values`` as ``personalise.contact_fields`` makes them."""
+    return personalise.missing(template, {str(k): str(v) for k, v in values.items()})
 
 
 def twiml_problem(document: str) -> str | None:
@@ -226,7 +228,7 @@ def twiml(campaign: str, source: str, *, problem: str | None, unfilled: list[str
         names = ", ".join("${" + name + "}" for name in unfilled)
         return Finding("twiml", Verdict.WARN,
                        f"{source} is TwiML, but {names} match no column of {sample or 'a contact'}"
-                       " and would be sent as written",
+                       " and would be left empty",
                        fix="add the columns to the CSV or correct the placeholders.",
                        subject=campaign)
     return Finding("twiml", Verdict.OK, f"{source} is TwiML {filled}", subject=campaign)

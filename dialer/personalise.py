@@ -38,6 +38,7 @@ __all__ = [
     "contact_fields",
     "fill_twiml",
     "fill_url",
+    "missing",
     "placeholders",
     "twiml_template_problem",
     "url_template_problem",
@@ -76,10 +77,11 @@ def contact_fields(
     return values
 
 
-def _fill(template: str, values: Mapping[str, str], escape: Callable[[str], str]) -> str:
+def _finder(values: Mapping[str, str]) -> Callable[[str], str | None]:
+    """Looks a placeholder's name up: as written, else without regard to case."""
     lowered: dict[str, str] | None = None
 
-    def lookup(name: str) -> str:
+    def find(name: str) -> str | None:
         nonlocal lowered
         found = values.get(name)
         if found is None:
@@ -87,14 +89,26 @@ def _fill(template: str, values: Mapping[str, str], escape: Callable[[str], str]
                 lowered = {}
                 for key, value in values.items():
                     lowered.setdefault(key.lower(), value)  # the first spelling wins
-            found = lowered.get(name.strip().lower(), "")
+            found = lowered.get(name.strip().lower())
         return found
+
+    return find
+
+
+def missing(template: str, values: Mapping[str, str]) -> list[str]:
+    """The placeholders of ``template`` that ``values`` has nothing for (left empty)."""
+    find = _finder(values)
+    return sorted({name for name in placeholders(template) if find(name) is None})
+
+
+def _fill(template: str, values: Mapping[str, str], escape: Callable[[str], str]) -> str:
+    find = _finder(values)
 
     def replace(match: re.Match[str]) -> str:
         if match.group("escaped") is not None:
             return "$"
         name = match.group("named") or match.group("braced")
-        return match.group() if name is None else escape(lookup(name))
+        return match.group() if name is None else escape(find(name) or "")
 
     return _PATTERN.sub(replace, template)
 

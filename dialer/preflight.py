@@ -22,11 +22,10 @@ import asyncpg
 import httpx
 import structlog
 
-from dialer import checks, db, repository
+from dialer import checks, db, personalise, repository
 from dialer.campaigns import Campaign
 from dialer.checks import Finding, Verdict
 from dialer.config import Settings
-from dialer.dispatcher import personalise
 from dialer.repository import DATABASE_FAILURES
 from dialer.twilio import AuthError, TwilioClient, TwilioError
 
@@ -200,17 +199,26 @@ class Preflight:
         assert self._db is not None
         spec = campaign.spec
         sample = await repository.sample_contact(self._db, campaign.id)
-        attributes = dict(sample["attributes"]) if sample is not None else {}
+        values = personalise.contact_fields(
+            sample["attributes"] if sample is not None else {},
+            phone=sample["phone"] if sample is not None else "",
+            contact_id=sample["id"] if sample is not None else 0,
+            attempt=1, campaign=campaign.name,
+        )
         label = f"contact #{sample['id']}" if sample is not None else None
         template = spec.twiml_url or spec.twiml or ""
-        unfilled = checks.unfilled_placeholders(template, attributes) if sample else []
+        unfilled = checks.unfilled_placeholders(template, values) if sample else []
         if spec.twiml_url is not None:
             source = spec.twiml_url
-            problem = await self._fetch_twiml(personalise(spec.twiml_url, attributes,
-                                                          for_xml=False))
+            try:
+                url = personalise.fill_url(spec.twiml_url, values)
+            except personalise.TemplateError as exc:
+                problem: str | None = f"is refused ({exc})"
+            else:
+                problem = await self._fetch_twiml(url)
         else:
             source = "the inline TwiML"
-            problem = checks.twiml_problem(personalise(template, attributes, for_xml=True))
+            problem = checks.twiml_problem(personalise.fill_twiml(template, values))
         return checks.twiml(campaign.name, source, problem=problem, unfilled=unfilled,
                             sample=label)
 
@@ -253,29 +261,46 @@ def _http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=PROBE_TIMEOUT, headers={"User-Agent": "dialer-check"})
 
 
-async def _campaign_findings(preflight: Preflight, campaigns: Sequence[Campaign]
+def _loaded(row: asyncpg.Record) -> Campaign | Finding:
+    """The campaign of a row, or a failed check when its stored settings no longer
+    pass validation (the dispatcher pauses such a campaign rather than dial it)."""
+    try:
+        return Campaign.from_row(row)
+    except ValueError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        return Finding("settings", Verdict.FAIL,
+                       f"campaign {row['name']} has stored settings this version refuses "
+                       f"({detail})", fix=f"`dialer campaign edit {row['name']} ...`",
+                       subject=row["name"])
+
+
+async def _campaign_findings(preflight: Preflight, campaigns: Sequence[Campaign | Finding]
                              ) -> AsyncIterator[Finding]:
     if not campaigns:
         yield checks.no_campaigns()
     for campaign in campaigns:
+        if isinstance(campaign, Finding):
+            yield campaign
+            continue
         for finding in await preflight.campaign(campaign):
             yield finding
 
 
 async def _load(database: repository.Executor, settings: Settings, names: Sequence[str]
-                ) -> tuple[list[Campaign], list[str]]:
+                ) -> tuple[list[Campaign | Finding], list[str]]:
     """The campaigns to check (by default every one of the account that may still
     dial) and the names given that match none."""
     if not names:
         rows = await repository.campaigns_to_check(database, settings.twilio_account_sid)
-        return [Campaign.from_row(row) for row in rows], []
-    found, unknown = [], []
+        return [_loaded(row) for row in rows], []
+    found: list[Campaign | Finding] = []
+    unknown = []
     for name in dict.fromkeys(names):
         row = await repository.campaign_by_name(database, name)
         if row is None:
             unknown.append(name)
         else:
-            found.append(Campaign.from_row(row))
+            found.append(_loaded(row))
     return found, unknown
 
 
@@ -335,7 +360,7 @@ async def log_start_checks(settings: Settings, *, client: TwilioClient, pool: as
                 log_finding(await preflight.cps())
                 rows = await repository.campaigns_to_check(pool, client.account_sid)
                 async for finding in _campaign_findings(preflight,
-                                                        [Campaign.from_row(r) for r in rows]):
+                                                        [_loaded(r) for r in rows]):
                     log_finding(finding)
         except TimeoutError:  # first: a database error can be a TimeoutError too
             log.warning("start_checks_stopped", error=f"not done within {within:g} s")

@@ -61,7 +61,8 @@ class AuthError(TwilioError):
 
 
 class RetryLater(TwilioError):
-    """Refused without creating anything (capacity, other 4xx): safe to resend later."""
+    """Refused before anything was created (the account's concurrent calls, 10004, or a
+    request that never reached Twilio): safe to resend later."""
 
 
 class AmbiguousError(TwilioError):
@@ -136,8 +137,11 @@ _ERROR_FOR: dict[Concern, type[TwilioError]] = {
 
 
 def _error_from_response(response: httpx.Response, *, creating: bool = False) -> TwilioError:
-    """The exception for an error answer. Only on Create Call is a 404 the account's
-    problem (no Calls list for this SID); elsewhere it means no such call."""
+    """The exception for an error answer, its class decided by whom a refused Create
+    Call concerns (``dialer.twilio_errors``). Only on Create Call is a 404 the
+    account's problem (no Calls list for this SID); elsewhere it means no such
+    resource. Other requests' callers tell ``NotFound`` and ``AuthError`` apart and
+    treat the rest alike."""
     try:
         body = response.json()
     except ValueError:

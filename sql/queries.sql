@@ -491,7 +491,7 @@ ORDER BY name;
 
 -- name: sample_contact
 -- The contact whose CSV columns fill a campaign's placeholders for the TwiML check.
-SELECT id, attributes FROM contacts WHERE campaign_id = $1 ORDER BY id LIMIT 1;
+SELECT id, phone, attributes FROM contacts WHERE campaign_id = $1 ORDER BY id LIMIT 1;
 
 -- name: live_workers
 -- Daemons whose heartbeat is younger than $1 seconds: the nonces /healthz may answer.

@@ -146,16 +146,21 @@ async def _refused_once(sim: SimServer) -> bool:
 async def test_refused_credentials_pause_every_campaign_of_the_account(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
-    first = await make_campaign(pool, "first", humans(5), cps=20)
-    second = await make_campaign(pool, "second", humans(5, start=20), cps=20)
+    first = await make_campaign(pool, "first", humans(5), cps=20, state="draft")
+    second = await make_campaign(pool, "second", humans(5, start=20), cps=20, state="draft")
     elsewhere = await make_campaign(pool, "elsewhere", humans(5, start=40), cps=20,
                                     account_sid=OTHER_ACCOUNT)
-    async with SimServer(sim_config()) as sim:
-        settings = daemon_settings(sim.base_url, cps=20, twilio_auth_token="wrong")
-        async with running_daemon(settings, dsn):
-            for campaign_id in (first, second):
-                await wait_until(lambda c=campaign_id: _state_is(pool, c, "paused"), timeout=10,
-                                 what="pause")
+    # Refused credentials stop `dialer run` at start (tests/test_check_cli.py); a
+    # token rotated while it runs is refused on the next create.
+    async with SimServer(sim_config()) as sim, running_daemon(
+        daemon_settings(sim.base_url, cps=20), dsn
+    ):
+        sim.config.auth_token = "rotated"
+        await pool.execute("UPDATE campaigns SET state = 'running' WHERE id = ANY($1)",
+                           [first, second])
+        for campaign_id in (first, second):
+            await wait_until(lambda c=campaign_id: _state_is(pool, c, "paused"), timeout=10,
+                             what="pause")
     for campaign_id in (first, second):
         assert {state for _, state, _ in await _contacts(pool, campaign_id)} == {"pending"}
         assert {n for _, _, n in await _contacts(pool, campaign_id)} == {0}
@@ -182,3 +187,7 @@ async def test_a_stored_template_this_version_refuses_pauses_without_a_call(
                                  campaign_id)
     assert "never in the scheme, host or port" in reason
     assert {n for _, _, n in await _contacts(pool, campaign_id)} == {0}
+    checked = await asyncio.to_thread(run_cli, "check", "legacy",
+                                      env={"DIALER_DATABASE_URL": dsn})
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert "campaign legacy has stored settings this version refuses" in checked.stdout
