@@ -2,7 +2,7 @@
 
 ``CampaignSpec`` checks everything an operator types before it reaches the
 database (the schema checks again); ``Campaign`` is a loaded row with the pure
-policy and window objects the dispatcher and callback handler need.
+policy and calling-time objects the dispatcher and callback handler need.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dialer.personalise import twiml_template_problem, url_template_problem
+from dialer import rules
+from dialer.compliance import CallingPolicy, Planner
 from dialer.policy import (
     AmdMode,
     CampaignPolicy,
@@ -23,7 +25,7 @@ from dialer.policy import (
     retry_policy_from_json,
     retry_policy_to_json,
 )
-from dialer.windows import CallingWindow
+from dialer.windows import WeeklyHours, parse_weekly
 
 STATES = ("draft", "running", "paused", "stopped", "completed")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -34,6 +36,10 @@ MAX_CONCURRENT = 100_000
 # Twilio's parameters take up to 4000 characters (the Twiml parameter's documented
 # limit); the URL template is held to the same before it is filled.
 MAX_TWIML_CHARS = 4000
+DEFAULT_CALENDAR = "mon-fri 09:00-20:00"
+# The CampaignSpec fields calling time depends on (dialer.compliance.CallingPolicy).
+CALLING_FIELDS = ("calendar", "blackout_dates", "start_at", "end_at", "last_call_margin",
+                  "rule_packs", "default_timezone")
 
 
 def check_zone(name: str) -> str:
@@ -62,16 +68,43 @@ class CampaignSpec(BaseModel):
     machine_policy: MachinePolicy = MachinePolicy.HANGUP_RETRY
     unknown_is_machine: bool = False
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    window_start: dt.time = dt.time(9, 0)
-    # time(0, 0) as the end means midnight, the end of the day.
-    window_end: dt.time = dt.time(20, 0)
-    window_days: frozenset[int] = frozenset({1, 2, 3, 4, 5})
-    default_timezone: str = "UTC"
+    # Calling time (dialer.compliance): weekly local hours, dates off, a scheduled
+    # start and end, the last-call margin, the rule packs obeyed, and the zone of
+    # numbers that give none (None: such numbers are not called).
+    calendar: WeeklyHours = parse_weekly(DEFAULT_CALENDAR)
+    blackout_dates: frozenset[dt.date] = frozenset()
+    start_at: dt.datetime | None = None
+    end_at: dt.datetime | None = None
+    last_call_margin: int = Field(default=60, ge=0, le=3600)
+    rule_packs: tuple[str, ...] = ()
+    default_timezone: str | None = None
 
     @field_validator("default_timezone")
     @classmethod
-    def _zone(cls, value: str) -> str:
-        return check_zone(value)
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar(cls, value: WeeklyHours) -> WeeklyHours:
+        if not value.open_days:
+            raise ValueError("the calendar opens on no day")
+        return value
+
+    @field_validator("start_at", "end_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"{value.isoformat()} has no time zone: add one, e.g. "
+                             f"{value.isoformat()}+00:00 or ...-05:00")
+        return value
+
+    @field_validator("rule_packs")
+    @classmethod
+    def _packs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            rules.load(name)  # PackError (a ValueError) names the unknown pack
+        return value
 
     @field_validator("twiml_url")
     @classmethod
@@ -95,18 +128,32 @@ class CampaignSpec(BaseModel):
             raise ValueError("give exactly one of twiml_url (--twiml-url) or twiml (--twiml)")
         if self.amd_async and self.amd_mode is AmdMode.OFF:
             raise ValueError("amd_async needs an AMD mode (Enable or DetectMessageEnd)")
-        self.window()  # raises ValueError naming the bad field
+        if self.start_at and self.end_at and self.end_at <= self.start_at:
+            raise ValueError("end_at (--end-at) must be after start_at (--start-at)")
         return self
 
-    def window(self) -> CallingWindow:
-        return CallingWindow(start=self.window_start, end=self.window_end, days=self.window_days)
+    def calling_key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in CALLING_FIELDS)
+
+    def calling_policy(self) -> CallingPolicy:
+        """The pure calling-time policy (rule packs loaded) the daemon decides with."""
+        return CallingPolicy(
+            calendar=self.calendar,
+            blackouts=self.blackout_dates,
+            start_at=self.start_at,
+            end_at=self.end_at,
+            margin=self.last_call_margin,
+            packs=tuple(rules.load(name) for name in self.rule_packs),
+            default_zone=self.default_timezone,
+        )
 
     def to_row(self) -> dict[str, Any]:
-        """Column values for campaigns (the database spells midnight as 24:00)."""
-        row = self.model_dump(exclude={"retry", "window_days", "window_end"})
+        """Column values for campaigns."""
+        row = self.model_dump(exclude={"retry", "calendar", "blackout_dates", "rule_packs"})
         row["retry_policy"] = retry_policy_to_json(self.retry)
-        row["window_days"] = sorted(self.window_days)
-        row["window_end"] = self.window_end if self.window_end != dt.time(0, 0) else dt.time.max
+        row["calendar"] = str(self.calendar)
+        row["blackout_dates"] = sorted(self.blackout_dates)
+        row["rule_packs"] = list(self.rule_packs)
         row["amd_mode"] = self.amd_mode.value
         row["machine_policy"] = self.machine_policy.value
         return row
@@ -124,7 +171,6 @@ class Campaign:
 
     @classmethod
     def from_row(cls, row: Any) -> Campaign:
-        end: dt.time = row["window_end"]
         spec = CampaignSpec(
             name=row["name"],
             from_number=row["from_number"],
@@ -138,9 +184,12 @@ class Campaign:
             machine_policy=MachinePolicy(row["machine_policy"]),
             unknown_is_machine=row["unknown_is_machine"],
             retry=retry_policy_from_json(row["retry_policy"]),
-            window_start=row["window_start"],
-            window_end=dt.time(0, 0) if end >= dt.time(23, 59, 59) else end,
-            window_days=frozenset(row["window_days"]),
+            calendar=parse_weekly(row["calendar"]),
+            blackout_dates=frozenset(row["blackout_dates"]),
+            start_at=row["start_at"],
+            end_at=row["end_at"],
+            last_call_margin=row["last_call_margin"],
+            rule_packs=tuple(row["rule_packs"]),
             default_timezone=row["default_timezone"],
         )
         return cls(row["id"], row["name"], row["state"], row["account_sid"], spec)
@@ -154,6 +203,18 @@ class Campaign:
             unknown_is_machine=self.spec.unknown_is_machine,
         )
 
-    def zone(self, contact_timezone: str | None) -> ZoneInfo:
-        """The contact's own zone when known, else the campaign's default."""
-        return ZoneInfo(contact_timezone or self.spec.default_timezone)
+    @property
+    def planner(self) -> Planner:
+        """The calling-time planner of the campaign's settings, shared by every user in
+        the process (its interval cache is what makes decisions cheap)."""
+        key = self.spec.calling_key()
+        planner = _PLANNERS.get(key)
+        if planner is None:
+            if len(_PLANNERS) >= _PLANNER_LIMIT:
+                _PLANNERS.clear()
+            planner = _PLANNERS[key] = Planner(self.spec.calling_policy())
+        return planner
+
+
+_PLANNERS: dict[tuple[object, ...], Planner] = {}
+_PLANNER_LIMIT = 256

@@ -39,6 +39,7 @@ from dialer.campaigns import CampaignSpec
 from dialer.config import Settings
 from dialer.policy import AmdMode, MachinePolicy, RetryPolicy
 from dialer.service import Daemon
+from dialer.windows import WeeklyHours
 
 DEMO_ACCOUNT = "AC" + "de" * 16
 DEMO_DATABASE = "dialer_demo"
@@ -142,8 +143,7 @@ def demo_spec(name: str) -> CampaignSpec:
         amd_mode=AmdMode.DETECT_MESSAGE_END, machine_policy=MachinePolicy.VOICEMAIL,
         retry=RetryPolicy(max_attempts=3, busy_delay=quick, no_answer_delay=quick,
                           failed_delay=quick, machine_delay=quick, backoff=1.5, jitter=0.2),
-        ring_timeout=20, window_start=dt.time(0, 0), window_end=dt.time(0, 0),
-        window_days=frozenset(range(1, 8)),
+        ring_timeout=20, calendar=WeeklyHours.ALWAYS,
     )
 
 

@@ -34,6 +34,7 @@ import structlog
 from dialer import metrics, personalise, repository
 from dialer.callback_urls import callback_url
 from dialer.campaigns import Campaign
+from dialer.compliance import Decision, Location, Take, stored_location
 from dialer.config import Settings
 from dialer.pacer import AccountPacer
 from dialer.policy import AmdMode
@@ -49,7 +50,6 @@ from dialer.twilio import (
     TwilioClient,
     TwilioError,
 )
-from dialer.windows import is_open, next_opening
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +75,9 @@ class Claimed:
     phone: str
     attributes: dict[str, Any]
     campaign_id: int
+    # The request must go out before this instant (the calling window's end minus the
+    # campaign's last-call margin); a send that would be later hands the contact back.
+    send_by: dt.datetime
 
 
 @dataclass(slots=True)
@@ -257,12 +260,22 @@ class Dispatcher:
         started = time.monotonic()
         now = self._clock()
         campaign = queue.campaign
+        planner = campaign.planner
+        # Every row of one claim is decided at one instant: contacts that may be in the
+        # same places get the same decision, worked out once.
+        decided: dict[Location, Decision] = {}
+        send_by: dict[int, dt.datetime] = {}
 
-        def in_window(phone_tz: str | None) -> dt.datetime | None:
-            zone = campaign.zone(phone_tz)
-            if is_open(campaign.spec.window(), zone, now):
-                return None
-            return next_opening(campaign.spec.window(), zone, now)
+        def decide(row: Any) -> tuple[Decision, Location | None]:
+            location, fresh = stored_location(
+                row["phone"], row["zones"], row["zone_source"], row["states"],
+                row["state_sources"], row["csv_state"])
+            decision = decided.get(location)
+            if decision is None:
+                decision = decided[location] = planner.decide(location, now)
+            if isinstance(decision, Take):
+                send_by[row["id"]] = decision.until
+            return decision, location if fresh else None
 
         claimed = await repository.claim_due(
             self._pool,
@@ -273,14 +286,15 @@ class Dispatcher:
             account_max_concurrent=self._settings.twilio_max_concurrent_calls,
             worker_id=self._worker_id,
             now=now,
-            window_check=in_window,
+            decide=decide,
+            rule_packs=planner.policy.pack_tags,
         )
         metrics.CLAIM_SECONDS.observe(time.monotonic() - started)
         if not claimed:
             queue.idle_until = time.monotonic() + self._settings.poll_seconds
         queue.ready.extend(
             Claimed(r["attempt_id"], r["contact_id"], r["attempt_no"], r["phone"],
-                    r["attributes"], campaign.id)
+                    r["attributes"], campaign.id, send_by[r["contact_id"]])
             for r in claimed
         )
         self._claimed.set()
@@ -406,7 +420,10 @@ class Dispatcher:
                 while not await self._pacer.at_slot(slot):
                     slot = await self._pacer.next_slot()
                 metrics.BUCKET_WAIT.observe(time.monotonic() - waiting_since)
-            if stop.is_set() or not queue.running:
+            late = self._clock() >= item.send_by
+            if late:
+                bound.warning("call_not_sent_window_closing", send_by=item.send_by.isoformat())
+            if stop.is_set() or not queue.running or late:
                 await repository.persist(
                     lambda: repository.release_unsent(self._pool, [item.attempt_id]),
                     what="unsent attempt",

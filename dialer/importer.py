@@ -27,8 +27,12 @@ Why it is built this way:
   statement in the same transaction. A batch is therefore in or out, never half, and
   a re-run after an interruption (even ``kill -9``) skips what is already there and
   counts it as duplicates: the same file always ends as the same contacts.
+* **Where a contact may be.** Its zones come from the ``timezone`` column, else from
+  every zone of its number; its US states from the ``state`` column and from the
+  number's area code (``dialer.compliance.locate``). Both are stored with their
+  sources, for the calling window and for the record of each attempt.
 * **Parsing beside loading.** Normalising a number with ``phonenumbers`` costs about
-  20 µs and finding its time zone as much again, which dominates everything else.
+  20 µs and finding its zones and state as much again, which dominates everything else.
   Batches are parsed in a thread while Postgres merges the previous one, and on
   machines with three or more CPUs in a process pool (``auto_workers``). Worker
   processes are spawned, so a program calling this must guard its entry point
@@ -69,12 +73,15 @@ import phonenumbers
 from dialer import phone, repository
 from dialer.campaigns import check_zone
 from dialer.safetext import has_controls, shown
+from dialer.compliance import locate
+from dialer.places import parse_state
 
 __all__ = [
     "BATCH_ROWS",
     "ERROR_COLUMNS",
     "MAX_FIELD_CHARS",
     "MAX_ROW_CHARS",
+    "STATE_COLUMN",
     "TIMEZONE_COLUMN",
     "ImportFileError",
     "ImportResult",
@@ -101,6 +108,9 @@ _SNIFF_BYTES = 4096
 # Below this size a process pool costs more to start than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
 TIMEZONE_COLUMN = "timezone"
+# A US state or territory (code or name), read for NANP numbers; kept in the
+# attributes too, for personalisation.
+STATE_COLUMN = "state"
 # The error file: the row number (header = row 1), the column at fault (empty when
 # the whole row is), why, and the row as read (re-quoted as one CSV line; bytes that
 # were not UTF-8 shown as \xNN).
@@ -108,8 +118,9 @@ ERROR_COLUMNS = ("row", "field", "reason", "raw")
 _GZIP_MAGIC = b"\x1f\x8b"
 
 ProgressCallback = Callable[[int, int], None]
-# What a good row becomes: (row number, E.164, IANA zone or None, attributes as JSON).
-Record = tuple[int, str, str | None, str]
+# What a good row becomes: (row number, E.164, zones, zone source, states, state
+# sources, attributes as JSON); the lists space-separated, as the staging table has them.
+Record = tuple[int, str, str, str, str, str, str]
 
 
 class ImportFileError(Exception):
@@ -160,8 +171,8 @@ class ImportResult:
 class Layout:
     """How to read the rows of one file, derived from its header.
 
-    ``timezone_index`` and ``attributes`` are only filled for contact imports; a
-    do-not-call import needs the number alone (and skips the time zone lookup).
+    ``timezone_index``, ``state_index`` and ``attributes`` are only filled for
+    contact imports; a do-not-call import needs the number alone.
     """
 
     names: tuple[str, ...]
@@ -170,6 +181,7 @@ class Layout:
     attributes: tuple[tuple[int, str], ...]
     region: str
     with_zone: bool
+    state_index: int | None = None
 
     @property
     def columns(self) -> int:
@@ -231,11 +243,13 @@ def parse_header(
             "name the phone column with --phone-column"
         )
     zone_index = _find(names, TIMEZONE_COLUMN) if contacts else None
+    state_index = _find(names, STATE_COLUMN) if contacts else None
     skip = {phone_index, zone_index}
     attributes = tuple(
         (i, name) for i, name in enumerate(names) if contacts and name and i not in skip
     )
-    return Layout(names, phone_index, zone_index, attributes, region, with_zone=contacts)
+    return Layout(names, phone_index, zone_index, attributes, region, with_zone=contacts,
+                  state_index=state_index)
 
 
 def _find(names: Sequence[str], wanted: str) -> int | None:
@@ -294,6 +308,7 @@ def parse_rows(
     width = layout.columns
     phone_index = layout.phone_index
     zone_index = layout.timezone_index
+    state_index = layout.state_index
     attributes = layout.attributes
     region = layout.region
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -324,7 +339,7 @@ def parse_rows(
             )
             continue
         try:
-            e164, derived_zone = phone.normalize_with_zone(raw, region)
+            e164, number_zones, number_state = phone.normalize_with_location(raw, region)
         except phone.InvalidNumber as exc:
             rejected.append(
                 Rejected(row_no, layout.phone_name, f"invalid number: {exc}", _render(fields))
@@ -340,10 +355,22 @@ def parse_rows(
                     Rejected(row_no, layout.names[zone_index or 0], problem, _render(fields))
                 )
                 continue
-        elif layout.with_zone:
-            zone = derived_zone
+        state: str | None = None
+        cell = fields[state_index].strip() if state_index is not None else ""
+        if cell and e164.startswith("+1"):
+            try:
+                state = parse_state(cell)
+            except ValueError as exc:
+                # A Canadian or Caribbean number's province or parish is no US state.
+                if number_state is not None:
+                    rejected.append(Rejected(row_no, layout.names[state_index or 0], str(exc),
+                                             _render(fields)))
+                    continue
+        where = locate(csv_zone=zone, number_zones=number_zones, csv_state=state,
+                       number_state=number_state)
         attrs = dumps({name: fields[i] for i, name in attributes}) if attributes else "{}"
-        records.append((row_no, e164, zone, attrs))
+        records.append((row_no, e164, " ".join(where.zones), where.zone_source,
+                        " ".join(where.states), " ".join(where.state_sources), attrs))
     return records, rejected
 
 
@@ -728,11 +755,15 @@ async def import_contacts(
     """Import a contact CSV into a campaign (any state; new contacts are pending).
 
     The phone column is required and every other named column except ``timezone``
-    is kept in the contact's ``attributes`` (for TwiML personalisation). The time
-    zone comes from the ``timezone`` column when filled (an unknown zone rejects the
-    row), else from the number when unambiguous, else NULL (the campaign's default
-    zone applies). Numbers on the do-not-call list are stored as ``skipped`` (reason
-    ``dnc``). Safe to re-run: rows already in the campaign count as duplicates.
+    is kept in the contact's ``attributes`` (for TwiML personalisation). The zones
+    come from the ``timezone`` column when filled (an unknown zone rejects the row),
+    else every zone of the number (none: the campaign's default zone applies); the
+    states from a ``state`` column (read for +1 numbers; a US number with a value that
+    is no US state is rejected) and from the number's area code. Numbers on the
+    do-not-call list are stored as ``skipped`` (reason ``dnc``). Safe to re-run: rows
+    already in the campaign count as duplicates, except contacts skipped for their
+    location (no zone, zones without a common calling time), which the new row's
+    location puts back in the queue.
     ``ImportStopped`` (with the result so far) when the file is damaged part way.
     """
     started = time.perf_counter()

@@ -26,9 +26,9 @@ import structlog
 
 from dialer import metrics, queries
 from dialer.campaigns import Campaign
+from dialer.compliance import Location
 from dialer.policy import AmdAction, Done, Fail, Retry, decide, on_answered_by
 from dialer.repository import DATABASE_ERRORS
-from dialer.windows import next_opening
 
 log = structlog.get_logger(__name__)
 
@@ -336,8 +336,13 @@ class OutcomeRecorder:
     def _decide(
         self, campaign: Campaign, row: Any, view: AttemptView, now: dt.datetime
     ) -> tuple[AttemptView, tuple[int, str, dt.datetime | None, str, str | None]]:
-        zone = campaign.zone(row["timezone"])
-        window = campaign.spec.window()
+        # The retry becomes due when the contact may next be called in every zone it
+        # may be in, under every rule; a contact of unknown location (from before
+        # migration 0003) is decided at its claim.
+        planner = campaign.planner
+        location = None if row["zones"] is None or row["states"] is None else Location(
+            tuple(row["zones"]), row["zone_source"], tuple(row["states"]),
+            tuple(row["state_sources"]))
         assert view.call_status is not None
         decision = decide(
             campaign.policy,
@@ -347,7 +352,7 @@ class OutcomeRecorder:
             sip_code=view.sip_code,
             now=now,
             rng=self._rng,
-            next_opening=lambda t: next_opening(window, zone, t),
+            next_opening=lambda t: t if location is None else planner.next_due(location, t),
         )
         if isinstance(decision, Done):
             state, due, reason = "done", None, None

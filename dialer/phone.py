@@ -1,11 +1,13 @@
-"""Phone numbers: one canonical spelling (E.164) and the time zone a number implies.
+"""Phone numbers: one canonical spelling (E.164), and where a number may ring.
 
 Contacts arrive from spreadsheets in every spelling people use; Twilio, the
 do-not-call list and deduplication all need one. Parsing and validity come from
 ``phonenumbers`` (Google's libphonenumber metadata) rather than home-made rules,
-because numbering plans change every month. The time zone of a number is a guess
-from its prefix; it is only used when it is unambiguous, since calling hours are a
-legal limit and a wrong zone breaks them.
+because numbering plans change every month. Where a number rings is a guess from its
+prefix: the library gives every IANA zone the prefix is used in (one for a New York
+landline, eight for an Australian mobile) and, for NANP numbers, a place name that
+names the US state. Calling hours are a legal limit, so the zones are always the
+whole set: the window must be open in every one of them.
 """
 
 from __future__ import annotations
@@ -14,10 +16,26 @@ import re
 from collections.abc import Sequence
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberType, ValidationResult
+from phonenumbers import (
+    NumberParseException,
+    PhoneNumber,
+    PhoneNumberType,
+    ValidationResult,
+    geocoder,
+)
 from phonenumbers import timezone as number_timezone
 
-__all__ = ["InvalidNumber", "is_e164", "mask", "normalize", "time_zone_for", "time_zones_for"]
+from dialer.places import TERRITORIES, UNKNOWN_STATE, state_from_place
+
+__all__ = [
+    "InvalidNumber",
+    "is_e164",
+    "mask",
+    "normalize",
+    "normalize_with_location",
+    "time_zones_for",
+    "us_state_for",
+]
 
 # [0-9], not \d: \d also matches other scripts' digits, which no network dials.
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -68,16 +86,19 @@ def normalize(raw: str, default_region: str = "US") -> str:
     return _format(number)
 
 
-def normalize_with_zone(raw: str, default_region: str = "US") -> tuple[str, str | None]:
-    """``normalize`` and ``time_zone_for`` in one parse and one classification: the
-    importer's hot path. ``is_valid_number`` and ``time_zones_for_number`` would each
-    work out the number's region and type again, which was a third of a row's cost."""
+def normalize_with_location(
+    raw: str, default_region: str = "US"
+) -> tuple[str, frozenset[str], str | None]:
+    """``normalize``, ``time_zones_for`` and ``us_state_for`` in one parse and one
+    classification: the importer's hot path. ``is_valid_number`` and
+    ``time_zones_for_number`` would each work out the number's region and type again,
+    which was a third of a row's cost."""
     number, kind = _valid_number(raw, default_region)
     if phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
         zones = number_timezone.time_zones_for_geographical_number(number)
     else:  # country-wide or no zone: rare, let the library classify again
         zones = number_timezone.time_zones_for_number(number)
-    return _format(number), _single(zones)
+    return _format(number), _known(zones), _us_state(number)
 
 
 def _valid_number(raw: str, default_region: str) -> tuple[PhoneNumber, int]:
@@ -110,18 +131,32 @@ def _format(number: phonenumbers.PhoneNumber) -> str:
     return e164
 
 
-def _zones(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
-    return _known(number_timezone.time_zones_for_number(number))
+def _known(zones: Sequence[str]) -> frozenset[str]:
+    return frozenset(zone for zone in zones if zone != _UNKNOWN_ZONE)
 
 
-def _known(zones: Sequence[str]) -> tuple[str, ...]:
-    return tuple(zone for zone in zones if zone != _UNKNOWN_ZONE)
+def _us_state(number: PhoneNumber) -> str | None:
+    """The US state or territory a valid NANP number's area code is in; ``US`` for a
+    US number of no one state (toll-free, non-geographic); None outside the US."""
+    if number.country_code != 1:
+        return None
+    region = phonenumbers.region_code_for_number(number)
+    if region in TERRITORIES:
+        return region
+    if region != "US":
+        return None
+    # The number is valid (callers checked): skip the geocoder's own validity check.
+    place = geocoder.description_for_valid_number(number, "en")
+    return state_from_place(place) or UNKNOWN_STATE
 
 
-def _single(zones: Sequence[str]) -> str | None:
-    """The one known zone, else None: a number spanning zones gives no calling hours."""
-    known = _known(zones)
-    return known[0] if len(known) == 1 else None
+def _parse_e164(e164: str) -> PhoneNumber | None:
+    if not is_e164(e164):
+        raise InvalidNumber(f"not in E.164 form: {mask(e164)}")
+    try:
+        return phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return None
 
 
 def is_e164(text: str) -> bool:
@@ -132,24 +167,24 @@ def is_e164(text: str) -> bool:
     return _E164.fullmatch(text) is not None
 
 
-def time_zones_for(e164: str) -> tuple[str, ...]:
-    """The IANA zones the number's prefix is used in; empty when nothing is known.
+def time_zones_for(e164: str) -> frozenset[str]:
+    """Every IANA zone the number's prefix is used in; empty when nothing is known.
 
-    Non-geographic numbers (toll-free, many mobile ranges) map to a whole country or
-    to nothing, hence a tuple.
-    """
-    if not is_e164(e164):
-        raise InvalidNumber(f"not in E.164 form: {mask(e164)}")
-    try:
-        number = phonenumbers.parse(e164, None)
-    except NumberParseException:
-        return ()
-    return _zones(number)
+    Non-geographic numbers (toll-free, many mobile ranges) map to every zone of a
+    country or to none."""
+    number = _parse_e164(e164)
+    return frozenset() if number is None else _known(number_timezone.time_zones_for_number(number))
 
 
-def time_zone_for(e164: str) -> str | None:
-    """The number's zone when exactly one is known; else None (use the campaign's)."""
-    return _single(time_zones_for(e164))
+def us_state_for(e164: str) -> str | None:
+    """The US state or territory code of a NANP number ("OK" for 405), ``US`` for a US
+    number of no one state, None for a number outside the US. Oklahoma's Telephone
+    Solicitation Act (like Florida's and Connecticut's laws) presumes that a number
+    with the state's area code reaches someone in the state."""
+    number = _parse_e164(e164)
+    if number is None or not phonenumbers.is_valid_number(number):
+        return None
+    return _us_state(number)
 
 
 def _country_code_digits(digits: str) -> int:

@@ -32,13 +32,25 @@ def summary_table(name: str, summary: Mapping[str, Any]) -> Table:
     return table
 
 
+def _cell(value: Any) -> Any:
+    """Lists (an attempt's zones, local times, rule packs ...) as space-separated text:
+    none of their items contains a space."""
+    return " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+
+
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Write the rows with a header; returns how many data rows were written."""
+    """Write the rows with a header; returns how many data rows were written.
+
+    The attempt export ends with each attempt's compliance record: ``sent_at``, the
+    ``zones`` and ``zone_source``, the ``states`` and ``state_sources``, the
+    ``local_times`` (one per zone, ISO-8601 with offset, at ``requested_at``), the
+    ``rule_packs`` (name@version), the ``rules`` applied and ``open_until`` (the
+    request had to be sent before it)."""
     with path.open("w", newline="", encoding="utf-8") as out:
         if not rows:
             return 0
         writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()))
         writer.writeheader()
         for row in rows:
-            writer.writerow(dict(row))
+            writer.writerow({key: _cell(value) for key, value in row.items()})
     return len(rows)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 import structlog
 
 from dialer import db, queries
+from dialer.compliance import Decision, Defer, Location, Record, Take
 from dialer.pacer import Reservation
 from dialer.twilio import CallInfo
 
@@ -82,6 +84,13 @@ async def reserve_slots(db: Executor, account_sid: str, count: int, spacing: flo
 _CLAIM_LOCK_SPACE = 0x636C61  # "cla"
 
 
+DecideRow = Callable[[asyncpg.Record], tuple[Decision, Location | None]]
+
+
+def _joined(items: Sequence[str]) -> str:
+    return " ".join(items)
+
+
 async def claim_due(
     pool: asyncpg.Pool,
     *,
@@ -92,11 +101,13 @@ async def claim_due(
     account_max_concurrent: int | None,
     worker_id: str,
     now: dt.datetime,
-    window_check: Callable[[str | None], dt.datetime | None],
+    decide: DecideRow,
+    rule_packs: Sequence[str],
 ) -> list[asyncpg.Record]:
     """Claim up to ``limit`` due contacts in one transaction that commits before any
-    request is sent. ``window_check(timezone)`` returns None when the contact may be
-    called now, else the next opening of its calling window."""
+    request is sent. ``decide(row)`` says whether each may be called now (and gives
+    the location it worked out for a contact that had none stored); taken contacts get
+    their attempt row and its compliance record, the others are deferred or skipped."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _CLAIM_LOCK_SPACE, campaign_id)
         if max_concurrent is not None or account_max_concurrent is not None:
@@ -109,27 +120,45 @@ async def claim_due(
         if limit <= 0:
             return []
         due = await conn.fetch(queries.get("select_due_contacts"), campaign_id, now, limit)
-        skip: list[int] = []
-        defer_ids: list[int] = []
-        defer_at: list[dt.datetime] = []
-        take: list[int] = []
+        skip: list[tuple[int, str]] = []
+        defer: list[tuple[int, dt.datetime]] = []
+        located: list[tuple[int, Location]] = []
+        take: list[tuple[int, Record]] = []
         for row in due:
             if row["on_dnc"]:
-                skip.append(row["id"])
+                skip.append((row["id"], "dnc"))
                 continue
-            opening = window_check(row["timezone"])
-            if opening is None:
-                take.append(row["id"])
+            decision, fresh = decide(row)
+            if fresh is not None:
+                located.append((row["id"], fresh))
+            if isinstance(decision, Take):
+                take.append((row["id"], decision.record))
+            elif isinstance(decision, Defer):
+                defer.append((row["id"], decision.at))
             else:
-                defer_ids.append(row["id"])
-                defer_at.append(opening)
+                skip.append((row["id"], decision.reason))
+        if located:
+            await conn.execute(queries.get("store_locations"), *_columns(
+                (i, _joined(loc.zones), loc.zone_source, _joined(loc.states),
+                 _joined(loc.state_sources)) for i, loc in located))
         if skip:
-            await conn.execute(queries.get("skip_contacts"), skip, "dnc")
-        if defer_ids:
-            await conn.execute(queries.get("defer_contacts"), defer_ids, defer_at)
+            await conn.execute(queries.get("skip_contacts"), *_columns(skip))
+        if defer:
+            await conn.execute(queries.get("defer_contacts"), *_columns(defer))
         if not take:
             return []
-        return list(await conn.fetch(queries.get("claim_contacts"), take, worker_id, now))
+        ids, zones, zone_sources, states, state_sources, local_times, rules, until = _columns(
+            (i, _joined(r.location.zones), r.location.zone_source, _joined(r.location.states),
+             _joined(r.location.state_sources), _joined(r.local_times), _joined(r.rules),
+             r.open_until) for i, r in take)
+        return list(await conn.fetch(
+            queries.get("claim_contacts"), ids, worker_id, now, list(rule_packs), zones,
+            zone_sources, states, state_sources, local_times, rules, until))
+
+
+def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as columns, for unnest() parameters."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def release_unsent(
@@ -187,6 +216,10 @@ async def refuse_and_pause_account(
 
 async def complete_finished_campaigns(db: Executor, account_sid: str) -> list[asyncpg.Record]:
     return list(await db.fetch(queries.get("complete_finished_campaigns"), account_sid))
+
+
+async def start_scheduled_campaigns(db: Executor, account_sid: str) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("start_scheduled_campaigns"), account_sid))
 
 
 async def register_worker(db: Executor, worker_id: str, hostname: str, pid: int) -> None:
@@ -320,7 +353,8 @@ async def campaign_by_name(db: Executor, name: str) -> asyncpg.Record | None:
 _CAMPAIGN_COLUMNS = (
     "from_number", "twiml_url", "twiml", "weight", "max_concurrent", "ring_timeout",
     "amd_mode", "amd_async", "machine_policy", "unknown_is_machine", "retry_policy",
-    "window_start", "window_end", "window_days", "default_timezone",
+    "calendar", "blackout_dates", "start_at", "end_at", "last_call_margin", "rule_packs",
+    "default_timezone",
 )
 
 
@@ -341,6 +375,10 @@ async def update_campaign(db: Executor, campaign_id: int, row: Mapping[str, obje
     return await db.fetchrow(queries.get("update_campaign"), campaign_id, *values) is not None
 
 
+async def contact_for_why(db: Executor, campaign_id: int, phone: str) -> asyncpg.Record | None:
+    return await db.fetchrow(queries.get("contact_for_why"), campaign_id, phone)
+
+
 async def campaign_contact_counts(db: Executor, campaign_id: int) -> dict[str, int]:
     rows = await db.fetch(queries.get("campaign_contact_counts"), campaign_id)
     return {row["state"]: int(row["contacts"]) for row in rows}
@@ -353,20 +391,29 @@ async def create_import_staging(conn: db.Connection) -> None:
 async def merge_import_batch(
     conn: db.Connection,
     campaign_id: int,
-    records: Sequence[tuple[int, str, str | None, str]],
+    records: Sequence[tuple[int, str, str, str, str, str, str]],
 ) -> tuple[int, int]:
-    """COPY one batch of (row_no, phone, timezone, attributes JSON) into the staging
-    table and merge it into the campaign, in one transaction: a batch is in or out,
-    never half. Returns (loaded as pending, stored as skipped for do-not-call)."""
+    """COPY one batch of (row_no, phone, zones, zone source, states, state sources,
+    attributes JSON) into the staging table and merge it into the campaign, in one
+    transaction: a batch is in or out, never half. Returns (made pending: new, or
+    skipped for their location and given one now; stored as skipped for do-not-call)."""
     async with conn.transaction():
         await conn.copy_records_to_table(
             "dialer_import_staging",
             records=records,
-            columns=("row_no", "phone", "timezone", "attributes"),
+            columns=("row_no", "phone", "zones", "zone_source", "states", "state_sources",
+                     "attributes"),
         )
         row = await conn.fetchrow(queries.get("merge_import_batch"), campaign_id)
+        requeued = await conn.fetchval(queries.get("requeue_relocated"), campaign_id)
     assert row is not None
-    return int(row["loaded"]), int(row["dnc"])
+    return int(row["loaded"]) + int(requeued), int(row["dnc"])
+
+
+async def requeue_location_skips(db: Executor, campaign_id: int) -> int:
+    """Contacts skipped for their location are decided again; returns how many."""
+    status = await db.execute(queries.get("requeue_location_skips"), campaign_id)
+    return int(status.split()[-1])
 
 
 async def dnc_add(

@@ -280,7 +280,8 @@ class Daemon:
     async def _housekeeping(
         self, pool: asyncpg.Pool, reconciler: Reconciler, account_sid: str
     ) -> None:
-        """Heartbeat, recovery of dead workers' work, reconciliation, completion."""
+        """Heartbeat, recovery of dead workers' work, reconciliation, scheduled starts,
+        completion."""
         while True:
             try:
                 if not await repository.heartbeat(pool, self.worker_id):
@@ -295,6 +296,8 @@ class Daemon:
                     log.warning("dead_worker_attempts_recovered", attempts=recovered)
                 await reconciler.run_once()
                 metrics.IN_FLIGHT.set(await repository.live_calls_of_worker(pool, self.worker_id))
+                for row in await repository.start_scheduled_campaigns(pool, account_sid):
+                    log.info("campaign_started", campaign=row["name"], reason="scheduled start")
                 for row in await repository.complete_finished_campaigns(pool, account_sid):
                     log.info("campaign_completed", campaign=row["name"])
             except DATABASE_ERRORS as exc:

@@ -45,8 +45,11 @@ WHERE state IN ('requested', 'unknown', 'live')
 
 -- name: select_due_contacts
 -- Due contacts of one campaign, oldest first, locked so no other process takes them
--- (SKIP LOCKED), flagged when the number is on a do-not-call list.
-SELECT k.id, k.phone, k.timezone,
+-- (SKIP LOCKED), flagged when the number is on a do-not-call list, with where they may
+-- be (zones, states: NULL for a contact from before migration 0003, whose CSV state
+-- column then comes from its attributes).
+SELECT k.id, k.phone, k.zones, k.zone_source, k.states, k.state_sources,
+       CASE WHEN k.states IS NULL THEN k.attributes ->> 'state' END AS csv_state,
        EXISTS (SELECT 1 FROM dnc_numbers d
                WHERE d.phone = k.phone
                  AND (d.campaign_id IS NULL OR d.campaign_id = k.campaign_id)) AS on_dnc
@@ -63,12 +66,25 @@ FROM unnest($1::bigint[], $2::timestamptz[]) AS d(id, at)
 WHERE k.id = d.id;
 
 -- name: skip_contacts
--- Contacts that must never be dialed (do-not-call), with the reason.
-UPDATE contacts SET state = 'skipped', reason = $2, updated_at = now() WHERE id = ANY($1::bigint[]);
+-- Contacts that must never be dialed (do-not-call, no calling time), with the reason.
+UPDATE contacts k SET state = 'skipped', reason = d.reason, updated_at = now()
+FROM unnest($1::bigint[], $2::text[]) AS d(id, reason)
+WHERE k.id = d.id;
+
+-- name: store_locations
+-- Where contacts from before migration 0003 may be, worked out from their numbers at
+-- their first claim (lists space-separated).
+UPDATE contacts k
+SET zones = string_to_array(d.zones, ' '), zone_source = d.zone_source,
+    states = string_to_array(d.states, ' '), state_sources = string_to_array(d.state_sources, ' ')
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+     AS d(id, zones, zone_source, states, state_sources)
+WHERE k.id = d.id;
 
 -- name: claim_contacts
 -- Move locked contacts to dialing and write their attempt rows, in the claim's
--- transaction, before any request goes out.
+-- transaction, before any request goes out, each with the record of why the call is
+-- legal at $3 (attempt_compliance; lists space-separated, $4 the campaign's packs).
 WITH claimed AS (
     UPDATE contacts k
     SET state = 'dialing', claimed_by = $2, claimed_at = $3, attempts = k.attempts + 1,
@@ -79,6 +95,19 @@ WITH claimed AS (
     INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at, worker_id)
     SELECT id, campaign_id, attempts, $3, $2 FROM claimed
     RETURNING id, contact_id, attempt_no
+), recorded AS (
+    INSERT INTO attempt_compliance (attempt_id, decided_at, zones, zone_source, states,
+                                    state_sources, local_times, rule_packs, rules, open_until)
+    SELECT i.id, $3, string_to_array(r.zones, ' '), r.zone_source,
+           string_to_array(r.states, ' '), string_to_array(r.state_sources, ' '),
+           string_to_array(r.local_times, ' '), $4::text[], string_to_array(r.rules, ' '),
+           r.open_until
+    FROM inserted i
+    JOIN unnest($1::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                $10::text[], $11::timestamptz[])
+         AS r(contact_id, zones, zone_source, states, state_sources, local_times, rules,
+              open_until)
+      ON r.contact_id = i.contact_id
 )
 SELECT i.id AS attempt_id, i.contact_id, i.attempt_no, c.phone, c.attributes
 FROM inserted i JOIN claimed c ON c.id = i.contact_id
@@ -194,16 +223,29 @@ SELECT c.id, c.name, pg_notify('dialer_campaigns', c.id::text) FROM c ORDER BY c
 
 -- name: complete_finished_campaigns
 -- Running campaigns with contacts, none of them pending, dialing, in a call or
--- waiting for a retry, are completed.
+-- waiting for a retry, are completed; so are campaigns whose scheduled end has come
+-- (contacts not called stay as they are: `campaign edit --end-at` and `start` resume).
 WITH done AS (
     UPDATE campaigns c SET state = 'completed', completed_at = now(), updated_at = now()
     WHERE c.state = 'running' AND c.account_sid = $1
-      AND EXISTS (SELECT 1 FROM contacts k WHERE k.campaign_id = c.id)
-      AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.campaign_id = c.id
-                      AND k.state IN ('pending', 'dialing', 'in_call', 'retry_wait'))
+      AND (c.end_at <= now()
+           OR EXISTS (SELECT 1 FROM contacts k WHERE k.campaign_id = c.id)
+              AND NOT EXISTS (SELECT 1 FROM contacts k WHERE k.campaign_id = c.id
+                              AND k.state IN ('pending', 'dialing', 'in_call', 'retry_wait')))
     RETURNING c.id, c.name
 )
 SELECT id, name, pg_notify('dialer_campaigns', id::text) FROM done;
+
+-- name: start_scheduled_campaigns
+-- Draft campaigns whose scheduled start has come (and whose end has not) start by
+-- themselves.
+WITH started AS (
+    UPDATE campaigns SET state = 'running', updated_at = now()
+    WHERE state = 'draft' AND account_sid = $1 AND start_at <= now()
+      AND (end_at IS NULL OR end_at > now())
+    RETURNING id, name
+)
+SELECT id, name, pg_notify('dialer_campaigns', id::text) FROM started;
 
 -- name: register_worker
 -- This process, for the heartbeat-based recovery of its work if it dies.
@@ -235,7 +277,8 @@ RETURNING a.id;
 SELECT a.id, a.contact_id, a.attempt_no, a.state, a.call_sid, a.call_status, a.statuses,
        a.answered_by, a.sip_response_code, a.duration, a.outcome, a.hangup_requested_at,
        a.final_at, a.campaign_id, a.legacy_callback_url,
-       k.state AS contact_state, k.attempts AS contact_attempts, k.timezone
+       k.state AS contact_state, k.attempts AS contact_attempts, k.zones, k.zone_source,
+       k.states, k.state_sources
 FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
 WHERE a.id = ANY($1::bigint[]) OR a.call_sid = ANY($2::text[])
 ORDER BY a.id
@@ -366,8 +409,10 @@ SELECT * FROM campaigns WHERE name = $1;
 -- A new draft campaign; no row back when the name is taken.
 INSERT INTO campaigns (name, account_sid, from_number, twiml_url, twiml, weight, max_concurrent,
                        ring_timeout, amd_mode, amd_async, machine_policy, unknown_is_machine,
-                       retry_policy, window_start, window_end, window_days, default_timezone)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                       retry_policy, calendar, blackout_dates, start_at, end_at,
+                       last_call_margin, rule_packs, default_timezone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20)
 ON CONFLICT (name) DO NOTHING
 RETURNING id;
 
@@ -378,12 +423,28 @@ WITH c AS (
     UPDATE campaigns
     SET from_number = $2, twiml_url = $3, twiml = $4, weight = $5, max_concurrent = $6,
         ring_timeout = $7, amd_mode = $8, amd_async = $9, machine_policy = $10,
-        unknown_is_machine = $11, retry_policy = $12, window_start = $13, window_end = $14,
-        window_days = $15, default_timezone = $16, updated_at = now()
+        unknown_is_machine = $11, retry_policy = $12, calendar = $13, blackout_dates = $14,
+        start_at = $15, end_at = $16, last_call_margin = $17, rule_packs = $18,
+        default_timezone = $19, updated_at = now()
     WHERE id = $1
     RETURNING id
 )
 SELECT c.id, pg_notify('dialer_campaigns', c.id::text) FROM c;
+
+-- name: contact_for_why
+-- One contact of campaign $1 by number, for `dialer why`: its state, attempts, when it
+-- is due, where it may be, and the do-not-call entry that lists it (global first).
+SELECT k.id, k.state, k.reason, k.attempts,
+       CASE WHEN k.next_attempt_at = '-infinity' THEN NULL ELSE k.next_attempt_at END AS due,
+       k.zones, k.zone_source, k.states, k.state_sources,
+       CASE WHEN k.states IS NULL THEN k.attributes ->> 'state' END AS csv_state,
+       (SELECT coalesce(d.reason, 'no reason given')
+               || CASE WHEN d.campaign_id IS NULL THEN ' (global list)'
+                       ELSE ' (this campaign''s list)' END
+        FROM dnc_numbers d
+        WHERE d.phone = k.phone AND (d.campaign_id IS NULL OR d.campaign_id = k.campaign_id)
+        ORDER BY d.campaign_id NULLS FIRST LIMIT 1) AS dnc_entry
+FROM contacts k WHERE k.campaign_id = $1 AND k.phone = $2;
 
 -- name: campaign_contact_counts
 -- Contacts of one campaign by state, for `campaign show`.
@@ -394,10 +455,14 @@ SELECT state, count(*) AS contacts FROM contacts WHERE campaign_id = $1 GROUP BY
 -- it, and the commit of the batch's transaction empties it. TEMP, so no WAL is written
 -- and a killed import leaves nothing behind.
 CREATE TEMP TABLE IF NOT EXISTS dialer_import_staging (
-    row_no     bigint NOT NULL,
-    phone      text NOT NULL,
-    timezone   text,
-    attributes text NOT NULL
+    row_no        bigint NOT NULL,
+    phone         text NOT NULL,
+    -- Lists space-separated (zone and state codes have no spaces), split on merge.
+    zones         text NOT NULL,
+    zone_source   text NOT NULL,
+    states        text NOT NULL,
+    state_sources text NOT NULL,
+    attributes    text NOT NULL
 ) ON COMMIT DELETE ROWS;
 
 -- name: merge_import_batch
@@ -407,8 +472,11 @@ CREATE TEMP TABLE IF NOT EXISTS dialer_import_staging (
 -- this campaign's) is stored as skipped with reason 'dnc'. Duplicates are what the
 -- caller staged minus the two counts.
 WITH ins AS (
-    INSERT INTO contacts (campaign_id, phone, timezone, attributes, state, reason)
-    SELECT $1, s.phone, s.timezone, s.attributes::jsonb,
+    INSERT INTO contacts (campaign_id, phone, zones, zone_source, states, state_sources,
+                          attributes, state, reason)
+    SELECT $1, s.phone, string_to_array(s.zones, ' '), s.zone_source,
+           string_to_array(s.states, ' '), string_to_array(s.state_sources, ' '),
+           s.attributes::jsonb,
            CASE WHEN d.listed THEN 'skipped' ELSE 'pending' END,
            CASE WHEN d.listed THEN 'dnc' END
     FROM dialer_import_staging s
@@ -424,6 +492,34 @@ WITH ins AS (
 SELECT count(*) FILTER (WHERE state = 'pending') AS loaded,
        count(*) FILTER (WHERE state = 'skipped') AS dnc
 FROM ins;
+
+-- name: requeue_relocated
+-- Contacts of campaign $1 skipped for their location (no zone; zones that never share
+-- calling time) that a staged row gives a zone (a timezone column): the new location
+-- replaces the old and they are pending again. Run after merge_import_batch in its
+-- transaction, so the staged batch is still there; returns how many.
+WITH s AS (
+    SELECT DISTINCT ON (phone) phone, zones, zone_source, states, state_sources
+    FROM dialer_import_staging WHERE zones <> '' ORDER BY phone, row_no
+), requeued AS (
+    UPDATE contacts k
+    SET zones = string_to_array(s.zones, ' '), zone_source = s.zone_source,
+        states = string_to_array(s.states, ' '), state_sources = string_to_array(s.state_sources, ' '),
+        state = 'pending', reason = NULL, next_attempt_at = '-infinity', updated_at = now()
+    FROM s
+    WHERE k.campaign_id = $1 AND k.phone = s.phone AND k.state = 'skipped'
+      AND (k.reason LIKE 'no time zone%' OR k.reason LIKE 'no common calling time%')
+    RETURNING k.id
+)
+SELECT count(*) FROM requeued;
+
+-- name: requeue_location_skips
+-- `campaign edit` changed the calendar, the rule packs or the default zone: contacts
+-- skipped for their location are decided again at their next claim.
+UPDATE contacts SET state = 'pending', reason = NULL, next_attempt_at = '-infinity',
+                    updated_at = now()
+WHERE campaign_id = $1 AND state = 'skipped'
+  AND (reason LIKE 'no time zone%' OR reason LIKE 'no common calling time%');
 
 -- name: dnc_add
 -- Put a number on a do-not-call list ($2 NULL: every campaign's) and skip the matching

@@ -8,12 +8,12 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dialer.compliance import CallingPolicy, Location, Planner
 from dialer.policy import (
     MAX_RETRY_DELAY,
     AmdAction,
@@ -34,7 +34,7 @@ from dialer.policy import (
     retry_policy_to_json,
     sip_is_transient,
 )
-from dialer.windows import CallingWindow, next_opening
+from dialer.windows import parse_weekly
 
 NOW = dt.datetime(2024, 1, 8, 15, 0, tzinfo=dt.UTC)  # a Monday
 MIN = dt.timedelta(minutes=1)
@@ -354,23 +354,27 @@ def test_the_retry_time_goes_through_next_opening() -> None:
     assert seen == []
 
 
-NY = ZoneInfo("America/New_York")
-OFFICE = CallingWindow(start=dt.time(9), end=dt.time(20), days=frozenset(range(1, 6)))
+OFFICE = Planner(CallingPolicy(parse_weekly("mon-fri 09:00-20:00"), margin=0))
+NY = Location(("America/New_York",), "csv")
+NY_OR_LA = Location(("America/Los_Angeles", "America/New_York"), "number")
 
 
 @pytest.mark.parametrize(
-    ("now", "status", "expected"),
+    ("now", "status", "where", "expected"),
     [
         # Friday 19:58 EST, busy +5m lands at 20:03: closed, so Monday 09:00 EST.
-        ("2024-01-13T00:58", "busy", "2024-01-15T14:00"),
+        ("2024-01-13T00:58", "busy", NY, "2024-01-15T14:00"),
         # Monday 10:00 EST, busy +5m is inside the window: unchanged.
-        ("2024-01-08T15:00", "busy", "2024-01-08T15:05"),
+        ("2024-01-08T15:00", "busy", NY, "2024-01-08T15:05"),
         # Monday 19:45 EST, no-answer +30m lands at 20:15: Tuesday 09:00 EST.
-        ("2024-01-09T00:45", "no-answer", "2024-01-09T14:00"),
+        ("2024-01-09T00:45", "no-answer", NY, "2024-01-09T14:00"),
+        # ... and 09:00 in Los Angeles when the number may be there too.
+        ("2024-01-09T00:45", "no-answer", NY_OR_LA, "2024-01-09T17:00"),
+        ("2024-01-08T15:00", "busy", NY_OR_LA, "2024-01-08T17:00"),
     ],
 )
 def test_retries_outside_the_window_move_to_the_next_opening(
-    now: str, status: str, expected: str
+    now: str, status: str, where: Location, expected: str
 ) -> None:
     at = dt.datetime.fromisoformat(now).replace(tzinfo=dt.UTC)
     decision = decide(
@@ -381,7 +385,7 @@ def test_retries_outside_the_window_move_to_the_next_opening(
         sip_code=None,
         now=at,
         rng=random.Random(0),
-        next_opening=lambda t: next_opening(OFFICE, NY, t),
+        next_opening=lambda t: OFFICE.next_due(where, t),
     )
     assert decision == Retry(Outcome(status), dt.datetime.fromisoformat(expected + "+00:00"))
 

@@ -43,10 +43,25 @@ BAD_WRITES: dict[str, Bad] = {
         "UPDATE campaigns SET twiml = '<Response/>' WHERE id = $1", cid),
     "no twiml source": lambda c, cid, kid: c.execute(
         "UPDATE campaigns SET twiml_url = NULL WHERE id = $1", cid),
-    "window backwards": lambda c, cid, kid: c.execute(
-        "UPDATE campaigns SET window_start = '21:00', window_end = '09:00' WHERE id = $1", cid),
-    "weekday 8": lambda c, cid, kid: c.execute(
-        "UPDATE campaigns SET window_days = '{1,8}' WHERE id = $1", cid),
+    "schedule backwards": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET start_at = now(), end_at = now() - interval '1 day' WHERE id = $1",
+        cid),
+    "empty calendar": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET calendar = '' WHERE id = $1", cid),
+    "margin too long": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET last_call_margin = 7200 WHERE id = $1", cid),
+    "zones without source": lambda c, cid, kid: c.execute(
+        "UPDATE contacts SET zones = '{UTC}' WHERE id = $1", kid),
+    "states without sources": lambda c, cid, kid: c.execute(
+        "UPDATE contacts SET states = '{OK}', state_sources = '{}' WHERE id = $1", kid),
+    "record without a local time per zone": lambda c, cid, kid: c.execute(
+        """WITH a AS (INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at)
+                      VALUES ($1, $2, 1, now()) RETURNING id)
+           INSERT INTO attempt_compliance (attempt_id, decided_at, zones, zone_source, states,
+                                           state_sources, local_times, rule_packs, rules,
+                                           open_until)
+           SELECT id, now(), '{UTC,Europe/Paris}', 'number', '{}', '{}',
+                  '{2026-01-01T00:00:00+00:00}', '{}', '{calendar}', now() FROM a""", kid, cid),
     "dialing without owner": lambda c, cid, kid: c.execute(
         "UPDATE contacts SET state = 'dialing' WHERE id = $1", kid),
     "failed without reason": lambda c, cid, kid: c.execute(

@@ -242,7 +242,18 @@ def writable(path: Path, option: str) -> Path:
 
 
 def register(sub: SubParsers) -> None:
-    from dialer.commands import campaign, check, demo, dnc, imports, migrate, report, run, sim
+    from dialer.commands import (
+        campaign,
+        check,
+        demo,
+        dnc,
+        imports,
+        migrate,
+        report,
+        run,
+        sim,
+        why,
+    )
 
-    for module in (migrate, check, campaign, imports, dnc, run, report, sim, demo):
+    for module in (migrate, check, campaign, imports, dnc, run, report, why, sim, demo):
         module.add_parser(sub)

@@ -33,8 +33,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from dialer import phone, repository
-from dialer.campaigns import Campaign, CampaignSpec
+from dialer import phone, repository, rules
+from dialer.campaigns import DEFAULT_CALENDAR, Campaign, CampaignSpec
 from dialer.commands import (
     ConfigError,
     SubParsers,
@@ -47,7 +47,14 @@ from dialer.commands import (
 from dialer.config import Settings
 from dialer.policy import AmdMode, MachinePolicy, RetryPolicy, parse_duration
 from dialer.safetext import shown
-from dialer.windows import parse_days, parse_hours
+from dialer.windows import (
+    WeeklyHours,
+    format_days,
+    format_ranges,
+    parse_dates,
+    parse_days,
+    parse_weekly,
+)
 
 CONTACT_STATES = ("pending", "dialing", "in_call", "retry_wait", "done", "failed", "skipped")
 
@@ -72,9 +79,12 @@ OPTION_FOR = {
     "amd_async": "--amd-async",
     "machine_policy": "--machine-policy",
     "unknown_is_machine": "--unknown-is-machine",
-    "window_start": "--hours",
-    "window_end": "--hours",
-    "window_days": "--days",
+    "calendar": "--calendar",
+    "blackout_dates": "--blackout",
+    "start_at": "--start-at",
+    "end_at": "--end-at",
+    "last_call_margin": "--last-call-margin",
+    "rule_packs": "--rules",
     "default_timezone": "--timezone",
     "max_attempts": "--max-attempts",
     "busy_delay": "--busy-delay",
@@ -167,18 +177,7 @@ def build_spec(
             raise UsageError(
                 f"--max-concurrent: expected a number or 'none', got {text[:40]!r}"
             )
-    if args.hours is not None:
-        try:
-            values["window_start"], values["window_end"] = parse_hours(args.hours)
-        except ValueError as exc:
-            raise _option_error("--hours", exc) from None
-    if args.days is not None:
-        try:
-            values["window_days"] = parse_days(args.days)
-        except ValueError as exc:
-            raise _option_error("--days", exc) from None
-    if args.timezone is not None:
-        values["default_timezone"] = args.timezone
+    _calling_time_from(args, values)
     values["retry"] = _retry_from(args, values.get("retry") or RetryPolicy())
     try:
         return CampaignSpec.model_validate(values)
@@ -203,6 +202,78 @@ def _loaded(row: Any) -> Campaign:
         ) from None
 
 
+def _calendar_from(args: argparse.Namespace, base: WeeklyHours) -> WeeklyHours | None:
+    """The calendar of --calendar, or of --days/--hours over what ``base`` has."""
+    if args.calendar is not None:
+        if args.hours is not None or args.days is not None:
+            raise UsageError("--calendar replaces --hours and --days: give one or the other")
+        try:
+            return parse_weekly(args.calendar)
+        except ValueError as exc:
+            raise _option_error("--calendar", exc) from None
+    if args.hours is None and args.days is None:
+        return None
+    try:
+        days = parse_days(args.days) if args.days is not None else base.open_days
+    except ValueError as exc:
+        raise _option_error("--days", exc) from None
+    hours = args.hours
+    if hours is None:
+        distinct = {base.on(day) for day in base.open_days}
+        if len(distinct) != 1:
+            raise UsageError("--days: the calendar has different hours on different days; "
+                             "give --hours too, or the whole --calendar")
+        hours = format_ranges(distinct.pop())
+    try:
+        return parse_weekly(f"{format_days(days)} {hours}")
+    except ValueError as exc:
+        raise _option_error("--hours", exc) from None
+
+
+def _instant(option: str, text: str) -> dt.datetime | None:
+    if text.strip().lower() in _NONE_WORDS:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not an ISO-8601 date and time "
+                         "(e.g. 2027-03-01T09:00-05:00)") from None
+    if value.utcoffset() is None:
+        raise UsageError(f"{option}: {text!r} has no time zone: add one, e.g. "
+                         f"{text.strip()}+00:00 or {text.strip()}-05:00")
+    return value
+
+
+def _calling_time_from(args: argparse.Namespace, values: dict[str, Any]) -> None:
+    """Apply the calendar, blackout, schedule, margin, rule pack and zone options."""
+    calendar = _calendar_from(args, values.get("calendar") or parse_weekly(DEFAULT_CALENDAR))
+    if calendar is not None:
+        values["calendar"] = calendar
+    if args.blackout is not None:
+        try:
+            values["blackout_dates"] = (frozenset() if args.blackout.strip().lower()
+                                        in _NONE_WORDS else parse_dates(args.blackout))
+        except ValueError as exc:
+            raise _option_error("--blackout", exc) from None
+    for name, option in (("start_at", "--start-at"), ("end_at", "--end-at")):
+        text = getattr(args, name)
+        if text is not None:
+            values[name] = _instant(option, text)
+    if args.last_call_margin is not None:
+        try:
+            values["last_call_margin"] = int(parse_duration(args.last_call_margin).total_seconds())
+        except ValueError as exc:
+            raise _option_error("--last-call-margin", exc) from None
+    if args.rules is not None:
+        try:
+            values["rule_packs"] = rules.parse_names(args.rules)
+        except rules.PackError as exc:
+            raise _option_error("--rules", exc) from None
+    if args.timezone is not None:
+        values["default_timezone"] = (None if args.timezone.strip().lower() in _NONE_WORDS
+                                      else args.timezone)
+
+
 async def _campaign(pool: repository.Executor, name: str) -> Campaign:
     return _loaded(await _campaign_row(pool, name))
 
@@ -225,7 +296,23 @@ async def create(settings: Settings, args: argparse.Namespace) -> int:
         f"campaign {spec.name} created (id {campaign_id}, draft); next: "
         f"`dialer import {spec.name} FILE.csv`, then `dialer campaign start {spec.name}`"
     )
+    for line in _calling_time_notes(spec):
+        print(line)
     return 0
+
+
+def _calling_time_notes(spec: CampaignSpec) -> list[str]:
+    """What an operator should know about the campaign's calling time."""
+    notes = []
+    if spec.default_timezone is None:
+        notes.append("no default time zone (--timezone): contacts whose number gives no zone "
+                     "and whose row has no timezone column are not called (skipped)")
+    if not spec.rule_packs:
+        notes.append("no rule packs (--rules, e.g. us-tcpa,us-states): only the campaign "
+                     "calendar limits calling hours")
+    if spec.start_at is not None:
+        notes.append(f"starts by itself at {spec.start_at.isoformat()} (`dialer run` must be up)")
+    return notes
 
 
 async def edit(settings: Settings, args: argparse.Namespace) -> int:
@@ -241,7 +328,12 @@ async def edit(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if not await repository.update_campaign(pool, campaign.id, new):
             raise UserError(f"campaign {campaign.name!r} was deleted meanwhile")
+        requeued = 0
+        if spec.calling_key() != before.calling_key():
+            requeued = await repository.requeue_location_skips(pool, campaign.id)
     print(f"campaign {campaign.name} updated: {', '.join(changed)}")
+    if requeued:
+        print(f"{requeued} contacts skipped for their location are decided again")
     return 0
 
 
@@ -262,8 +354,8 @@ async def transition(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
-def _hhmm(value: dt.time) -> str:
-    return "24:00" if value == dt.time(0, 0) else value.strftime("%H:%M")
+def _dates(dates: frozenset[dt.date]) -> str:
+    return ",".join(d.isoformat() for d in sorted(dates)) or "none"
 
 
 def _delay(value: dt.timedelta | None) -> str:
@@ -275,8 +367,7 @@ def settings_table(campaign: Campaign, *, pause_reason: str | None = None) -> Ta
     is why the dialer paused it, if it did."""
     spec = campaign.spec
     retry = spec.retry
-    days = ",".join(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[d - 1]
-                    for d in sorted(spec.window_days))
+    packs = ", ".join(rules.load(name).tag for name in spec.rule_packs)
     rows: list[tuple[str, str]] = [
         ("id", str(campaign.id)),
         ("state", campaign.state),
@@ -298,9 +389,14 @@ def settings_table(campaign: Campaign, *, pause_reason: str | None = None) -> Ta
         ("canceled delay", _delay(retry.canceled_delay)),
         ("backoff", f"x{retry.backoff:g}"),
         ("jitter", f"±{retry.jitter:.0%}"),
-        ("hours", f"{_hhmm(spec.window_start)}-{_hhmm(spec.window_end)}"),
-        ("days", days),
-        ("default time zone", spec.default_timezone),
+        ("calendar", str(spec.calendar)),
+        ("blackout dates", _dates(spec.blackout_dates)),
+        ("starts at", spec.start_at.isoformat() if spec.start_at else "when started"),
+        ("ends at", spec.end_at.isoformat() if spec.end_at else "when done"),
+        ("last-call margin", f"{spec.last_call_margin} s"),
+        ("rule packs", packs or "none"),
+        ("default time zone", spec.default_timezone or "none (numbers of unknown zone "
+                                                       "are not called)"),
     ]
     table = Table(title=f"campaign {campaign.name}", show_header=False)
     table.add_column("setting", style="bold")
@@ -398,11 +494,28 @@ def _add_setting_options(p: argparse.ArgumentParser, *, creating: bool) -> None:
                        help="random spread of delays (0-0.99; default 0.1)")
     retry.add_argument("--max-attempts", type=whole_number(),
                        help="calls per contact at most (1-20; default 3)")
-    window = p.add_argument_group("calling window (in each contact's local time)")
-    window.add_argument("--hours", metavar="HH:MM-HH:MM", help="default 09:00-20:00")
-    window.add_argument("--days", metavar="DAYS", help="e.g. mon-fri (default), mon,wed,sat, all")
-    window.add_argument("--timezone", metavar="ZONE",
-                        help="zone of contacts whose zone is unknown (default UTC)")
+    window = p.add_argument_group(
+        "calling time (in every zone each contact may be in; see `dialer why`)")
+    window.add_argument("--calendar", metavar="CALENDAR",
+                        help="weekly local hours, e.g. 'mon-fri 09:00-12:00,13:00-20:00; "
+                             "sat 10:00-14:00' (default mon-fri 09:00-20:00)")
+    window.add_argument("--hours", metavar="HH:MM-HH:MM[,...]",
+                        help="the same hours on every --days day (instead of --calendar)")
+    window.add_argument("--days", metavar="DAYS", help="e.g. mon-fri, mon,wed,sat, all")
+    window.add_argument("--blackout", metavar="DATES|none",
+                        help="no calls on these local dates: 2026-12-24,2026-12-31..2027-01-01")
+    window.add_argument("--start-at", metavar="ISO-8601|none",
+                        help="start by itself at this instant, e.g. 2027-03-01T09:00-05:00")
+    window.add_argument("--end-at", metavar="ISO-8601|none",
+                        help="end by itself (completed) at this instant")
+    window.add_argument("--last-call-margin", metavar="DURATION",
+                        help="no call later than this before the window closes (default 60s)")
+    window.add_argument("--rules", metavar="PACKS|none",
+                        help=f"rule packs obeyed, e.g. us-tcpa,us-states (available: "
+                             f"{', '.join(rules.available())}; default none)")
+    window.add_argument("--timezone", metavar="ZONE|none",
+                        help="zone of contacts whose number gives none (default none: "
+                             "such contacts are not called)")
 
 
 def add_parser(sub: SubParsers) -> None:
