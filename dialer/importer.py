@@ -339,7 +339,10 @@ def parse_rows(
             )
             continue
         try:
-            e164, number_zones, number_state = phone.normalize_with_location(raw, region)
+            if layout.with_zone:
+                e164, number_zones, number_state = phone.normalize_with_location(raw, region)
+            else:  # a do-not-call list needs the number alone
+                e164, number_zones, number_state = phone.normalize(raw, region), frozenset(), None
         except phone.InvalidNumber as exc:
             rejected.append(
                 Rejected(row_no, layout.phone_name, f"invalid number: {exc}", _render(fields))

@@ -500,7 +500,7 @@ FROM ins;
 -- transaction, so the staged batch is still there; returns how many.
 WITH s AS (
     SELECT DISTINCT ON (phone) phone, zones, zone_source, states, state_sources
-    FROM dialer_import_staging WHERE zones <> '' ORDER BY phone, row_no
+    FROM dialer_import_staging WHERE zone_source = 'csv' ORDER BY phone, row_no
 ), requeued AS (
     UPDATE contacts k
     SET zones = string_to_array(s.zones, ' '), zone_source = s.zone_source,

@@ -25,7 +25,10 @@ EVERY_OPTION = (
     "--unknown-is-machine", "--busy-delay", "2m", "--no-answer-delay", "1h",
     "--failed-delay", "15m", "--machine-delay", "2h", "--canceled-delay", "90",
     "--backoff", "1.5", "--jitter", "0.2", "--max-attempts", "5",
-    "--hours", "10:00-19:30", "--days", "mon-sat", "--timezone", "America/Chicago",
+    "--calendar", "mon-fri 09:00-12:00,13:00-20:00; sat 10:00-14:00",
+    "--blackout", "2026-12-24,2026-12-31..2027-01-01", "--start-at", "2026-12-01T09:00-05:00",
+    "--end-at", "2027-02-01T00:00Z", "--last-call-margin", "2m", "--rules", "us-tcpa,us-states",
+    "--timezone", "America/Chicago",
 )
 
 
@@ -63,9 +66,14 @@ async def test_create_with_every_option_then_show(pool: asyncpg.Pool, dsn: str) 
         failed_delay=dt.timedelta(minutes=15), machine_delay=dt.timedelta(hours=2),
         canceled_delay=dt.timedelta(seconds=90), backoff=1.5, jitter=0.2,
     )
-    assert (spec.window_start, spec.window_end) == (dt.time(10), dt.time(19, 30))
-    assert spec.window_days == frozenset(range(1, 7))
+    assert str(spec.calendar) == "mon-fri 09:00-12:00,13:00-20:00; sat 10:00-14:00"
+    assert spec.blackout_dates == {dt.date(2026, 12, 24), dt.date(2026, 12, 31),
+                                   dt.date(2027, 1, 1)}
+    assert spec.start_at == dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.UTC)
+    assert spec.end_at == dt.datetime(2027, 2, 1, 0, 0, tzinfo=dt.UTC)
+    assert (spec.last_call_margin, spec.rule_packs) == (120, ("us-tcpa", "us-states"))
     assert spec.default_timezone == "America/Chicago"
+    assert "starts by itself at" in done.stdout
     account = await pool.fetchrow("SELECT cps, max_concurrent_calls FROM accounts")
     assert account is not None
     assert (account["cps"], account["max_concurrent_calls"]) == (7.0, None)
@@ -77,8 +85,9 @@ async def test_create_with_every_option_then_show(pool: asyncpg.Pool, dsn: str) 
     )
     shown = await cli_async("campaign", "show", "spring", dsn=dsn, COLUMNS="120")
     assert shown.returncode == 0, shown.stderr
-    for text in ("DetectMessageEnd (async)", "voicemail", "10:00-19:30",
-                 "mon,tue,wed,thu,fri,sat", "America/Chicago", "0:01:30", "x1.5"):
+    for text in ("DetectMessageEnd (async)", "voicemail", "mon-fri 09:00-12:00,13:00-20:00",
+                 "2026-12-24,2026-12-31,2027-01-01", "2026-12-01T14:00:00+00:00", "120 s",
+                 "us-tcpa@", "us-states@", "America/Chicago", "0:01:30", "x1.5"):
         assert text in shown.stdout
     lines = {line.split("│")[1].strip(): line for line in shown.stdout.splitlines()
              if line.count("│") == 3}
@@ -93,10 +102,13 @@ async def test_create_with_every_option_then_show(pool: asyncpg.Pool, dsn: str) 
 async def test_defaults_and_duplicate_name(pool: asyncpg.Pool, dsn: str) -> None:
     assert (await cli_async("campaign", "create", "a", *BASE, dsn=dsn)).returncode == 0
     spec = (await load(pool, "a")).spec
-    assert spec.retry == RetryPolicy() and spec.window_days == frozenset(range(1, 6))
-    assert (spec.window_start, spec.window_end, spec.default_timezone) == (
-        dt.time(9), dt.time(20), "UTC"
-    )
+    assert spec.retry == RetryPolicy() and str(spec.calendar) == "mon-fri 09:00-20:00"
+    assert (spec.default_timezone, spec.rule_packs, spec.last_call_margin) == (None, (), 60)
+    assert (spec.blackout_dates, spec.start_at, spec.end_at) == (frozenset(), None, None)
+    created = await cli_async("campaign", "create", "b", *BASE, dsn=dsn)
+    # The operator is told what no default zone and no rule packs mean.
+    assert "contacts whose number gives no zone" in created.stdout
+    assert "no rule packs" in created.stdout
     again = await cli_async("campaign", "create", "a", *BASE, dsn=dsn)
     assert again.returncode == 1 and "already exists" in again.stderr
 
@@ -118,6 +130,15 @@ async def test_create_needs_the_account_sid(dsn: str) -> None:
         ((*BASE, "--hours", "21:00-09:00"), "--hours: end (09:00) must be after start"),
         ((*BASE, "--hours", "9am-5pm"), "--hours: bad time"),
         ((*BASE, "--days", "mon-funday"), "--days: unknown weekday"),
+        ((*BASE, "--calendar", "mon-fri"), "--calendar: bad calendar part"),
+        ((*BASE, "--calendar", "sat 9-17", "--days", "sat"), "--calendar replaces --hours"),
+        ((*BASE, "--blackout", "2026-02-30"), "--blackout: bad date"),
+        ((*BASE, "--start-at", "2027-03-01T09:00"), "--start-at: '2027-03-01T09:00' has no time"),
+        ((*BASE, "--end-at", "tomorrow"), "--end-at: 'tomorrow' is not an ISO-8601"),
+        ((*BASE, "--start-at", "2027-03-02T00:00Z", "--end-at", "2027-03-01T00:00Z"),
+         "end_at (--end-at) must be after start_at"),
+        ((*BASE, "--last-call-margin", "2h"), "--last-call-margin: Input should be less"),
+        ((*BASE, "--rules", "us-tcpa,eu-gdpr"), "--rules: unknown rule pack 'eu-gdpr'"),
         ((*BASE, "--timezone", "Mars/Olympus"), "--timezone: unknown time zone 'Mars/Olympus'"),
         ((*BASE, "--weight", "0"), "--weight: Input should be greater than or equal to 1"),
         ((*BASE, "--ring-timeout", "3"), "--ring-timeout"),
@@ -239,7 +260,7 @@ async def test_edit_merges_validates_and_notifies(pool: asyncpg.Pool, dsn: str) 
         await listener.close()
     spec = (await load(pool, "spring")).spec
     assert spec.weight == 9 and spec.max_concurrent is None
-    assert (spec.window_start, spec.window_end) == (dt.time(8), dt.time(0))
+    assert str(spec.calendar) == "mon-fri 08:00-24:00"  # --hours keeps the days
     assert spec.twiml == "<R/>" and spec.twiml_url is None
     assert spec.retry.canceled_delay is None
     assert spec.retry.no_answer_delay == dt.timedelta(minutes=45)
@@ -251,3 +272,36 @@ async def test_edit_merges_validates_and_notifies(pool: asyncpg.Pool, dsn: str) 
     same = await cli_async("campaign", "edit", "spring", "--weight", "9", dsn=dsn)
     assert same.returncode == 0 and "nothing changed" in same.stdout
     assert (await load(pool, "spring")).spec == spec
+
+
+async def test_edit_of_calling_time_decides_location_skips_again(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    created = await cli_async("campaign", "create", "spring", *BASE, "--calendar",
+                              "mon-fri 09:00-12:00,13:00-20:00; sat 10:00-14:00", dsn=dsn)
+    assert created.returncode == 0, created.stderr
+    campaign_id = (await load(pool, "spring")).id
+    await pool.execute(
+        "INSERT INTO contacts (campaign_id, phone, state, reason) VALUES"
+        " ($1, '+61412345678', 'skipped', 'no common calling time: its zones ...'),"
+        " ($1, '+881612345678', 'skipped', 'no time zone: the number gives none ...'),"
+        " ($1, '+14155550101', 'skipped', 'dnc')", campaign_id)
+    # --days alone cannot say which of the calendar's hours it means.
+    unclear = await cli_async("campaign", "edit", "spring", "--days", "mon-sat", dsn=dsn)
+    assert unclear.returncode == 1 and "different hours on different days" in unclear.stderr
+    done = await cli_async("campaign", "edit", "spring", "--calendar", "all 08:00-21:00",
+                           "--timezone", "Pacific/Auckland", dsn=dsn)
+    assert done.returncode == 0, done.stderr
+    assert "2 contacts skipped for their location are decided again" in done.stdout
+    states = {r["phone"]: (r["state"], r["reason"]) for r in await pool.fetch(
+        "SELECT phone, state, reason FROM contacts WHERE campaign_id = $1", campaign_id)}
+    assert states == {"+61412345678": ("pending", None), "+881612345678": ("pending", None),
+                      "+14155550101": ("skipped", "dnc")}
+    # A change that leaves calling time alone requeues nothing.
+    other = await cli_async("campaign", "edit", "spring", "--weight", "2", dsn=dsn)
+    assert other.returncode == 0 and "decided again" not in other.stdout
+    cleared = await cli_async("campaign", "edit", "spring", "--timezone", "none", "--rules",
+                              "us-tcpa", dsn=dsn)
+    assert cleared.returncode == 0, cleared.stderr
+    spec = (await load(pool, "spring")).spec
+    assert (spec.default_timezone, spec.rule_packs) == (None, ("us-tcpa",))

@@ -14,6 +14,7 @@ import pytest
 from dialer.sim.config import SimConfig
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
+from dialer.windows import parse_weekly
 from tests.harness import (
     SIM_SID,
     SIM_TOKEN,
@@ -97,13 +98,12 @@ async def test_contacts_outside_the_window_wait_for_its_opening(
     now = [dt.datetime(2026, 3, 4, 11, 0, tzinfo=dt.UTC)]
     ny, tokyo = humans(5), humans(5, start=100)
     campaign_id = await make_campaign(
-        pool, "windows", [], cps=20, window_start=dt.time(9), window_end=dt.time(20),
-        window_days=frozenset(range(1, 8)),
-    )
+        pool, "windows", [], cps=20, calendar=parse_weekly("all 09:00-20:00"))
     await pool.executemany(
-        "INSERT INTO contacts (campaign_id, phone, timezone) VALUES ($1, $2, $3)",
-        [(campaign_id, p, "America/New_York") for p in ny]
-        + [(campaign_id, p, "Asia/Tokyo") for p in tokyo],  # 20:00 there: closed too
+        "INSERT INTO contacts (campaign_id, phone, zones, zone_source, states, state_sources)"
+        " VALUES ($1, $2, $3, 'csv', '{}', '{}')",
+        [(campaign_id, p, ["America/New_York"]) for p in ny]
+        + [(campaign_id, p, ["Asia/Tokyo"]) for p in tokyo],  # 20:00 there: closed too
     )
     async with SimServer(sim_config()) as sim:
         settings = daemon_settings(sim.base_url, cps=20)
@@ -111,9 +111,9 @@ async def test_contacts_outside_the_window_wait_for_its_opening(
             await asyncio.sleep(1.5)
             assert not creates(sim.trace)
             deferred = await pool.fetch(
-                "SELECT timezone, next_attempt_at FROM contacts WHERE campaign_id = $1",
+                "SELECT zones[1] AS zone, next_attempt_at FROM contacts WHERE campaign_id = $1",
                 campaign_id)
-            openings = {r["timezone"]: r["next_attempt_at"] for r in deferred}
+            openings = {r["zone"]: r["next_attempt_at"] for r in deferred}
             assert openings["America/New_York"] == dt.datetime(2026, 3, 4, 14, 0, tzinfo=dt.UTC)
             assert openings["Asia/Tokyo"] == dt.datetime(2026, 3, 5, 0, 0, tzinfo=dt.UTC)
             now[0] = dt.datetime(2026, 3, 4, 14, 0, 1, tzinfo=dt.UTC)  # New York opens

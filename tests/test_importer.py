@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dialer import importer, repository
+from dialer import importer, phone, repository
 from dialer.campaigns import CampaignSpec
 from dialer.importer import ImportFileError, Layout, import_contacts, parse_header, parse_rows
 from dialer.phone import is_e164
@@ -91,18 +91,22 @@ async def test_mixed_file_rejects_bad_rows_and_loads_the_rest(
     assert errors[16]["reason"] == "invalid number: has an extension"
 
     rows = await pool.fetch(
-        "SELECT phone, timezone, attributes, state, reason FROM contacts"
-        " WHERE campaign_id = $1 ORDER BY id", campaign_id
+        "SELECT phone, zones, zone_source, states, state_sources, attributes, state, reason"
+        " FROM contacts WHERE campaign_id = $1 ORDER BY id", campaign_id
     )
-    got = [(r["phone"], r["timezone"], r["state"], r["reason"]) for r in rows]
+    got = [(r["phone"], r["zones"], r["zone_source"], r["states"], r["state"], r["reason"])
+           for r in rows]
     assert got == [
-        ("+14155552671", "America/Los_Angeles", "pending", None),
-        ("+33142685300", "Europe/Paris", "pending", None),
-        ("+12127365000", "America/New_York", "skipped", "dnc"),
-        ("+18005550199", None, "pending", None),
-        ("+61293744000", "Australia/Sydney", "pending", None),
-        ("+4930901820", "Europe/Berlin", "pending", None),
+        ("+14155552671", ["America/Los_Angeles"], "number", ["CA"], "pending", None),
+        ("+33142685300", ["Europe/Paris"], "csv", [], "pending", None),
+        ("+12127365000", ["America/New_York"], "number", ["NY"], "skipped", "dnc"),
+        ("+18005550199", sorted(phone.time_zones_for("+18005550199")), "number", ["US"],
+         "pending", None),
+        ("+61293744000", ["Australia/Sydney"], "number", [], "pending", None),
+        ("+4930901820", ["Europe/Berlin"], "number", [], "pending", None),
     ]
+    assert len(rows[3]["zones"]) > 40  # toll-free: every NANP zone
+    assert [r["state_sources"] for r in rows] == [["number"], [], ["number"], ["number"], [], []]
     # The first spelling of a number wins; other columns become attributes.
     assert rows[0]["attributes"] == {"first_name": "Ada", "plan": "gold"}
     assert rows[4]["attributes"]["first_name"] == "Zoë"
@@ -193,6 +197,73 @@ async def test_unusable_files(
         await import_contacts(pool, campaign_id, path)
 
 
+STATES = b"".join([
+    b"phone,state,timezone\n",                  # 1 header
+    b"+14055550100,,\n",                         # 2 Oklahoma by its area code
+    b"+14055550101,Texas,\n",                    # 3 a Texan with an Oklahoma number: both
+    b"+14055550102,ok,\n",                       # 4 the same state, once, from the row
+    b"+14155552671,Calfornia,\n",                # 5 a US number, no such state: rejected
+    b"+16135550100,ON,\n",                       # 6 Ontario: no US state, kept
+    b"+16135550101,NY,\n",                       # 7 a New Yorker with a Canadian number
+    b"+442079460958,WA,\n",                      # 8 not NANP: "WA" is not read as a state
+    b"+18005550100,,America/Chicago\n",          # 9 toll-free with a zone in the row
+])
+
+
+async def test_states_come_from_the_row_and_the_number(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    campaign_id = await make_campaign(pool)
+    path = tmp_path / "states.csv"
+    path.write_bytes(STATES)
+    result = await import_contacts(pool, campaign_id, path, workers=0)
+    assert (result.loaded, result.rejected) == (7, 1)
+    assert result.errors_path is not None
+    [error] = read_errors(result.errors_path)
+    assert (error["row"], error["field"]) == ("5", "state")
+    assert "unknown US state 'Calfornia'" in error["reason"]
+    rows = await pool.fetch("SELECT phone, zones, zone_source, states, state_sources, attributes"
+                            " FROM contacts WHERE campaign_id = $1 ORDER BY id", campaign_id)
+    located = {r["phone"]: (r["states"], r["state_sources"]) for r in rows}
+    assert located == {
+        "+14055550100": (["OK"], ["number"]),
+        "+14055550101": (["TX", "OK"], ["csv", "number"]),
+        "+14055550102": (["OK"], ["csv"]),
+        "+16135550100": ([], []),
+        "+16135550101": (["NY"], ["csv"]),
+        "+442079460958": ([], []),
+        "+18005550100": (["US"], ["number"]),
+    }
+    toll_free = rows[-1]
+    assert (toll_free["zones"], toll_free["zone_source"]) == (["America/Chicago"], "csv")
+    assert rows[1]["attributes"] == {"state": "Texas"}  # still there for personalisation
+
+
+async def test_a_timezone_column_requeues_contacts_skipped_for_their_zones(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    campaign_id = await make_campaign(pool)
+    path = tmp_path / "first.csv"
+    path.write_bytes(b"phone\n+61412345678\n+61412345679\n+14155552671\n")
+    await import_contacts(pool, campaign_id, path, workers=0)
+    await pool.execute(
+        "UPDATE contacts SET state = 'skipped', reason = 'no common calling time: ...'"
+        " WHERE phone LIKE '+61%'")
+    again = tmp_path / "again.csv"
+    again.write_bytes(b"phone,timezone\n+61412345678,Australia/Perth\n"
+                      b"+61412345679,\n+14155552671,America/New_York\n")
+    result = await import_contacts(pool, campaign_id, again, workers=0)
+    assert (result.loaded, result.duplicates) == (1, 2)
+    rows = {r["phone"]: r for r in await pool.fetch(
+        "SELECT phone, zones, zone_source, state, reason FROM contacts")}
+    assert (rows["+61412345678"]["zones"], rows["+61412345678"]["state"]) == (
+        ["Australia/Perth"], "pending")
+    assert rows["+61412345678"]["reason"] is None
+    assert rows["+61412345679"]["state"] == "skipped"  # no zone in the new row
+    # A contact that was not skipped keeps the location it had.
+    assert rows["+14155552671"]["zones"] == ["America/Los_Angeles"]
+
+
 def test_default_error_file_names() -> None:
     assert importer.default_errors_path(Path("/d/x.csv")) == Path("/d/x.errors.csv")
     assert importer.default_errors_path(Path("/d/x.CSV.gz")) == Path("/d/x.errors.csv")
@@ -214,9 +285,10 @@ def test_every_row_is_either_loaded_or_rejected(rows: list[list[str]]) -> None:
     numbered = [(i + 2, fields) for i, fields in enumerate(rows)]
     records, rejected = parse_rows(_LAYOUT, numbered)
     assert sorted([r[0] for r in records] + [r.row for r in rejected]) == [n for n, _ in numbered]
-    for _, phone, _, attributes in records:
-        assert phone.startswith("+")
-        attributes.encode("utf-8")  # what Postgres receives must be valid UTF-8
+    for _, number, zones, _, states, sources, attributes in records:
+        assert number.startswith("+")
+        assert len(states.split()) == len(sources.split())
+        (zones + attributes).encode("utf-8")  # what Postgres receives must be valid UTF-8
 
 
 def test_dnc_layout_ignores_other_columns() -> None:
@@ -224,7 +296,7 @@ def test_dnc_layout_ignores_other_columns() -> None:
                           contacts=False)
     assert layout == Layout(("Phone", "timezone", "x"), 0, None, (), "US", with_zone=False)
     records, rejected = parse_rows(layout, [(2, ["+14155552671", "Bad/Zone", "y"])])
-    assert records == [(2, "+14155552671", None, "{}")] and rejected == []
+    assert records == [(2, "+14155552671", "", "number", "", "", "{}")] and rejected == []
 
 
 # ---- the real CLI ----------------------------------------------------------------

@@ -16,9 +16,9 @@ from dialer.phone import (
     is_e164,
     mask,
     normalize,
-    normalize_with_zone,
-    time_zone_for,
+    normalize_with_location,
     time_zones_for,
+    us_state_for,
 )
 
 
@@ -111,7 +111,7 @@ def test_example_numbers_of_every_region_normalize(region: str) -> None:
             phonenumbers.PhoneNumberFormat.INTERNATIONAL,
         ):
             assert normalize(phonenumbers.format_number(example, style), region) == e164
-        assert time_zones_for(e164) == tuple(
+        assert time_zones_for(e164) == frozenset(
             z for z in number_timezone.time_zones_for_number(example) if z != "Etc/Unknown"
         )
 
@@ -132,21 +132,42 @@ def test_example_numbers_of_every_region_normalize(region: str) -> None:
     ],
 )
 def test_time_zones_for(e164: str, zones: tuple[str, ...]) -> None:
-    assert time_zones_for(e164) == zones
-    assert time_zone_for(e164) == (zones[0] if zones else None)
+    assert time_zones_for(e164) == frozenset(zones)
 
 
 @pytest.mark.parametrize(
-    "e164",
+    ("e164", "includes"),
     [
-        "+18005550100",  # toll-free: the whole of NANP
-        "+61412345678",  # an Australian mobile: any Australian zone
-        "+68675123456",  # Kiribati spans the date line
+        ("+18005550100", {"Pacific/Guam", "America/New_York", "Pacific/Honolulu"}),  # toll-free
+        ("+61412345678", {"Australia/Perth", "Australia/Sydney"}),  # an Australian mobile
+        ("+79161234567", {"Europe/Moscow", "Asia/Kamchatka"}),  # a Moscow mobile
+        ("+68675123456", {"Pacific/Tarawa", "Pacific/Kiritimati"}),  # across the date line
     ],
 )
-def test_numbers_spanning_zones_have_no_single_zone(e164: str) -> None:
-    assert len(time_zones_for(e164)) > 1
-    assert time_zone_for(e164) is None
+def test_numbers_spanning_zones_give_every_zone(e164: str, includes: set[str]) -> None:
+    assert time_zones_for(e164) >= includes
+
+
+# --- US states -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("e164", "state"),
+    [
+        ("+14155552671", "CA"),  # "San Francisco, CA"
+        ("+14055550100", "OK"),  # "Oklahoma"
+        ("+12065550100", "WA"),  # "Washington State"
+        ("+12025550100", "DC"),
+        ("+17875550100", "PR"),  # a territory with its own region code
+        ("+16715550100", "GU"),
+        ("+18005550100", "US"),  # toll-free: somewhere in the US
+        ("+16135550100", None),  # Ontario
+        ("+12425550100", None),  # the Bahamas (its "Long Island" is no New York)
+        ("+442079460958", None),
+    ],
+)
+def test_us_state_for(e164: str, state: str | None) -> None:
+    assert us_state_for(e164) == state
 
 
 @pytest.mark.parametrize("text", ["4155552671", "+1 415 555 2671", ""])
@@ -218,12 +239,15 @@ def test_mask_hides_at_least_half_the_digits(e164: str) -> None:
     "raw", ["+1 212 555 0199", "(415) 555-2671", "+44 20 7946 0958", "+61 2 9876 5432",
             "+81 3 5200 1234", "+1 800 555 0100"],
 )
-def test_normalize_with_zone_agrees_with_the_two_step_form(raw: str) -> None:
+def test_normalize_with_location_agrees_with_the_separate_calls(raw: str) -> None:
     e164 = normalize(raw, "US")
-    assert normalize_with_zone(raw, "US") == (e164, time_zone_for(e164))
+    assert normalize_with_location(raw, "US") == (e164, time_zones_for(e164), us_state_for(e164))
 
 
-def _reference(raw: str, region: str) -> tuple[str, str | None] | None:
+Located = tuple[str, frozenset[str], str | None]
+
+
+def _reference(raw: str, region: str) -> Located | None:
     """The importer's answer spelled with the library's public calls, one by one."""
     try:
         number = phonenumbers.parse(raw, region)
@@ -231,14 +255,15 @@ def _reference(raw: str, region: str) -> tuple[str, str | None] | None:
         return None
     if number.extension or not phonenumbers.is_valid_number(number):
         return None
-    zones = [z for z in number_timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
-    return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-            zones[0] if len(zones) == 1 else None)
+    zones = frozenset(z for z in number_timezone.time_zones_for_number(number)
+                      if z != "Etc/Unknown")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164, zones, us_state_for(e164)
 
 
-def _fast(raw: str, region: str) -> tuple[str, str | None] | None:
+def _fast(raw: str, region: str) -> Located | None:
     try:
-        return normalize_with_zone(raw, region)
+        return normalize_with_location(raw, region)
     except InvalidNumber:
         return None
 
@@ -246,14 +271,14 @@ def _fast(raw: str, region: str) -> tuple[str, str | None] | None:
 @settings(max_examples=2000)
 @given(raw=st.from_regex(r"\A\+[1-9][0-9]{5,14}\Z") | st.from_regex(r"\A[0-9]{6,12}\Z"),
        region=st.sampled_from(["US", "GB", "IN", "BR", "AU", "MX"]))
-def test_normalize_with_zone_is_the_public_two_step_answer(raw: str, region: str) -> None:
+def test_normalize_with_location_is_the_public_two_step_answer(raw: str, region: str) -> None:
     """Valid numbers, invalid ones, non-geographic ones (no zone or a whole country's):
     classifying once gives what is_valid_number + time_zones_for_number give."""
     assert _fast(raw, region) == _reference(raw, region)
 
 
 @pytest.mark.parametrize("region", sorted(phonenumbers.SUPPORTED_REGIONS))
-def test_normalize_with_zone_on_every_kind_of_example_number(region: str) -> None:
+def test_normalize_with_location_on_every_kind_of_example_number(region: str) -> None:
     for kind in range(phonenumbers.PhoneNumberType.VOICEMAIL + 1):
         example = phonenumbers.example_number_for_type(region, kind)
         if example is not None:
@@ -261,6 +286,6 @@ def test_normalize_with_zone_on_every_kind_of_example_number(region: str) -> Non
             assert _fast(raw, region) == _reference(raw, region)
 
 
-def test_normalize_with_zone_refuses_what_normalize_refuses() -> None:
+def test_normalize_with_location_refuses_what_normalize_refuses() -> None:
     with pytest.raises(InvalidNumber):
-        normalize_with_zone("+1 555", "US")
+        normalize_with_location("+1 555", "US")
