@@ -141,3 +141,26 @@ async def test_rule_packs_and_the_report_columns(dsn: str, pool: asyncpg.Pool,
     # Oklahoma's 20:00 close, minus the 60 s margin: the latest the request could go.
     assert exported["open_until"].startswith("2026-03-05 01:59:00")
 
+
+
+async def test_contacts_from_before_the_migration_get_their_location_at_claim(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    """Migration 0003 leaves contacts without a zone (and every contact without states)
+    for the claim: it works them out from the number, keeping a migrated zone and the
+    CSV state the attributes carry, and stores them."""
+    campaign_id = await make_campaign(pool, "old", ["+14155552670", "+14055550101"], cps=50)
+    await pool.execute(
+        "UPDATE contacts SET zones = '{America/Chicago}', zone_source = 'migrated',"
+        " attributes = '{\"state\": \"Texas\"}' WHERE phone = '+14055550101'")
+    async with SimServer(sim_config()) as sim:
+        settings = daemon_settings(sim.base_url, cps=50)
+        async with running_daemon(settings, dsn):
+            await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=20,
+                             what="completion")
+    located = {r["phone"]: (r["zones"], r["zone_source"], r["states"], r["state_sources"])
+               for r in await pool.fetch("SELECT * FROM contacts")}
+    assert located == {
+        "+14155552670": (["America/Los_Angeles"], "number", ["CA"], ["number"]),
+        "+14055550101": (["America/Chicago"], "migrated", ["TX", "OK"], ["csv", "number"]),
+    }

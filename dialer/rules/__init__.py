@@ -40,6 +40,7 @@ __all__ = [
     "available",
     "load",
     "parse_names",
+    "parse_pack",
 ]
 
 ANY_STATE = "*"
@@ -247,12 +248,17 @@ def available() -> tuple[str, ...]:
 
 @functools.cache
 def load(name: str) -> RulePack:
-    """The pack called ``name`` (PackError when unknown or malformed)."""
+    """The shipped pack called ``name`` (PackError when unknown or malformed)."""
     if name not in available():
         raise PackError(f"unknown rule pack {name!r} (available: {', '.join(available())})")
-    path = resources.files(__name__) / f"{name}.toml"
+    return parse_pack(name, (resources.files(__name__) / f"{name}.toml").read_text("utf-8"))
+
+
+def parse_pack(name: str, text: str) -> RulePack:
+    """A pack from the text of ``NAME.toml``; PackError naming the file, the rule and the
+    field when anything is wrong."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
         spec = PackSpec.model_validate(data)
     except tomllib.TOMLDecodeError as exc:
         raise PackError(f"rule pack {name}.toml: {exc}") from None
