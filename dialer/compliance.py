@@ -177,7 +177,7 @@ class Take:
 
     @property
     def until(self) -> dt.datetime:
-        """The last instant the request may be sent (the window's end minus the margin)."""
+        """The request must be sent before this instant (the window's end minus the margin)."""
         return self.record.open_until
 
 

@@ -63,7 +63,7 @@ status = "verified"'''
         rules.parse_pack("x", bad)
     with pytest.raises(rules.PackError, match="calls itself 'x'"):
         rules.parse_pack("y", bad.replace('"ZZ"', '"OK"').replace("21:00-08:00", "8-9"))
-    with pytest.raises(rules.PackError, match="x.toml: "):
+    with pytest.raises(rules.PackError, match=r"x\.toml: "):
         rules.parse_pack("x", "name = ")
     with pytest.raises(rules.PackError, match="unknown rule pack 'eu'"):
         rules.load("eu")
