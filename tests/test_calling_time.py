@@ -164,3 +164,54 @@ async def test_contacts_from_before_the_migration_get_their_location_at_claim(
         "+14155552670": (["America/Los_Angeles"], "number", ["CA"], ["number"]),
         "+14055550101": (["America/Chicago"], "migrated", ["TX", "OK"], ["csv", "number"]),
     }
+
+
+async def test_a_claim_whose_slot_comes_after_the_last_call_is_handed_back(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    """At 1 CPS a claimed contact waits about a second for its slot. When the clock
+    passes the window's end less the margin meanwhile, it is not sent: it goes back,
+    and the next claim defers it to the next opening."""
+    now = [dt.datetime(2026, 3, 4, 19, 58, tzinfo=dt.UTC)]
+    phones = [f"+4420794609{n}0" for n in range(10, 15)]
+    campaign_id = await make_campaign(pool, "late", phones, cps=1, timezone="UTC",
+                                      calendar=parse_weekly("all 09:00-20:00"))
+    async with SimServer(sim_config()) as sim:
+        settings = daemon_settings(sim.base_url, cps=1)
+        async with running_daemon(settings, dsn, clock=lambda: now[0]):
+            await wait_until(lambda: _called(sim, 1), timeout=20, what="the first call")
+            now[0] = dt.datetime(2026, 3, 4, 19, 59, 30, tzinfo=dt.UTC)  # past 19:59:00
+            await asyncio.sleep(3.0)
+            assert sum(called_numbers(sim).values()) == 1
+            states = await pool.fetch(
+                "SELECT state, attempts, next_attempt_at FROM contacts WHERE campaign_id = $1"
+                " AND state <> 'done' AND state <> 'in_call'", campaign_id)
+    assert len(states) == 4
+    assert {(r["state"], r["attempts"]) for r in states} == {("pending", 0)}
+    assert {r["next_attempt_at"] for r in states} == {
+        dt.datetime(2026, 3, 5, 9, 0, tzinfo=dt.UTC)}
+    assert await pool.fetchval("SELECT count(*) FROM call_attempts") == 1
+
+
+async def test_scheduled_start_and_end(dsn: str, pool: asyncpg.Pool) -> None:
+    """A draft campaign starts by itself at its start; a running one past its end is
+    completed and not called."""
+    db_now: dt.datetime = await pool.fetchval("SELECT now()")
+    starting = await make_campaign(pool, "starting", ["+14155552670"], state="draft",
+                                   start_at=db_now - dt.timedelta(seconds=1))
+    ended = await make_campaign(pool, "ended", ["+14155552671"],
+                                start_at=db_now - dt.timedelta(days=2),
+                                end_at=db_now - dt.timedelta(seconds=1))
+    waiting = await make_campaign(pool, "waiting", ["+14155552672"], state="draft",
+                                  start_at=db_now + dt.timedelta(days=1))
+    async with SimServer(sim_config()) as sim:
+        settings = daemon_settings(sim.base_url, cps=50)
+        async with running_daemon(settings, dsn):
+            await wait_until(lambda: campaign_completed(pool, starting), timeout=20,
+                             what="the scheduled campaign")
+            await wait_until(lambda: campaign_completed(pool, ended), timeout=20,
+                             what="the ended campaign")
+    assert set(called_numbers(sim)) == {"+14155552670"}
+    assert await pool.fetchval("SELECT state FROM campaigns WHERE id = $1", waiting) == "draft"
+    assert await pool.fetchval("SELECT state FROM contacts WHERE phone = '+14155552671'") == (
+        "pending")
