@@ -68,6 +68,7 @@ def plan(quick: bool) -> list[Step]:
         Step("baseline", "baseline.py", q),
         Step("daemon_memory", "daemon_memory.py", q),
         Step("import", "import.py", ["--rows", "100000"] if quick else [], uses_json=False),
+        Step("compliance", "compliance.py", q),
     ]
 
 
@@ -245,6 +246,20 @@ class Report:
             self.missing(label, "< 150 MB", "daemon_memory")
         else:
             self.add(label, "< 150 MB", f"{mem['rss_peak_mb']:.0f} MB", mem["goal_met"])
+        comp = self.figures("compliance")
+        label = "calls allowed outside a candidate zone's window (simulated week)"
+        if comp is None:
+            self.missing(label, "0", "compliance")
+        else:
+            week, claim = comp["week"], comp["claim"]
+            self.add(f"{label}, {week['contacts']:,} contacts", "0",
+                     week["allowed_outside_window"], week["allowed_outside_window"] == 0)
+            self.add("calling-time decision per claimed contact", "-",
+                     f"{week['decision_us_per_contact']:.2f} µs", None)
+            self.add("added to the claim query per contact (zones, rules, record)", "-",
+                     f"{claim['added_us_per_contact']:+.1f} µs "
+                     f"({claim['before_us_per_contact']:.1f} -> "
+                     f"{claim['today_us_per_contact']:.1f})", None)
         sim = self.figures("simulator")
         if sim is None:
             self.missing("simulator creates/s", "above the daemon's goal", "simulator")

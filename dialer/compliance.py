@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from dialer import phone
@@ -57,6 +59,7 @@ __all__ = [
     "HORIZON",
     "CallingPolicy",
     "Check",
+    "ClaimDecisions",
     "Decision",
     "Defer",
     "Location",
@@ -97,9 +100,17 @@ class Location:
     state_sources: tuple[str, ...] = ()
 
     @property
-    def key(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """What the window depends on (sources do not change it)."""
-        return self.zones, self.states
+    def place(self) -> str:
+        """The location as one text, "source|zone zone|state state|source source": the
+        claim query spells it so (select_due_contacts), and a claim decides once per
+        distinct place instead of building a Location for every row."""
+        return "|".join((self.zone_source, " ".join(self.zones), " ".join(self.states),
+                         " ".join(self.state_sources)))
+
+    @classmethod
+    def from_place(cls, place: str) -> Location:
+        source, zones, states, sources = place.split("|")
+        return cls(tuple(zones.split()), source, tuple(states.split()), tuple(sources.split()))
 
 
 def locate(
@@ -159,9 +170,9 @@ class Check:
     status: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """Why an attempt was legal, stored with it (table attempt_compliance)."""
+class Record(NamedTuple):
+    """Why an attempt was legal, stored with it (table attempt_compliance). A named
+    tuple: one is built for every call placed."""
 
     decided_at: dt.datetime
     location: Location
@@ -215,6 +226,8 @@ class CallingPolicy:
     default_zone: str | None = None
     _checks: dict[tuple[str, ...], tuple[Check, ...]] = field(
         default_factory=dict, compare=False, repr=False)
+    _refs: dict[tuple[str, ...], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def resolve(self, location: Location) -> Location | None:
         """The location with the campaign default as its zone when the number gives
@@ -259,6 +272,32 @@ class CallingPolicy:
     def pack_tags(self) -> tuple[str, ...]:
         return tuple(pack.tag for pack in self.packs)
 
+    def refs(self, states: tuple[str, ...]) -> tuple[str, ...]:
+        """The refs of ``checks(states)``, as an attempt records them."""
+        found = self._refs.get(states)
+        if found is None:
+            found = self._refs[states] = tuple(c.ref for c in self.checks(states))
+        return found
+
+
+class _Kind(enum.Enum):
+    TAKE = "take"
+    DEFER = "defer"
+    SKIP = "skip"
+    WAIT = "wait"  # nothing within 8 days, not the zones' fault: defer by 8 days
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A decision that holds for every instant in [lo, hi) (epoch seconds)."""
+
+    kind: _Kind
+    lo: float = float("-inf")
+    hi: float = float("inf")
+    location: Location | None = None  # TAKE: the resolved location ...
+    at: float = 0.0  # ... and the end of its allowed interval
+    decision: Decision | None = None  # DEFER, SKIP: the decision itself
+
 
 class Planner:
     """Decisions for one campaign's policy, with the allowed intervals cached."""
@@ -267,6 +306,8 @@ class Planner:
         self.policy = policy
         self._intervals: dict[tuple[object, ...], Intervals] = {}
         self._terms: dict[tuple[Term, int], Intervals] = {}
+        self._known: dict[str, _Known] = {}
+        self._pack_tags = policy.pack_tags
 
     def _term_intervals(self, term: Term, lo: int, hi: int) -> Intervals:
         key = (term, lo)
@@ -312,36 +353,99 @@ class Planner:
         return _instant(found[0])
 
     def decide(self, location: Location, now: dt.datetime) -> Decision:
+        return self.decide_place(location.place, now)
+
+    def decide_place(self, place: str, now: dt.datetime) -> Decision:
+        """The decision for a contact at ``place`` (``Location.place``) at ``now``.
+
+        A decision holds over a span of instants (a take until the window closes, a
+        deferral until its opening); the span is kept per place, so most decisions
+        are a look-up, and only a take's record is built for each instant."""
+        ts = now.timestamp()
+        known = self._known.get(place)
+        if known is None or not known.lo <= ts < known.hi:
+            if len(self._known) > _CACHE_LIMIT:
+                self._known.clear()
+            known = self._known[place] = self._work_out(Location.from_place(place), ts)
+        if known.kind is _Kind.TAKE:
+            assert known.location is not None
+            return Take(self.record(known.location, now, _instant(known.at)))
+        if known.kind is _Kind.WAIT:
+            return Defer(now + HORIZON)
+        assert known.decision is not None
+        return known.decision
+
+    def _work_out(self, location: Location, ts: float) -> _Known:
+        """The decision at ``ts`` and the span of instants over which it stays the same."""
         resolved = self.policy.resolve(location)
         if resolved is None:
-            return Skip(f"{NO_ZONE}: the number gives none and the campaign has no default "
-                        "zone; set one with `dialer campaign edit NAME --timezone ZONE` or "
-                        "give the contact's zone in a timezone column")
-        found = self.next_call(resolved, now)
-        if found is not None:
-            if found[0] <= now.timestamp():
-                return Take(self.record(resolved, now, _instant(found[1])))
-            return Defer(_instant(found[0]))
-        if len(resolved.zones) > 1 and all(
-            self.next_call(Location((zone,), resolved.zone_source, resolved.states), now)
-            for zone in resolved.zones
-        ):
-            return Skip(f"{NO_COMMON_TIME}: its zones {', '.join(resolved.zones)} never "
-                        "share an allowed minute in the next 8 days; give the contact's zone "
-                        "in a timezone column and import it again")
-        return Defer(now + HORIZON)  # the window is shut for 8 days: look again then
+            return _Known(_Kind.SKIP, decision=Skip(
+                f"{NO_ZONE}: the number gives none and the campaign has no default zone; set "
+                "one with `dialer campaign edit NAME --timezone ZONE` or give the contact's "
+                "zone in a timezone column"))
+        day = int(ts // DAY)
+        day_end = (day + 1) * DAY
+        horizon = ts + _HORIZON_S
+        found = first_in(self.intervals(resolved, day), ts)
+        if found is not None and found[0] <= ts:
+            return _Known(_Kind.TAKE, found[0], min(found[1], day_end), resolved, found[1])
+        if found is not None and found[0] <= horizon:
+            return _Known(_Kind.DEFER, ts, found[0], decision=Defer(_instant(found[0])))
+        # Nothing within 8 days. That holds while no opening enters the horizon; whether
+        # it is the zones' fault (each alone would open) holds while each zone's opening
+        # lasts, or while a zone that has none gets none.
+        hi = min(day_end, (found[0] if found is not None else float("inf")) - _HORIZON_S)
+        singles = [first_in(self.intervals(Location((z,), resolved.zone_source,
+                                                    resolved.states), day), ts)
+                   for z in resolved.zones] if len(resolved.zones) > 1 else [None]
+        if all(single is not None and single[0] <= horizon for single in singles):
+            ends = [single[1] for single in singles if single is not None]
+            return _Known(_Kind.SKIP, ts, min(hi, *ends), decision=Skip(
+                f"{NO_COMMON_TIME}: its zones {', '.join(resolved.zones)} never share an "
+                "allowed minute in the next 8 days; give the contact's zone in a timezone "
+                "column and import it again"))
+        starts = [single[0] if single is not None else float("inf") for single in singles
+                  if single is None or single[0] > horizon]
+        return _Known(_Kind.WAIT, ts, min(hi, *(start - _HORIZON_S for start in starts)))
 
     def record(self, location: Location, now: dt.datetime, until: dt.datetime) -> Record:
         policy = self.policy
         return Record(
-            decided_at=now,
-            location=location,
-            local_times=tuple(
-                now.astimezone(ZoneInfo(z)).isoformat(timespec="seconds") for z in location.zones),
-            rule_packs=policy.pack_tags,
-            rules=tuple(c.ref for c in policy.checks(location.states)),
-            open_until=until,
+            now,
+            location,
+            tuple(now.astimezone(ZoneInfo(z)).isoformat(timespec="seconds")
+                  for z in location.zones),
+            self._pack_tags,
+            policy.refs(location.states),
+            until,
         )
+
+
+class ClaimDecisions:
+    """The decisions of one claim, all at one instant, for the rows of
+    select_due_contacts: worked out once per distinct place, each taken contact's
+    send-by instant kept. A row without a place (a contact from before migration
+    0003) gets its location worked out from its number, to be stored."""
+
+    def __init__(self, planner: Planner, now: dt.datetime) -> None:
+        self._planner = planner
+        self._now = now
+        self._decided: dict[str, Decision] = {}
+        self.send_by: dict[int, dt.datetime] = {}
+
+    def __call__(self, row: Any) -> tuple[Decision, Location | None]:
+        place: str | None = row["place"]
+        fresh = None
+        if place is None:
+            fresh, _ = stored_location(row["phone"], row["zones"], row["zone_source"],
+                                       None, None, row["csv_state"])
+            place = fresh.place
+        decision = self._decided.get(place)
+        if decision is None:
+            decision = self._decided[place] = self._planner.decide_place(place, self._now)
+        if isinstance(decision, Take):
+            self.send_by[row["id"]] = decision.until
+        return decision, fresh
 
 
 def _instant(ts: float) -> dt.datetime:

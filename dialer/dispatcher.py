@@ -34,7 +34,7 @@ import structlog
 from dialer import metrics, personalise, repository
 from dialer.callback_urls import callback_url
 from dialer.campaigns import Campaign
-from dialer.compliance import Decision, Location, Take, stored_location
+from dialer.compliance import ClaimDecisions
 from dialer.config import Settings
 from dialer.pacer import AccountPacer
 from dialer.policy import AmdMode
@@ -261,22 +261,7 @@ class Dispatcher:
         now = self._clock()
         campaign = queue.campaign
         planner = campaign.planner
-        # Every row of one claim is decided at one instant: contacts that may be in the
-        # same places get the same decision, worked out once.
-        decided: dict[Location, Decision] = {}
-        send_by: dict[int, dt.datetime] = {}
-
-        def decide(row: Any) -> tuple[Decision, Location | None]:
-            location, fresh = stored_location(
-                row["phone"], row["zones"], row["zone_source"], row["states"],
-                row["state_sources"], row["csv_state"])
-            decision = decided.get(location)
-            if decision is None:
-                decision = decided[location] = planner.decide(location, now)
-            if isinstance(decision, Take):
-                send_by[row["id"]] = decision.until
-            return decision, location if fresh else None
-
+        decide = ClaimDecisions(planner, now)
         claimed = await repository.claim_due(
             self._pool,
             campaign_id=campaign.id,
@@ -294,7 +279,7 @@ class Dispatcher:
             queue.idle_until = time.monotonic() + self._settings.poll_seconds
         queue.ready.extend(
             Claimed(r["attempt_id"], r["contact_id"], r["attempt_no"], r["phone"],
-                    r["attributes"], campaign.id, send_by[r["contact_id"]])
+                    r["attributes"], campaign.id, decide.send_by[r["contact_id"]])
             for r in claimed
         )
         self._claimed.set()

@@ -46,9 +46,16 @@ WHERE state IN ('requested', 'unknown', 'live')
 -- name: select_due_contacts
 -- Due contacts of one campaign, oldest first, locked so no other process takes them
 -- (SKIP LOCKED), flagged when the number is on a do-not-call list, with where they may
--- be (zones, states: NULL for a contact from before migration 0003, whose CSV state
--- column then comes from its attributes).
-SELECT k.id, k.phone, k.zones, k.zone_source, k.states, k.state_sources,
+-- be as one text (dialer.compliance.Location.place: the claim decides once per distinct
+-- place). A contact from before migration 0003 has no place: its zone (if any) and the
+-- CSV state its attributes carry are given instead, for the claim to work it out.
+SELECT k.id, k.phone,
+       CASE WHEN k.zones IS NOT NULL AND k.states IS NOT NULL
+            THEN concat_ws('|', k.zone_source, array_to_string(k.zones, ' '),
+                           array_to_string(k.states, ' '), array_to_string(k.state_sources, ' '))
+       END AS place,
+       CASE WHEN k.states IS NULL THEN k.zones END AS zones,
+       CASE WHEN k.states IS NULL THEN k.zone_source END AS zone_source,
        CASE WHEN k.states IS NULL THEN k.attributes ->> 'state' END AS csv_state,
        EXISTS (SELECT 1 FROM dnc_numbers d
                WHERE d.phone = k.phone
