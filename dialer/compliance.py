@@ -87,7 +87,7 @@ NO_COMMON_TIME = "no common calling time"
 CSV = "csv"
 NUMBER = "number"
 CAMPAIGN_DEFAULT = "campaign default"
-MIGRATED = "migrated"  # the one zone a contact had before migration 0003
+# ... and "migrated": the one zone a contact had before migration 0003 (set by it).
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ __all__ = [
     "parse_dates",
     "parse_days",
     "parse_hours",
+    "parse_instant",
     "parse_weekly",
 ]
 
@@ -502,6 +503,20 @@ def parse_weekly(text: str) -> WeeklyHours:
         for day in days:
             by_day.setdefault(day, []).extend(ranges)
     return WeeklyHours.build(by_day)
+
+
+def parse_instant(text: str) -> dt.datetime:
+    """An instant from ISO-8601 with its zone ("2027-03-01T09:00-05:00", "...Z"): a time
+    without a zone is refused, since it would mean a different instant on every clock."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 date and time "
+                         "(e.g. 2027-03-01T09:00-05:00)") from None
+    if value.utcoffset() is None:
+        raise ValueError(f"{text!r} has no time zone: add one, e.g. {text.strip()}+00:00 "
+                         f"or {text.strip()}-05:00")
+    return value
 
 
 def parse_dates(text: str) -> frozenset[dt.date]:

@@ -178,3 +178,11 @@ def test_the_margin_is_the_campaigns(margin: int) -> None:
     planner = Planner(policy(margin=margin))
     decision = planner.decide(where("UTC"), dt.datetime(2026, 12, 2, 19, 59, 30, tzinfo=UTC))
     assert isinstance(decision, Take) is (margin < 30)
+
+
+def test_the_queries_find_location_skips_by_the_reasons_the_planner_gives() -> None:
+    from dialer import compliance, queries
+
+    for name in ("requeue_location_skips", "requeue_relocated"):
+        text = queries.get(name)
+        assert f"'{compliance.NO_ZONE}%'" in text and f"'{compliance.NO_COMMON_TIME}%'" in text

@@ -53,6 +53,7 @@ from dialer.windows import (
     format_ranges,
     parse_dates,
     parse_days,
+    parse_instant,
     parse_weekly,
 )
 
@@ -234,14 +235,9 @@ def _instant(option: str, text: str) -> dt.datetime | None:
     if text.strip().lower() in _NONE_WORDS:
         return None
     try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(f"{option}: {text!r} is not an ISO-8601 date and time "
-                         "(e.g. 2027-03-01T09:00-05:00)") from None
-    if value.utcoffset() is None:
-        raise UsageError(f"{option}: {text!r} has no time zone: add one, e.g. "
-                         f"{text.strip()}+00:00 or {text.strip()}-05:00")
-    return value
+        return parse_instant(text)
+    except ValueError as exc:
+        raise _option_error(option, exc) from None
 
 
 def _calling_time_from(args: argparse.Namespace, values: dict[str, Any]) -> None:

@@ -29,19 +29,16 @@ from dialer.compliance import (
     upcoming,
 )
 from dialer.config import Settings
+from dialer.windows import parse_instant
 
 
 def _at(text: str | None) -> dt.datetime:
     if text is None:
         return dt.datetime.now(dt.UTC)
     try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UserError(f"--at: {text!r} is not an ISO-8601 date and time "
-                        "(e.g. 2027-03-01T09:00-05:00)") from None
-    if value.utcoffset() is None:
-        raise UserError(f"--at: {text!r} has no time zone: add one, e.g. {text.strip()}+00:00")
-    return value.astimezone(dt.UTC)
+        return parse_instant(text).astimezone(dt.UTC)
+    except ValueError as exc:
+        raise UserError(f"--at: {exc}") from None
 
 
 def _table(verdicts: list[Verdict]) -> list[str]:
