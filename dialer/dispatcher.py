@@ -2,8 +2,11 @@
 
 The order of events for one call is what makes a crash harmless:
 1. claim: in one transaction the contact becomes ``dialing`` and an attempt row is
-   written (``requested``); the transaction commits *before* the request goes out;
-2. wait for a send slot (``pacer``), then POST;
+   written (``requested``) with the record of why the call is legal now
+   (``dialer.compliance``: contacts outside their calling window are deferred or
+   skipped instead); the transaction commits *before* the request goes out;
+2. wait for a send slot (``pacer``), then POST, unless the slot comes later than the
+   window allows (its end less the last-call margin): then the contact goes back;
 3. record the answer: Call SID (``live``), a refusal of the number (``rejected``:
    the contact fails), a refusal of the campaign's settings or of the account
    (``void``: the attempt is given back and the campaign, or every campaign of the
