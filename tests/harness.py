@@ -60,7 +60,7 @@ async def make_campaign(
     callable at any time unless ``spec`` says otherwise. The contacts' zone is
     ``timezone`` as if from a CSV column; without one, their zones and states are left
     for the claim to work out from the number (as for contacts from before migration
-    0003)."""
+    0004)."""
     values: dict[str, Any] = {
         "name": name, "from_number": "+15005550006", "twiml": "<Response><Say>hi</Say></Response>",
         "calendar": WeeklyHours.ALWAYS,
