@@ -278,30 +278,27 @@ def no_campaigns() -> Finding:
 
 
 # ---- compliance ------------------------------------------------------------------------
-# Calling-time rules decide when a contact may be called in its own zone; a contact
-# without a zone of its own is called in the campaign's default zone, which is UTC
-# unless the operator chose one. UTC's 09:00-20:00 is 04:00-15:00 in New York, well
-# outside the TCPA's 8 am to 9 pm of the called party's local time (47 CFR
-# 64.1200(c)(1)). The checks of calling-time rule packs (a contact no rule leaves an
-# hour for) belong here too, once the dialer has such packs.
-
-UNCHOSEN_ZONE = "UTC"
+# A contact is called only when the calling window is open in every zone it may be in:
+# its row's timezone column, else every zone of its number. A number that gives none
+# (satellite, some international services) and a row without a zone leave only the
+# campaign's default zone; without one such contacts are skipped, never called at a
+# guessed hour (47 CFR 64.1200(c)(1): local time at the called party's location).
 
 
-def default_zone(campaign: str, zone: str, zoneless: int) -> Finding:
-    """``zoneless``: contacts still to call that have no zone of their own."""
+def default_zone(campaign: str, zone: str | None, zoneless: int) -> Finding:
+    """``zoneless``: contacts still to call whose row and number give no zone."""
     if zoneless == 0:
         return Finding("compliance", Verdict.OK,
-                       "every contact still to call has a time zone of its own",
-                       subject=campaign)
-    if zone == UNCHOSEN_ZONE:
+                       "every contact still to call has a time zone (its row's or its "
+                       "number's)", subject=campaign)
+    if zone is None:
         return Finding(
             "compliance", Verdict.WARN,
-            f"{_count(zoneless, 'contact')} without a time zone of their own (none in the "
-            f"CSV, none from the number) would be called by the default zone {zone}",
-            fix=f"give the campaign its list's zone (`dialer campaign edit {campaign} "
-                "--timezone America/New_York`), or a timezone column in the CSV.",
+            f"{_count(zoneless, 'contact')} without a time zone (none in the CSV, none from "
+            "the number) will not be called: the campaign has no default zone",
+            fix=f"give them a timezone column, or the campaign a default zone (`dialer "
+                f"campaign edit {campaign} --timezone America/New_York`).",
             subject=campaign)
     return Finding("compliance", Verdict.OK,
-                   f"{_count(zoneless, 'contact')} without a zone of their own: called by the "
+                   f"{_count(zoneless, 'contact')} without a zone of their own: called in the "
                    f"default zone {zone}", subject=campaign)

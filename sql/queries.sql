@@ -618,7 +618,8 @@ SELECT count(*) AS calls,
 FROM sent;
 
 -- name: contacts_without_zone
--- Contacts still to be called that have no time zone of their own (none in the CSV,
--- none from the number): they are called in the campaign's default zone.
+-- Contacts still to be called whose row and number give no time zone: only the
+-- campaign's default zone can place them (contacts from before migration 0004 are
+-- located at their next claim and not counted).
 SELECT count(*) FROM contacts
-WHERE campaign_id = $1 AND timezone IS NULL AND state IN ('pending', 'retry_wait');
+WHERE campaign_id = $1 AND cardinality(zones) = 0 AND state IN ('pending', 'retry_wait');

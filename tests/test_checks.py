@@ -147,12 +147,14 @@ def test_cps(stats: PacingStats, verdict: Verdict, text: str) -> None:
 
 
 @pytest.mark.parametrize(("zone", "zoneless", "verdict", "text"), [
-    ("UTC", 0, OK, "every contact still to call has a time zone"),
+    (None, 0, OK, "every contact still to call has a time zone"),
     ("America/Chicago", 12, OK, "12 contacts without a zone of their own"),
     ("America/Chicago", 1, OK, "1 contact without a zone of their own"),
-    ("UTC", 12, WARN, "12 contacts without a time zone of their own"),
+    ("UTC", 3, OK, "called in the default zone UTC"),  # chosen: there is no silent default
+    (None, 12, WARN, "12 contacts without a time zone (none in the CSV, none from the "
+                     "number) will not be called"),
 ])
-def test_default_zone(zone: str, zoneless: int, verdict: Verdict, text: str) -> None:
+def test_default_zone(zone: str | None, zoneless: int, verdict: Verdict, text: str) -> None:
     finding = checks.default_zone("spring", zone, zoneless)
     assert finding.verdict is verdict and text in finding.message
     if verdict is WARN:
