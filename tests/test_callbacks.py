@@ -26,7 +26,7 @@ from dialer.callback_urls import callback_url
 from dialer.callbacks import SHARED_KEY_SETTING, AccountKeys, build_app
 from dialer.httpserver import EmbeddedServer
 from dialer.outcomes import OutcomeRecorder
-from tests.harness import free_port, make_campaign
+from tests.harness import SIM_SID, free_port, make_campaign
 
 TOKEN = "callback-test-token"
 SHARED_KEY = "callback-test-shared-key"
@@ -400,8 +400,14 @@ async def test_the_migration_marks_only_attempts_placed_before_it(pg_cluster: ob
             await conn.execute(migration.sql)
             await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                                migration.version, migration.name)
-        campaign_id = await make_campaign(conn, "before", ["+14155550100", "+14155550101"])
-        contacts = [r["id"] for r in await conn.fetch("SELECT id FROM contacts ORDER BY id")]
+        # The schema of then, written plainly (the harness writes today's campaigns).
+        await conn.execute("INSERT INTO accounts (sid) VALUES ($1)", SIM_SID)
+        campaign_id = await conn.fetchval(
+            "INSERT INTO campaigns (name, account_sid, from_number, twiml)"
+            " VALUES ('before', $1, '+15005550006', '<Response/>') RETURNING id", SIM_SID)
+        contacts = [await conn.fetchval("INSERT INTO contacts (campaign_id, phone) VALUES ($1, $2)"
+                                        " RETURNING id", campaign_id, phone)
+                    for phone in ("+14155550100", "+14155550101")]
         insert = """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at)
                     VALUES ($1, $2, 1, now()) RETURNING id"""
         before = await conn.fetchval(insert, contacts[0], campaign_id)
