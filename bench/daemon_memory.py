@@ -57,11 +57,14 @@ async def load(pg: Postgres, contacts: int, cps: float) -> tuple[str, int]:
     dsn = await pg.new_database("memory")
     async with db.open_pool(dsn) as pool:
         campaign_id = await make_campaign(pool, "memory", [], cps=cps, state="paused")
-        # Distinct numbers whose last digit (0-2) the scenario answers as a human.
+        # Distinct numbers whose last digit (0-2) the scenario answers as a human, in
+        # California's 415 and 510, located as an import locates them.
         await pool.execute(
-            """INSERT INTO contacts (campaign_id, phone)
+            """INSERT INTO contacts (campaign_id, phone, zones, zone_source, states,
+                                     state_sources)
                SELECT $1, '+1' || (415 + i / 700000 * 95)::text
-                          || lpad((2000000 + i % 700000 * 10 + i % 3)::text, 7, '0')
+                          || lpad((2000000 + i % 700000 * 10 + i % 3)::text, 7, '0'),
+                      '{America/Los_Angeles}', 'number', '{CA}', '{number}'
                FROM generate_series(0, $2 - 1) AS i""", campaign_id, contacts)
         await pool.execute("VACUUM ANALYZE contacts")
     return dsn, campaign_id

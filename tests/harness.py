@@ -16,8 +16,10 @@ import asyncpg
 
 from dialer import repository
 from dialer.campaigns import CampaignSpec
+from dialer.compliance import locate
 from dialer.config import Settings
 from dialer.dispatcher import Clock, utcnow
+from dialer.phone import InvalidNumber, normalize_with_location
 from dialer.service import Daemon
 from dialer.windows import WeeklyHours
 
@@ -52,15 +54,29 @@ def daemon_settings(api_base: str, *, cps: float, account_sid: str = SIM_SID,
     return Settings(**values)
 
 
+def located(phone: str, timezone: str | None) -> tuple[Any, ...]:
+    """(zones, zone source, states, state sources) as an import stores them: the zone
+    of a timezone column, else every zone of the number, and the number's US state.
+    A number the library cannot place (a simulator test number) gets the column's zone
+    alone, or nothing: the claim works it out as for a contact from before migration
+    0004."""
+    try:
+        _, zones, state = normalize_with_location(phone, "ZZ")
+    except InvalidNumber:
+        return ([timezone], "csv", None, None) if timezone else (None, None, None, None)
+    where = locate(csv_zone=timezone, number_zones=zones, csv_state=None, number_state=state)
+    return list(where.zones), where.zone_source, list(where.states), list(where.state_sources)
+
+
 async def make_campaign(
     pool: asyncpg.Pool, name: str, phones: Sequence[str], *, state: str = "running",
-    account_sid: str = SIM_SID, cps: float = 10, timezone: str | None = None, **spec: Any,
+    account_sid: str = SIM_SID, cps: float = 10, timezone: str | None = None,
+    locate_contacts: bool = True, **spec: Any,
 ) -> int:
     """A campaign with contacts, straight into the database (the CLI has its own tests),
-    callable at any time unless ``spec`` says otherwise. The contacts' zone is
-    ``timezone`` as if from a CSV column; without one, their zones and states are left
-    for the claim to work out from the number (as for contacts from before migration
-    0004)."""
+    callable at any time unless ``spec`` says otherwise. The contacts are located as an
+    import would (``timezone`` as if from a CSV column); with ``locate_contacts`` false
+    they have no location, as contacts from before migration 0004."""
     values: dict[str, Any] = {
         "name": name, "from_number": "+15005550006", "twiml": "<Response><Say>hi</Say></Response>",
         "calendar": WeeklyHours.ALWAYS,
@@ -75,8 +91,10 @@ async def make_campaign(
         *row.values(), account_sid,
     )
     await pool.executemany(
-        "INSERT INTO contacts (campaign_id, phone, zones, zone_source) VALUES ($1, $2, $3, $4)",
-        [(campaign_id, phone, [timezone] if timezone else None, "csv" if timezone else None)
+        "INSERT INTO contacts (campaign_id, phone, zones, zone_source, states, state_sources)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [(campaign_id, phone, *(located(phone, timezone) if locate_contacts
+                                else (None, None, None, None)))
          for phone in phones],
     )
     await pool.execute("UPDATE campaigns SET state = $2 WHERE id = $1", campaign_id, state)
