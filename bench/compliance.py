@@ -215,7 +215,7 @@ def simulate(rows: list[dict[str, Any]], days: int, step: int, workers: int) -> 
 
 # ---- the claim query, today's and before -------------------------------------------------
 
-# The claim as it was before calling time had zones (queries.sql before migration 0004),
+# The claim as it was before calling time had zones (queries.sql before migration 0005),
 # on today's schema: a contact's one zone was `timezone`, now zones[1].
 BASELINE_SELECT = """
 SELECT k.id, k.phone, k.zones[1] AS timezone,

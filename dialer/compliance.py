@@ -87,7 +87,7 @@ NO_COMMON_TIME = "no common calling time"
 CSV = "csv"
 NUMBER = "number"
 CAMPAIGN_DEFAULT = "campaign default"
-# ... and "migrated": the one zone a contact had before migration 0004 (set by it).
+# ... and "migrated": the one zone a contact had before migration 0005 (set by it).
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +137,7 @@ def stored_location(
     states: list[str] | None, state_sources: list[str] | None, csv_state: str | None,
 ) -> tuple[Location, bool]:
     """The location stored with a contact, and False; for a contact from before
-    migration 0004 (NULL columns), its location worked out from its number (keeping
+    migration 0005 (NULL columns), its location worked out from its number (keeping
     the one zone it had, and its CSV state from its attributes), and True: store it."""
     if zones is not None and states is not None:
         assert zone_source is not None and state_sources is not None
@@ -425,7 +425,7 @@ class ClaimDecisions:
     """The decisions of one claim, all at one instant, for the rows of
     select_due_contacts: worked out once per distinct place, each taken contact's
     send-by instant kept. A row without a place (a contact from before migration
-    0004) gets its location worked out from its number, to be stored."""
+    0005) gets its location worked out from its number, to be stored."""
 
     def __init__(self, planner: Planner, now: dt.datetime) -> None:
         self._planner = planner

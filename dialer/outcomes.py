@@ -338,7 +338,7 @@ class OutcomeRecorder:
     ) -> tuple[AttemptView, tuple[int, str, dt.datetime | None, str, str | None]]:
         # The retry becomes due when the contact may next be called in every zone it
         # may be in, under every rule; a contact of unknown location (from before
-        # migration 0004) is decided at its claim.
+        # migration 0005) is decided at its claim.
         planner = campaign.planner
         location = None if row["zones"] is None or row["states"] is None else Location(
             tuple(row["zones"]), row["zone_source"], tuple(row["states"]),

@@ -47,7 +47,7 @@ WHERE state IN ('requested', 'unknown', 'live')
 -- Due contacts of one campaign, oldest first, locked so no other process takes them
 -- (SKIP LOCKED), flagged when the number is on a do-not-call list, with where they may
 -- be as one text (dialer.compliance.Location.place: the claim decides once per distinct
--- place). A contact from before migration 0004 has no place: its zone (if any) and the
+-- place). A contact from before migration 0005 has no place: its zone (if any) and the
 -- CSV state its attributes carry are given instead, for the claim to work it out.
 SELECT k.id, k.phone,
        CASE WHEN k.zones IS NOT NULL AND k.states IS NOT NULL
@@ -79,7 +79,7 @@ FROM unnest($1::bigint[], $2::text[]) AS d(id, reason)
 WHERE k.id = d.id;
 
 -- name: store_locations
--- Where contacts from before migration 0004 may be, worked out from their numbers at
+-- Where contacts from before migration 0005 may be, worked out from their numbers at
 -- their first claim (lists space-separated).
 UPDATE contacts k
 SET zones = string_to_array(d.zones, ' '), zone_source = d.zone_source,
@@ -619,7 +619,7 @@ FROM sent;
 
 -- name: contacts_without_zone
 -- Contacts still to be called whose row and number give no time zone: only the
--- campaign's default zone can place them (contacts from before migration 0004 are
+-- campaign's default zone can place them (contacts from before migration 0005 are
 -- located at their next claim and not counted).
 SELECT count(*) FROM contacts
 WHERE campaign_id = $1 AND cardinality(zones) = 0 AND state IN ('pending', 'retry_wait');

@@ -59,7 +59,7 @@ def located(phone: str, timezone: str | None) -> tuple[Any, ...]:
     of a timezone column, else every zone of the number, and the number's US state.
     A number the library cannot place (a simulator test number) gets the column's zone
     alone, or nothing: the claim works it out as for a contact from before migration
-    0004."""
+    0005."""
     try:
         _, zones, state = normalize_with_location(phone, "ZZ")
     except InvalidNumber:
@@ -76,7 +76,7 @@ async def make_campaign(
     """A campaign with contacts, straight into the database (the CLI has its own tests),
     callable at any time unless ``spec`` says otherwise. The contacts are located as an
     import would (``timezone`` as if from a CSV column); with ``locate_contacts`` false
-    they have no location, as contacts from before migration 0004."""
+    they have no location, as contacts from before migration 0005."""
     values: dict[str, Any] = {
         "name": name, "from_number": "+15005550006", "twiml": "<Response><Say>hi</Say></Response>",
         "calendar": WeeklyHours.ALWAYS,

@@ -146,7 +146,7 @@ async def test_rule_packs_and_the_report_columns(dsn: str, pool: asyncpg.Pool,
 async def test_contacts_from_before_the_migration_get_their_location_at_claim(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
-    """Migration 0004 leaves contacts without a zone (and every contact without states)
+    """Migration 0005 leaves contacts without a zone (and every contact without states)
     for the claim: it works them out from the number, keeping a migrated zone and the
     CSV state the attributes carry, and stores them."""
     campaign_id = await make_campaign(pool, "old", ["+14155552670", "+14055550101"], cps=50,
