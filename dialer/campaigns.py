@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dialer.personalise import twiml_template_problem, url_template_problem
 from dialer import rules
 from dialer.compliance import CallingPolicy, Planner
+from dialer.personalise import twiml_template_problem, url_template_problem
 from dialer.policy import (
     AmdMode,
     CampaignPolicy,

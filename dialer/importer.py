@@ -72,9 +72,9 @@ import phonenumbers
 
 from dialer import phone, repository
 from dialer.campaigns import check_zone
-from dialer.safetext import has_controls, shown
 from dialer.compliance import locate
 from dialer.places import parse_state
+from dialer.safetext import has_controls, shown
 
 __all__ = [
     "BATCH_ROWS",
