@@ -288,7 +288,7 @@ async def test_edit_of_calling_time_decides_location_skips_again(
         " ($1, '+14155550101', 'skipped', 'dnc')", campaign_id)
     # --days alone cannot say which of the calendar's hours it means.
     unclear = await cli_async("campaign", "edit", "spring", "--days", "mon-sat", dsn=dsn)
-    assert unclear.returncode == 1 and "different hours on different days" in unclear.stderr
+    assert unclear.returncode == 2 and "different hours on different days" in unclear.stderr
     done = await cli_async("campaign", "edit", "spring", "--calendar", "all 08:00-21:00",
                            "--timezone", "Pacific/Auckland", dsn=dsn)
     assert done.returncode == 0, done.stderr

@@ -168,15 +168,15 @@ async def test_dnc_attempts_and_zones(why_db: str, capsys: pytest.CaptureFixture
 async def test_usage_errors_name_what_is_wrong(
     why_db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for args, message in (
-        (("nope", OKLAHOMA), "no campaign named 'nope'"),
-        (("why", "+14155550199"), "no contact +14155550199 in campaign why"),
-        (("why", "12"), "PHONE: invalid number '12'"),
-        (("why", OKLAHOMA, "--at", "2026-12-02 10:00"), "has no time zone"),
-        (("why", OKLAHOMA, "--at", "noon"), "is not an ISO-8601"),
+    for args, exit_code, message in (
+        (("nope", OKLAHOMA), 1, "no campaign named 'nope'"),
+        (("why", "+14155550199"), 1, "no contact +14155550199 in campaign why"),
+        (("why", "12"), 2, "PHONE: invalid number '12'"),
+        (("why", OKLAHOMA, "--at", "2026-12-02 10:00"), 2, "has no time zone"),
+        (("why", OKLAHOMA, "--at", "noon"), 2, "is not an ISO-8601"),
     ):
         code, out = await why(capsys, *args)
-        assert code == 1 and message in out, (args, out)
+        assert code == exit_code and message in out, (args, out)
 
 
 async def test_the_real_cli(pool: asyncpg.Pool, dsn: str) -> None:

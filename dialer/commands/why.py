@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from dialer import phone, repository
 from dialer.campaigns import Campaign
-from dialer.commands import SubParsers, UserError, database
+from dialer.commands import SubParsers, UsageError, UserError, database
 from dialer.compliance import (
     Verdict,
     contact_verdicts,
@@ -29,6 +29,7 @@ from dialer.compliance import (
     upcoming,
 )
 from dialer.config import Settings
+from dialer.safetext import shown
 from dialer.windows import parse_instant
 
 
@@ -38,7 +39,7 @@ def _at(text: str | None) -> dt.datetime:
     try:
         return parse_instant(text).astimezone(dt.UTC)
     except ValueError as exc:
-        raise UserError(f"--at: {exc}") from None
+        raise UsageError(f"--at: {exc}") from None
 
 
 def _table(verdicts: list[Verdict]) -> list[str]:
@@ -65,12 +66,17 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         number = phone.normalize(args.phone, settings.default_region)
     except phone.InvalidNumber as exc:
-        raise UserError(f"PHONE: invalid number {args.phone!r}: {exc}") from None
+        raise UsageError(f"PHONE: invalid number {shown(args.phone)}: {exc}") from None
     async with database(settings) as pool:
         row = await repository.campaign_by_name(pool, args.campaign)
         if row is None:
-            raise UserError(f"no campaign named {args.campaign!r} (see `dialer campaign list`)")
-        campaign = Campaign.from_row(row)
+            raise UserError(
+                f"no campaign named {shown(args.campaign)} (see `dialer campaign list`)")
+        try:
+            campaign = Campaign.from_row(row)
+        except ValueError as exc:
+            raise UserError(f"campaign {row['name']} has stored settings this version "
+                            f"refuses: {exc}") from None
         contact = await repository.contact_for_why(pool, campaign.id, number)
     if contact is None:
         raise UserError(f"no contact {number} in campaign {campaign.name}")
