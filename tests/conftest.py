@@ -17,8 +17,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from dialer import db
+
+# Property tests check answers, not speed (timing goals live in bench/): no example
+# may fail for taking long on a busy machine.
+settings.register_profile("dialer", deadline=None)
+settings.load_profile("dialer")
 
 _counter = itertools.count()
 

@@ -96,6 +96,8 @@ class SimConfig:
             raise ValueError("account_sid must be AC followed by 32 hex digits")
         if not self.auth_token:
             raise ValueError("auth_token must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0 to 65535, got {self.port}")
         if self.cps <= 0 or (self.strict_rate is not None and self.strict_rate <= 0):
             raise ValueError("cps and strict_rate must be positive")
         if self.time_scale < 0 or self.talk_seconds < 0:

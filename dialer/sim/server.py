@@ -104,8 +104,10 @@ class SimServer:
                      trace=self.trace, abort_connection=self._abort_connection,
                      closing=self._closing)
         self._server = _Server(uvicorn.Config(
+            # log_config=None: uvicorn's records go through the logging set up by the
+            # program (structlog's JSON under `dialer sim`), not its own handlers.
             api.app(), http=_StampingProtocol, lifespan="off", log_level="warning",
-            access_log=False, ws="none",
+            log_config=None, access_log=False, ws="none",
             server_header=False, date_header=False,
         ))
         self._socket: socket.socket | None = None

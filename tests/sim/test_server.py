@@ -65,7 +65,7 @@ async def test_leaving_answers_held_responses_at_once() -> None:
 
 @pytest.mark.parametrize("bad", [
     {"account_sid": "AC123"}, {"auth_token": ""}, {"cps": 0}, {"strict_rate": -1},
-    {"time_scale": -1}, {"scenario": "random"},
+    {"time_scale": -1}, {"scenario": "random"}, {"port": 99999}, {"port": -1},
 ])
 def test_bad_configuration_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
