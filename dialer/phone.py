@@ -21,11 +21,11 @@ from phonenumbers import (
     PhoneNumber,
     PhoneNumberType,
     ValidationResult,
-    geocoder,
 )
 from phonenumbers import timezone as number_timezone
 
-from dialer.places import TERRITORIES, UNKNOWN_STATE, state_from_place
+from dialer.places import TERRITORIES
+from dialer.us_state_prefixes import state_for_digits
 
 __all__ = [
     "InvalidNumber",
@@ -145,9 +145,7 @@ def _us_state(number: PhoneNumber) -> str | None:
         return region
     if region != "US":
         return None
-    # The number is valid (callers checked): skip the geocoder's own validity check.
-    place = geocoder.description_for_valid_number(number, "en")
-    return state_from_place(place) or UNKNOWN_STATE
+    return state_for_digits(f"1{phonenumbers.national_significant_number(number)}")
 
 
 def _parse_e164(e164: str) -> PhoneNumber | None:

@@ -7,8 +7,10 @@ migrated template database is built once and cloned per test with
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +27,20 @@ from dialer import db
 # may fail for taking long on a busy machine.
 settings.register_profile("dialer", deadline=None)
 settings.load_profile("dialer")
+
+
+def _keep_child_bytecode() -> None:
+    """Where byte code may not be written (``PYTHONDONTWRITEBYTECODE``, as in CI), every
+    CLI and daemon process a test starts would compile the dialer and its libraries
+    again, seconds each. Children get a byte-code cache of their own for the session
+    instead, in a throwaway folder: the first compiles, the others reuse."""
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+        folder = tempfile.mkdtemp(prefix="dialer-pyc-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ.setdefault("PYTHONPYCACHEPREFIX", folder)
+
+
+_keep_child_bytecode()
 
 _counter = itertools.count()
 
