@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -326,14 +326,6 @@ async def live_calls_of_worker(db: Executor, worker_id: str) -> int:
     return int(await db.fetchval(queries.get("live_calls_of_worker"), worker_id))
 
 
-async def campaign_summary(db: Executor, name: str) -> asyncpg.Record | None:
-    return await db.fetchrow(queries.get("campaign_summary"), name)
-
-
-async def attempt_detail(db: Executor, name: str) -> list[asyncpg.Record]:
-    return list(await db.fetch(queries.get("attempt_detail"), name))
-
-
 async def attempts_made(db: Executor, campaign_id: int) -> int:
     return int(await db.fetchval(queries.get("attempts_made"), campaign_id))
 
@@ -476,3 +468,47 @@ async def recent_pacing(
 
 async def contacts_without_zone(db: Executor, campaign_id: int) -> int:
     return int(await db.fetchval(queries.get("contacts_without_zone"), campaign_id))
+
+
+# ==== reports ====
+
+
+async def campaign_summary(db: Executor, name: str) -> asyncpg.Record | None:
+    """The summary row of a campaign (columns of the campaign_summary view), or None."""
+    return await db.fetchrow(queries.get("campaign_summary"), name)
+
+
+async def campaign_outcomes(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """(outcome, attempts) of a campaign, most frequent first."""
+    return list(await db.fetch(queries.get("campaign_outcomes"), campaign_id))
+
+
+async def retry_funnel(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """(attempt_no, ended_in, attempts): what each attempt number of a campaign ended in."""
+    return list(await db.fetch(queries.get("retry_funnel"), campaign_id))
+
+
+CopySink = Callable[[bytes], Coroutine[Any, Any, None]]
+
+
+async def copy_attempts(
+    pool: asyncpg.Pool,
+    sink: CopySink,
+    campaign_id: int,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> int:
+    """Stream a campaign's attempts requested in [since, until) to ``sink`` as CSV with
+    a header (COPY ... TO STDOUT: the server formats, ``sink`` gets the bytes as they
+    come, nothing is held). Returns how many rows were sent.
+
+    Times are written in UTC whatever the server's or the session's settings, so an
+    export of the same rows is the same bytes."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(queries.get("export_session"))
+        status = await conn.copy_from_query(
+            queries.get("export_attempts").rstrip(";"), campaign_id, since, until,
+            output=sink, format="csv", header=True,
+        )
+    return int(status.split()[-1])

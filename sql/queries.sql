@@ -388,17 +388,6 @@ SELECT id FROM call_attempts WHERE state = 'requested' AND worker_id = $1;
 -- Calls this process placed that have not ended: shutdown drains until none are left.
 SELECT count(*) FROM call_attempts WHERE state = 'live' AND worker_id = $1;
 
--- name: campaign_summary
--- The report's summary row of one campaign (see the campaign_summary view), with the
--- reason the dialer paused it, if it did.
-SELECT s.*, c.pause_reason
-FROM campaign_summary s JOIN campaigns c ON c.id = s.campaign_id
-WHERE s.name = $1;
-
--- name: attempt_detail
--- Every attempt of one campaign, for CSV export.
-SELECT * FROM attempt_detail WHERE campaign = $1 ORDER BY contact_id, attempt_no;
-
 -- name: attempts_made
 -- Requests sent for a campaign so far (void attempts never reached Twilio as calls).
 SELECT count(*) FROM call_attempts WHERE campaign_id = $1 AND state <> 'void';
@@ -623,3 +612,57 @@ FROM sent;
 -- located at their next claim and not counted).
 SELECT count(*) FROM contacts
 WHERE campaign_id = $1 AND cardinality(zones) = 0 AND state IN ('pending', 'retry_wait');
+
+-- ==== reports (dialer.report, dialer.commands.report) ====
+-- Plans are EXPLAIN (ANALYZE, BUFFERS) on bench/reports.py's database (10M contacts,
+-- 20M attempts, 50 campaigns; "large" has 2M contacts and 4M attempts).
+
+-- name: campaign_summary
+-- The report's summary row of one campaign (the campaign_summary view: counters kept
+-- by the triggers of migration 0006, so its cost does not grow with the campaign), with
+-- the reason the dialer paused it, if it did.
+--   Nested Loop
+--     -> Index Scan using campaigns_name_key on campaigns (1 row)
+--     -> Aggregate -> HashAggregate (group by counter)
+--          -> Bitmap Heap Scan on campaign_counts  <- Bitmap Index Scan on
+--             campaign_counts_campaign (the campaign's few hundred rows)
+SELECT s.*, c.pause_reason
+FROM campaign_summary s JOIN campaigns c ON c.id = s.campaign_id
+WHERE s.name = $1;
+
+-- name: campaign_outcomes
+-- Attempts of campaign $1 by the outcome the policy stored ('rejected', 'void' and
+-- 'undecided' included), most frequent first. Same plan as campaign_summary's lateral
+-- part: the campaign's rows of campaign_counts.
+SELECT substr(counter, length('outcome:') + 1) AS outcome, n AS attempts
+FROM campaign_counters($1)
+WHERE counter LIKE 'outcome:%'
+ORDER BY n DESC, outcome;
+
+-- name: retry_funnel
+-- What attempt 1, 2, 3 ... of campaign $1 ended in: its outcome, or its state while it
+-- has none (requested, unknown, live, final). Same plan as campaign_outcomes.
+SELECT split_part(counter, ':', 2)::int AS attempt_no, split_part(counter, ':', 3) AS ended_in,
+       n AS attempts
+FROM campaign_counters($1)
+WHERE counter LIKE 'try:%'
+ORDER BY attempt_no, attempts DESC, ended_in;
+
+-- name: export_session
+-- The export's output settings, for its transaction only: times in UTC, ISO dates.
+SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD';
+
+-- name: export_attempts
+-- Every attempt of campaign $1 requested in [$2, $3) (NULL: unbounded), for `report
+-- --csv` through COPY ... TO STDOUT: one row per attempt, contact by contact, each
+-- contact's attempts in order (the attempt id orders a void attempt before the one that
+-- took its number again), so two exports of the same rows are the same bytes.
+SELECT campaign, contact_id, phone, contact_state, contact_outcome, contact_reason,
+       attempts_used, attempt_no, attempt_state, call_sid, call_status, answered_by, duration,
+       sip_response_code, error_code, error_message, outcome, queue_time_ms, requested_at,
+       final_at, attempt_id
+FROM attempt_detail
+WHERE campaign_id = $1
+  AND requested_at >= coalesce($2::timestamptz, '-infinity')
+  AND requested_at < coalesce($3::timestamptz, 'infinity')
+ORDER BY contact_id, attempt_no, attempt_id;

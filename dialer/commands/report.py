@@ -1,19 +1,44 @@
-"""``dialer report NAME [--csv FILE]``: what a campaign's calls turned into."""
+"""``dialer report NAME [--csv FILE [--since WHEN] [--until WHEN]]``: what a
+campaign's calls turned into."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
 
 from rich.console import Console
 
 from dialer import report, repository
-from dialer.commands import SubParsers, UserError, database, writable
+from dialer.commands import SubParsers, UsageError, UserError, database, writable
 from dialer.config import Settings
 from dialer.safetext import shown
 
 
+def moment(text: str) -> dt.datetime:
+    """An argparse type: a date (its midnight) or an ISO-8601 time; UTC unless the
+    text gives an offset."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date or an ISO-8601 time such as 2025-03-01 or "
+            f"2025-03-01T09:00+01:00, got {shown(text, 40)}"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.csv is None and (args.since is not None or args.until is not None):
+        raise UsageError("--since and --until choose the attempts of the --csv export: "
+                         "give --csv FILE too")
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        raise UsageError(f"--since {args.since.isoformat()} is not before "
+                         f"--until {args.until.isoformat()}")
+
+
 async def run(settings: Settings, args: argparse.Namespace) -> int:
+    _check_options(args)
     csv_path = None if args.csv is None else writable(args.csv, "--csv")
     async with database(settings) as pool:
         summary = await repository.campaign_summary(pool, args.name)
@@ -24,13 +49,16 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if summary["pause_reason"]:
             console.print(f"paused by the dialer: {summary['pause_reason']}", markup=False)
         if csv_path is not None:
-            rows = await repository.attempt_detail(pool, args.name)
+            campaign_id = summary["campaign_id"]
+
+            async def copy(sink: report.Sink) -> int:
+                return await repository.copy_attempts(
+                    pool, sink, campaign_id, since=args.since, until=args.until)
+
             try:
-                count = report.write_csv(csv_path, [dict(row) for row in rows])
-            except OSError as exc:
-                raise UserError(
-                    f"--csv {shown(str(csv_path))}: writing failed ({exc.strerror or exc})"
-                ) from None
+                count = await report.write_export(csv_path, copy)
+            except report.FileWriteError as exc:
+                raise UserError(f"--csv {shown(str(csv_path))}: {exc}") from None
             print(f"{count} attempts written to {csv_path}")
     return 0
 
@@ -38,5 +66,12 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 def add_parser(sub: SubParsers) -> None:
     p = sub.add_parser("report", help="summary of a campaign's results, optionally as CSV")
     p.add_argument("name", help="campaign name")
-    p.add_argument("--csv", type=Path, help="write every attempt to this CSV file")
+    p.add_argument("--csv", type=Path, metavar="FILE",
+                   help="write every attempt to FILE as CSV (gzip-compressed when FILE "
+                        "ends in .gz); streamed, so any size fits in constant memory")
+    p.add_argument("--since", type=moment, metavar="WHEN",
+                   help="only attempts requested at or after WHEN (a date or ISO-8601 "
+                        "time; UTC unless it gives an offset)")
+    p.add_argument("--until", type=moment, metavar="WHEN",
+                   help="only attempts requested before WHEN")
     p.set_defaults(handler=run)

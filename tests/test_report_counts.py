@@ -1,0 +1,335 @@
+"""The campaign summary (counters kept by triggers, migration 0004) equals what the
+tables say, whichever writer changed them, for every campaign state and every kind of
+outcome, AMD off and unknown_is_machine included; and "human" is what the policy
+decided (dialer.policy.classify), not a guess made again in SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import itertools
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from dialer import repository
+from dialer.campaigns import Campaign
+from dialer.outcomes import CallEvent, OutcomeRecorder
+from dialer.policy import classify
+from dialer.twilio import CallInfo
+from tests.harness import make_campaign
+
+NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+_numbers = itertools.count(1000)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How one claimed attempt ends: a final CallStatus (with AnsweredBy, SIP code,
+    duration), or one of the other ways: rejected by Twilio, void after
+    reconciliation, released unsent, or left live / requested."""
+
+    kind: str
+    call_status: str | None = None
+    answered_by: str | None = None
+    sip: int | None = None
+    duration: int | None = None
+
+
+FINAL = [
+    Ending("final", "completed", "human", duration=42),
+    Ending("final", "completed", "human"),  # no Duration reported: not in the average
+    Ending("final", "completed", None, duration=17),  # AMD off: nobody knows who
+    Ending("final", "completed", "unknown", duration=9),
+    Ending("final", "completed", "machine_start", duration=3),
+    Ending("final", "completed", "machine_end_beep", duration=25),
+    Ending("final", "completed", "fax", duration=4),
+    Ending("final", "busy"),
+    Ending("final", "no-answer"),
+    Ending("final", "failed", sip=486),  # busy by its SIP code
+    Ending("final", "failed", sip=503),  # transient
+    Ending("final", "failed", sip=404),  # permanent
+    Ending("final", "canceled"),
+]
+OTHER = [Ending("rejected"), Ending("void"), Ending("released"), Ending("live"),
+         Ending("requested")]
+ENDINGS = FINAL + OTHER
+
+# Campaigns that read the same call differently, in every campaign state.
+SPECS: dict[str, dict[str, Any]] = {
+    "amd-off": {"state": "running"},
+    "unknown-machine": {"state": "running", "amd_mode": "Enable", "unknown_is_machine": True},
+    "voicemail": {"state": "running", "amd_mode": "DetectMessageEnd",
+                  "machine_policy": "voicemail"},
+    "accept": {"state": "running", "amd_mode": "Enable", "machine_policy": "accept"},
+}
+FINAL_STATES = {"amd-off": "completed", "unknown-machine": "paused", "voicemail": "stopped",
+                "accept": "running"}
+
+
+def phones(count: int) -> list[str]:
+    return [f"+1415{next(_numbers):07d}" for _ in range(count)]
+
+
+async def claim(pool: asyncpg.Pool, campaign_id: int, limit: int) -> list[asyncpg.Record]:
+    return await repository.claim_due(
+        pool, campaign_id=campaign_id, account_sid="AC" + "a1" * 16, limit=limit,
+        max_concurrent=None, account_max_concurrent=None, worker_id="test-worker", now=NOW,
+        window_check=lambda zone: None)
+
+
+async def play(pool: asyncpg.Pool, recorder: OutcomeRecorder, claimed: Sequence[Any],
+               endings: Sequence[Ending]) -> None:
+    """End each claimed attempt as told, through the dialer's own writers."""
+    live = repository.LiveBuffer(pool)
+    sids: dict[int, str] = {}
+    for row, ending in zip(claimed, itertools.cycle(endings)):
+        attempt = row["attempt_id"]
+        if ending.kind == "rejected":
+            await repository.reject_attempt(pool, attempt, code=21211, message="invalid To")
+        elif ending.kind == "void":
+            await repository.mark_unknown(pool, attempt, reason="timeout")
+            await repository.void_attempt(pool, attempt, NOW)
+        elif ending.kind == "released":
+            await repository.release_unsent(pool, [attempt])
+        elif ending.kind != "requested":
+            sids[attempt] = "CA" + secrets.token_hex(16)
+            live.add(attempt, CallInfo(sids[attempt], "queued", "", "", None, None, None,
+                                       None, 120), NOW)
+    await live.flush()
+    events = [
+        CallEvent(call_sid=sids[row["attempt_id"]], source="call-progress-events", params={},
+                  attempt_hint=row["attempt_id"], sequence_number=3,
+                  call_status=ending.call_status, answered_by=ending.answered_by,
+                  duration=ending.duration, sip_code=ending.sip)
+        for row, ending in zip(claimed, itertools.cycle(endings)) if ending.kind == "final"
+    ]
+    await asyncio.gather(*(recorder.record(e, now=NOW) for e in events))
+
+
+async def populate(pool: asyncpg.Pool) -> dict[str, int]:
+    """Four campaigns, each with every ending twice over two rounds of claims, plus a
+    draft campaign with no contacts; returns {name: id}."""
+    recorder = OutcomeRecorder(pool)
+    ids: dict[str, int] = {}
+    for name, spec in SPECS.items():
+        ids[name] = await make_campaign(pool, name, phones(4 * len(ENDINGS)), **spec)
+        await play(pool, recorder, await claim(pool, ids[name], 2 * len(ENDINGS)), ENDINGS)
+        # Second round: the retries are due now (an operator's UPDATE) and called again.
+        await pool.execute("UPDATE contacts SET next_attempt_at = '-infinity' "
+                           "WHERE campaign_id = $1 AND state = 'retry_wait'", ids[name])
+        await play(pool, recorder, await claim(pool, ids[name], len(ENDINGS)),
+                   list(reversed(FINAL)))
+        skipped_phone = await pool.fetchval(
+            "SELECT phone FROM contacts WHERE campaign_id = $1 AND state = 'pending' "
+            "ORDER BY id LIMIT 1", ids[name])
+        await repository.dnc_add(pool, skipped_phone, ids[name], "asked not to be called")
+        await pool.execute("UPDATE campaigns SET state = $2 WHERE id = $1", ids[name],
+                           FINAL_STATES[name])
+    ids["draft"] = await make_campaign(pool, "draft", [], state="draft")
+    return ids
+
+
+async def expected_summary(pool: asyncpg.Pool, campaign_id: int) -> dict[str, Any]:
+    """The summary's figures counted straight from the tables; the outcomes both as
+    stored and as dialer.policy.classify reads each call under the campaign's rules."""
+    contacts = {r["state"]: r["n"] for r in await pool.fetch(
+        "SELECT state, count(*) AS n FROM contacts WHERE campaign_id = $1 GROUP BY state",
+        campaign_id)}
+    attempts = await pool.fetch("SELECT * FROM call_attempts WHERE campaign_id = $1",
+                                campaign_id)
+    campaign = Campaign.from_row(
+        await pool.fetchrow("SELECT * FROM campaigns WHERE id = $1", campaign_id))
+    stored = collections.Counter(a["outcome"] for a in attempts if a["state"] == "final")
+    for a in attempts:
+        if a["state"] == "final" and a["outcome"] is not None:
+            decided = classify(campaign.policy, a["call_status"], a["answered_by"],
+                               a["sip_response_code"])
+            assert decided.value == a["outcome"], dict(a)
+    states = collections.Counter(a["state"] for a in attempts)
+    completed = [a for a in attempts if a["call_status"] == "completed"]
+    talk = [a["duration"] for a in completed if a["duration"] is not None]
+    ended = states["final"]
+    answered = len(completed)
+    total = sum(contacts.values())
+    finished = sum(contacts.get(s, 0) for s in ("done", "failed", "skipped"))
+    return {
+        "contacts": total,
+        **{s: contacts.get(s, 0) for s in ("pending", "dialing", "in_call", "retry_wait",
+                                            "done", "failed", "skipped")},
+        "attempts": len(attempts) - states["void"], "calls_ended": ended,
+        "rejected": states["rejected"], "voided": states["void"], "answered": answered,
+        "human": stored["human"], "machine": stored["machine"],
+        "voicemail_left": stored["voicemail_left"], "fax": stored["fax"],
+        "answered_no_amd": stored["completed"], "busy": stored["busy"],
+        "no_answer": stored["no-answer"], "failed_transient": stored["failed_transient"],
+        "failed_permanent": stored["failed_permanent"],
+        "call_failed": stored["failed_transient"] + stored["failed_permanent"],
+        "canceled": stored["canceled"], "undecided": stored[None],
+        "answer_rate_pct": _pct(answered, ended),
+        "completion_pct": _pct(finished, total),
+        "avg_talk_seconds": round(Decimal(sum(talk)) / len(talk), 1) if talk else None,
+    }
+
+
+def _pct(part: int, whole: int) -> Decimal | None:
+    return round(Decimal(100 * part) / whole, 1) if whole else None
+
+
+@pytest.fixture
+async def campaigns(pool: asyncpg.Pool) -> dict[str, int]:
+    return await populate(pool)
+
+
+async def test_summary_equals_the_tables_for_every_campaign(
+    pool: asyncpg.Pool, campaigns: dict[str, int]
+) -> None:
+    seen_states = set()
+    for name, campaign_id in campaigns.items():
+        summary = await repository.campaign_summary(pool, name)
+        assert summary is not None
+        seen_states.add(summary["state"])
+        expected = await expected_summary(pool, campaign_id)
+        assert {k: summary[k] for k in expected} == expected, name
+    assert seen_states == {"draft", "running", "paused", "stopped", "completed"}
+
+
+async def test_every_contact_state_and_outcome_is_exercised(
+    pool: asyncpg.Pool, campaigns: dict[str, int]
+) -> None:
+    """The comparison above means something only if the rows hold every case."""
+    contact_states = {r[0] for r in await pool.fetch("SELECT DISTINCT state FROM contacts")}
+    assert contact_states == {"pending", "dialing", "in_call", "retry_wait", "done",
+                              "failed", "skipped"}
+    outcomes = {r[0] for r in await pool.fetch("SELECT DISTINCT outcome FROM call_attempts")}
+    assert outcomes >= {"human", "machine", "voicemail_left", "fax", "completed", "busy",
+                        "no-answer", "failed_transient", "failed_permanent", "canceled",
+                        "rejected", "void", None}
+
+
+async def test_human_is_what_the_policy_decided(
+    pool: asyncpg.Pool, campaigns: dict[str, int]
+) -> None:
+    """0002's view called every answered call without AMD, and every AnsweredBy=unknown,
+    a human; the summary counts what dialer.policy.classify decided."""
+    for name in ("amd-off", "unknown-machine"):
+        campaign_id = campaigns[name]
+        summary = await repository.campaign_summary(pool, name)
+        assert summary is not None
+        campaign = Campaign.from_row(
+            await pool.fetchrow("SELECT * FROM campaigns WHERE id = $1", campaign_id))
+        ended = await pool.fetch(
+            "SELECT call_status, answered_by, sip_response_code FROM call_attempts "
+            "WHERE campaign_id = $1 AND state = 'final' AND outcome IS NOT NULL", campaign_id)
+        humans = sum(classify(campaign.policy, *row).value == "human" for row in ended)
+        old_view = await pool.fetchval(
+            "SELECT count(*) FILTER (WHERE call_status = 'completed' AND "
+            "coalesce(answered_by, 'human') IN ('human', 'unknown')) FROM call_attempts "
+            "WHERE campaign_id = $1", campaign_id)
+        assert summary["human"] == humans < old_view, name
+    off = await repository.campaign_summary(pool, "amd-off")
+    assert off is not None and off["answered_no_amd"] == await pool.fetchval(
+        "SELECT count(*) FROM call_attempts WHERE campaign_id = $1 AND outcome IS NOT NULL "
+        "AND call_status = 'completed' AND answered_by IS NULL", campaigns["amd-off"]) > 0
+    unknown = await repository.campaign_summary(pool, "unknown-machine")
+    machines, of_unknown = await pool.fetchrow(
+        "SELECT count(*), count(*) FILTER (WHERE answered_by = 'unknown') FROM call_attempts "
+        "WHERE campaign_id = $1 AND outcome = 'machine'", campaigns["unknown-machine"])
+    assert unknown is not None and unknown["machine"] == machines and of_unknown > 0
+
+
+async def test_outcomes_and_funnel_equal_the_tables(
+    pool: asyncpg.Pool, campaigns: dict[str, int]
+) -> None:
+    for campaign_id in campaigns.values():
+        outcomes = {r["outcome"]: r["attempts"]
+                    for r in await repository.campaign_outcomes(pool, campaign_id)}
+        assert outcomes == {
+            r["outcome"]: r["n"] for r in await pool.fetch(
+                """SELECT coalesce(outcome, 'undecided') AS outcome, count(*) AS n
+                   FROM call_attempts WHERE campaign_id = $1
+                     AND (outcome IS NOT NULL OR state = 'final') GROUP BY 1""", campaign_id)}
+        funnel = {(r["attempt_no"], r["ended_in"]): r["attempts"]
+                  for r in await repository.retry_funnel(pool, campaign_id)}
+        assert funnel == {
+            (r["attempt_no"], r["ended_in"]): r["n"] for r in await pool.fetch(
+                """SELECT attempt_no, coalesce(outcome, state) AS ended_in, count(*) AS n
+                   FROM call_attempts WHERE campaign_id = $1 GROUP BY 1, 2""", campaign_id)}
+
+
+async def test_bulk_writes_deletes_and_compaction_keep_the_counts(
+    pool: asyncpg.Pool, campaigns: dict[str, int]
+) -> None:
+    """Statements of many rows (a bulk insert, an UPDATE of one campaign's contacts, a
+    DELETE that cascades to attempts), a deleted campaign, and compaction by hand."""
+    campaign_id = campaigns["accept"]
+    await pool.execute(
+        """INSERT INTO contacts (campaign_id, phone, state, reason)
+           SELECT $1, '+1212' || lpad(i::text, 7, '0'), 'skipped', 'bulk'
+           FROM generate_series(1, 500) AS i""", campaign_id)
+    await pool.execute("UPDATE contacts SET state = 'done' WHERE campaign_id = $1 "
+                       "AND state = 'retry_wait'", campaign_id)
+    await pool.execute("DELETE FROM contacts WHERE campaign_id = $1 AND id % 3 = 0",
+                       campaign_id)
+    await pool.execute("DELETE FROM campaigns WHERE name = 'voicemail'")
+    assert await repository.campaign_summary(pool, "voicemail") is None
+    assert await pool.fetchval("SELECT count(*) FROM campaign_counts WHERE campaign_id = $1",
+                               campaigns["voicemail"]) == 0
+    before = await pool.fetchval("SELECT count(*) FROM campaign_counts WHERE campaign_id = $1",
+                                 campaign_id)
+    await pool.execute("SELECT compact_campaign_counts($1)", [campaign_id])
+    rows = await pool.fetch("SELECT counter FROM campaign_counts WHERE campaign_id = $1",
+                            campaign_id)
+    assert len(rows) == len({r["counter"] for r in rows}) < before
+    summary = await repository.campaign_summary(pool, "accept")
+    expected = await expected_summary(pool, campaign_id)
+    assert summary is not None and {k: summary[k] for k in expected} == expected
+
+
+async def test_counts_agree_under_concurrent_writers_and_compactions(
+    pool: asyncpg.Pool,
+) -> None:
+    """Claims, callbacks and compactions of two campaigns at once, on several
+    connections: the sums come out right."""
+    recorder = OutcomeRecorder(pool)
+    ids = [await make_campaign(pool, f"busy{i}", phones(120)) for i in range(2)]
+
+    async def work(campaign_id: int) -> None:
+        for _ in range(4):
+            await play(pool, recorder, await claim(pool, campaign_id, 30), FINAL)
+
+    async def compact() -> None:
+        for _ in range(20):
+            await pool.execute("SELECT compact_campaign_counts($1)", ids)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(work(i) for i in ids), compact(), compact())
+    for campaign_id, name in zip(ids, ("busy0", "busy1"), strict=True):
+        summary = await repository.campaign_summary(pool, name)
+        expected = await expected_summary(pool, campaign_id)
+        assert summary is not None and {k: summary[k] for k in expected} == expected
+        assert summary["attempts"] == 120
+
+
+async def test_rebuild_recounts_what_the_triggers_did_not_see(pool: asyncpg.Pool) -> None:
+    """A load made with the triggers off (bench/reports.py does this) is counted by
+    rebuild_campaign_counts()."""
+    campaign_id = await make_campaign(pool, "loaded", [])
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE contacts DISABLE TRIGGER USER")
+        await conn.execute(
+            """INSERT INTO contacts (campaign_id, phone)
+               SELECT $1, '+1303' || lpad(i::text, 7, '0') FROM generate_series(1, 50) AS i""",
+            campaign_id)
+        await conn.execute("ALTER TABLE contacts ENABLE TRIGGER USER")
+    summary = await repository.campaign_summary(pool, "loaded")
+    assert summary is not None and summary["contacts"] == 0
+    await pool.execute("SELECT rebuild_campaign_counts()")
+    summary = await repository.campaign_summary(pool, "loaded")
+    assert summary is not None and summary["contacts"] == summary["pending"] == 50
