@@ -16,11 +16,14 @@ Then it prints:
   * the summary latency of the small and the large campaign (the named query
     campaign_summary, p50/p95/max of repeated runs), beside one run of the same
     counts taken by a scan restricted to the campaign's rows and one of the 0002 view;
-  * the outcome breakdown and the retry funnel of the large campaign, with latencies;
-  * the export: the real ``dialer report large --csv FILE`` (and ``.csv.gz``) as an
-    operator runs it, in a subprocess: rows/s and its peak RSS (VmHWM);
+  * the outcome breakdown and the retry funnel of the large campaign, and the views
+    other tools read (attempt_detail by name, outcomes_per_hour), with latencies;
+  * the export: the real ``dialer report large --csv FILE`` (and ``.csv.gz``, and one
+    day of it with --since/--until) as an operator runs it, in a subprocess: rows/s
+    and its peak RSS (VmHWM);
   * the claim latency (repository.claim_due, batches of 50) on this database against
-    an empty one; the claimed contacts are handed back afterwards.
+    an empty one, and an empty one with the counting triggers off (what counting costs
+    a claim), claims taken in turn; the claimed contacts are handed back afterwards.
 
 Goals (issue 19): summary < 50 ms whatever the campaign's size; export >= 200,000
 rows/s with peak RSS < 150 MB; claim latency within 2x of an empty database.
@@ -32,6 +35,7 @@ there once and reused; ``--rebuild`` builds it again); otherwise a throwaway clu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -192,6 +196,18 @@ SELECT (SELECT count(*) FROM contacts WHERE campaign_id = $1) AS contacts,
 """
 
 
+# The views other reporting tools read, filtered by campaign as they would be.
+VIEW_QUERIES = (
+    ("attempt_detail by name (all rows)",
+     "SELECT * FROM attempt_detail WHERE campaign = $1", "small"),
+    ("outcomes_per_hour by campaign_id",
+     "SELECT * FROM outcomes_per_hour WHERE campaign_id = $1", "small"),
+    ("outcomes_per_hour by campaign_id",
+     "SELECT * FROM outcomes_per_hour WHERE campaign_id = $1", "large"),
+)
+DAY = ("--since", "2026-01-10", "--until", "2026-01-11")
+
+
 @dataclass(frozen=True, slots=True)
 class Latency:
     what: str
@@ -319,16 +335,23 @@ async def summaries(dsn: str, runs: int) -> tuple[list[Latency], dict[str, dict[
                              f"{name}: scan of its rows (for comparison)"))
         found.append(_ms(await _timed(conn, OLD_SUMMARY, "small", runs=1),
                          "small: the view of 0002 (for comparison)"))
+
     finally:
         await conn.close()
     return found, rows
 
 
-async def breakdowns(dsn: str, campaign_id: int, runs: int
+async def breakdowns(dsn: str, rows: dict[str, dict[str, Any]], runs: int
                      ) -> tuple[list[Latency], dict[str, list[dict[str, Any]]]]:
+    """The breakdowns of the large campaign, and the views other tools read."""
+    campaign_id = rows["large"]["campaign_id"]
     conn = await db.connect(dsn)
     try:
         found, tables = [], {}
+        for name, query, campaign in VIEW_QUERIES:
+            value = rows[campaign]["campaign_id"] if "campaign_id" in name else campaign
+            found.append(_ms(await _timed(conn, query, value, runs=3),
+                             f"{campaign}: view {name}"))
         for what, call in (("outcomes", repository.campaign_outcomes),
                            ("retry funnel", repository.retry_funnel)):
             tables[what] = [dict(r) for r in await call(conn, campaign_id)]
@@ -340,13 +363,14 @@ async def breakdowns(dsn: str, campaign_id: int, runs: int
     return found, tables
 
 
-def export(dsn: str, folder: Path, name: str, suffix: str) -> Export:
-    """``dialer report NAME --csv FILE`` as an operator runs it; VmHWM polled."""
+def export(dsn: str, folder: Path, name: str, suffix: str, *options: str) -> Export:
+    """``dialer report NAME --csv FILE [options]`` as an operator runs it; VmHWM
+    polled."""
     path = folder / f"{name}{suffix}"
     env = bench_env(DIALER_DATABASE_URL=dsn)
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "dialer.cli", "report", name, "--csv",
-                             str(path)], env=env, stdout=subprocess.PIPE,
+                             str(path), *options], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     peak = 0
     while proc.poll() is None:
@@ -359,33 +383,50 @@ def export(dsn: str, folder: Path, name: str, suffix: str) -> Export:
     rows = int(out.strip().splitlines()[-1].split()[0])
     size = path.stat().st_size / 1e6
     path.unlink()
-    return Export(path.name, rows, size, seconds, rows / seconds, peak / 1024)
+    label = f"{path.name} {' '.join(options)}".rstrip()
+    return Export(label, rows, size, seconds, rows / seconds, peak / 1024)
 
 
-async def claims(dsn: str, campaign: str, rounds: int) -> list[float]:
-    """Claim latencies (seconds) of ``rounds`` batches; the contacts are handed back."""
-    async with db.open_pool(dsn) as pool:
-        row = await repository.campaign_by_name(pool, campaign)
-        assert row is not None
-        times, attempts = [], []
+async def claims(targets: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """Claim latencies (seconds) of ``rounds`` batches of campaign "large" in each
+    database of ``targets`` ({label: dsn}), taken in turn so that the machine's load
+    weighs on each alike; the contacts are handed back afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        pools = {label: await stack.enter_async_context(db.open_pool(dsn))
+                 for label, dsn in targets.items()}
+        campaigns = {}
+        for label, pool in pools.items():
+            row = await repository.campaign_by_name(pool, "large")
+            assert row is not None
+            campaigns[label] = row["id"]
+        times: dict[str, list[float]] = {label: [] for label in targets}
+        attempts: dict[str, list[int]] = {label: [] for label in targets}
         for _ in range(rounds):
-            started = time.perf_counter()
-            claimed = await repository.claim_due(
-                pool, campaign_id=row["id"], account_sid=ACCOUNT, limit=CLAIM_BATCH,
-                max_concurrent=None, account_max_concurrent=None, worker_id="bench",
-                now=dt.datetime.now(dt.UTC), window_check=lambda zone: None)
-            times.append(time.perf_counter() - started)
-            assert len(claimed) == CLAIM_BATCH, f"only {len(claimed)} contacts were due"
-            attempts.extend(r["attempt_id"] for r in claimed)
-        await repository.release_unsent(pool, attempts)
+            for label, pool in pools.items():
+                started = time.perf_counter()
+                claimed = await repository.claim_due(
+                    pool, campaign_id=campaigns[label], account_sid=ACCOUNT,
+                    limit=CLAIM_BATCH, max_concurrent=None, account_max_concurrent=None,
+                    worker_id="bench", now=dt.datetime.now(dt.UTC),
+                    window_check=lambda zone: None)
+                times[label].append(time.perf_counter() - started)
+                assert len(claimed) == CLAIM_BATCH, f"{label}: only {len(claimed)} were due"
+                attempts[label].extend(r["attempt_id"] for r in claimed)
+        for label, pool in pools.items():
+            await repository.release_unsent(pool, attempts[label])
     return times
 
 
-async def empty_database(dsn_of: Any, contacts: int) -> str:
-    """A database with nothing but one running campaign of pending contacts."""
-    dsn = await dsn_of("reports_empty")
+async def empty_database(dsn_of: Any, name: str, contacts: int, *, counting: bool = True
+                         ) -> str:
+    """A database with nothing but one running campaign of pending contacts; without
+    ``counting``, with the counting triggers off (what counting costs a claim)."""
+    dsn = await dsn_of(name)
     conn = await db.connect(dsn)
     try:
+        if not counting:
+            await conn.execute("ALTER TABLE contacts DISABLE TRIGGER USER; "
+                               "ALTER TABLE call_attempts DISABLE TRIGGER USER")
         await conn.execute("INSERT INTO accounts (sid) VALUES ($1)", ACCOUNT)
         await conn.execute(
             """INSERT INTO campaigns (name, account_sid, from_number, twiml_url, state)
@@ -425,15 +466,20 @@ async def measure(args: Any, contacts: int, pg: Any, folder: Path) -> dict[str, 
     rounds = 20 if args.quick else 100
     dsn = await database(args, contacts, pg)
     summary_latency, rows = await summaries(dsn, runs)
-    breakdown_latency, tables = await breakdowns(dsn, rows["large"]["campaign_id"], runs)
-    exports = [export(dsn, folder, "large", suffix) for suffix in (".csv", ".csv.gz")]
-    busy = await claims(dsn, "large", rounds)
+    breakdown_latency, tables = await breakdowns(dsn, rows, runs)
+    exports = [export(dsn, folder, "large", ".csv"), export(dsn, folder, "large", ".csv.gz"),
+               export(dsn, folder, "large", ".csv", *DAY)]
 
     async def dsn_of(name: str) -> str:
         return await fresh_dsn(args, pg, name)
 
-    empty = await claims(await empty_database(dsn_of, CLAIM_BATCH * rounds), "large", rounds)
-    claim = [_ms(empty, "empty database"), _ms(busy, f"{contacts:,} contacts")]
+    targets = {
+        "empty database": await empty_database(dsn_of, "reports_empty", CLAIM_BATCH * rounds),
+        "empty database, counting triggers off": await empty_database(
+            dsn_of, "reports_uncounted", CLAIM_BATCH * rounds, counting=False),
+        f"{contacts:,} contacts": dsn,
+    }
+    claim = [_ms(times, label) for label, times in (await claims(targets, rounds)).items()]
     return {"contacts": contacts, "summary": summary_latency, "campaigns": rows,
             "breakdowns": breakdown_latency, "tables": tables, "exports": exports,
             "claims": claim}
@@ -453,7 +499,8 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
 
     print_table(f"Summary latency (goal: < {GOAL_SUMMARY_MS:g} ms whatever the size)",
                 latency_headers, latency_rows(result["summary"]))
-    print_table("Breakdown latency", latency_headers, latency_rows(result["breakdowns"]))
+    print_table("Breakdowns and views, filtered by campaign", latency_headers,
+                latency_rows(result["breakdowns"]))
     outcomes = result["tables"]["outcomes"]
     print_table("Outcome breakdown, large", ["outcome", "attempts"],
                 [[r["outcome"], r["attempts"]] for r in outcomes])
@@ -467,11 +514,11 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
                 [[e.file, e.rows, e.megabytes, e.seconds, e.rows_per_s, e.peak_rss_mb]
                  for e in exports])
     claim: list[Latency] = result["claims"]
-    ratio = claim[1].p50_ms / claim[0].p50_ms
+    ratio = claim[2].p50_ms / claim[0].p50_ms
     print_table(f"Claim latency, batches of {CLAIM_BATCH} (goal: within "
                 f"{GOAL_CLAIM_RATIO:g}x of an empty database)",
                 latency_headers, latency_rows(claim))
-    print(f"claim p50 ratio: {ratio:.2f}x")
+    print(f"claim p50 ratio, {result['contacts']:,} contacts against empty: {ratio:.2f}x")
     summary_worst = max(x.p95_ms for x in result["summary"] if "campaign_summary" in x.what)
     plain = exports[0]
     figures = {
