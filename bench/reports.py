@@ -286,23 +286,16 @@ async def build(dsn: str, contacts: int, campaigns: int) -> float:
 async def database(args: Any, contacts: int, pg: Any) -> str:
     """The built database's DSN: a throwaway one, or ``--dsn``'s (built once)."""
     name = f"reports_{contacts}"
-    if pg is not None:
-        dsn = await pg.new_database(name)
-    else:
+    if pg is None and not args.rebuild:
         admin = await asyncpg.connect(args.dsn)
         try:
             exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-            if exists and not args.rebuild:
-                print(f"reusing database {name}")
-                return _with_database(args.dsn, name)
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await admin.execute(f"CREATE DATABASE {name}")
         finally:
             await admin.close()
-        dsn = _with_database(args.dsn, name)
-        conn = await db.connect(dsn)
-        await db.migrate(conn)
-        await conn.close()
+        if exists:
+            print(f"reusing database {name}")
+            return _with_database(args.dsn, name)
+    dsn = await fresh_dsn(args, pg, name)
     print(f"building {contacts:,} contacts over {args.campaigns} campaigns", flush=True)
     seconds = await build(dsn, contacts, args.campaigns)
     print(f"built in {seconds:.0f} s", flush=True)
@@ -446,6 +439,7 @@ async def empty_database(dsn_of: Any, name: str, contacts: int, *, counting: boo
 
 
 async def fresh_dsn(args: Any, pg: Any, name: str) -> str:
+    """A new migrated database: from the throwaway cluster, or made on ``--dsn``."""
     if pg is not None:
         return str(await pg.new_database(name))
     admin = await asyncpg.connect(args.dsn)
