@@ -84,25 +84,23 @@ EXCEPTION WHEN serialization_failure THEN
     NULL;
 END $$;
 
--- Record the deltas of one statement, netted per campaign and counter (an UPDATE that
--- changed no state nets to nothing and writes nothing). About one insert in 256
--- compacts its campaign, so each campaign keeps a few hundred rows. Campaigns being
--- deleted in this transaction are left out (their rows go with them by cascade).
+-- Record the deltas of one statement, summed per campaign and counter by its trigger;
+-- zeros (an UPDATE that changed no state nets to nothing) are not written. About one
+-- insert in 256 compacts its campaign, so each campaign keeps a few hundred rows.
+-- Campaigns being deleted in this transaction are left out (their rows go with them
+-- by cascade).
 CREATE FUNCTION add_campaign_counts(campaign_ids bigint[], counters text[], ns bigint[])
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     due bigint[];
 BEGIN
-    WITH delta AS (
-        SELECT d.campaign_id, d.counter, sum(d.n) AS n
-        FROM unnest(campaign_ids, counters, ns) AS d(campaign_id, counter, n)
-        GROUP BY d.campaign_id, d.counter
-        HAVING sum(d.n) <> 0
-    ), added AS (
+    WITH added AS (
         INSERT INTO campaign_counts (campaign_id, counter, n)
-        SELECT delta.campaign_id, delta.counter, delta.n
-        FROM delta JOIN campaigns c ON c.id = delta.campaign_id
+        SELECT d.campaign_id, d.counter, d.n
+        FROM unnest(campaign_ids, counters, ns) AS d(campaign_id, counter, n)
+        JOIN campaigns c ON c.id = d.campaign_id
+        WHERE d.n <> 0
         RETURNING id, campaign_id
     )
     SELECT array_agg(DISTINCT campaign_id) FILTER (WHERE id % 256 = 0) INTO due FROM added;
@@ -111,23 +109,26 @@ BEGIN
     END IF;
 END $$;
 
+-- The triggers sum each statement's rows per campaign and counter before handing the
+-- sums over: arrays of a few elements, however many rows the statement changed.
 CREATE FUNCTION count_contact_changes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg('contact:' || state),
-                                    array_agg(1::bigint))
-        FROM new_rows;
+        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg(counter), array_agg(n))
+        FROM (SELECT campaign_id, 'contact:' || state AS counter, count(*) AS n
+              FROM new_rows GROUP BY 1, 2) AS added;
     ELSIF TG_OP = 'DELETE' THEN
-        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg('contact:' || state),
-                                    array_agg(-1::bigint))
-        FROM old_rows;
+        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg(counter), array_agg(n))
+        FROM (SELECT campaign_id, 'contact:' || state AS counter, -count(*) AS n
+              FROM old_rows GROUP BY 1, 2) AS removed;
     ELSE
-        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg('contact:' || state),
-                                    array_agg(n))
-        FROM (SELECT campaign_id, state, 1::bigint AS n FROM new_rows
-              UNION ALL
-              SELECT campaign_id, state, -1::bigint FROM old_rows) AS changed;
+        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg(counter), array_agg(n))
+        FROM (SELECT campaign_id, 'contact:' || state AS counter, sum(sign) AS n
+              FROM (SELECT campaign_id, state, 1 AS sign FROM new_rows
+                    UNION ALL
+                    SELECT campaign_id, state, -1 FROM old_rows) AS rows
+              GROUP BY 1, 2) AS changed;
     END IF;
     RETURN NULL;
 END $$;
@@ -136,27 +137,30 @@ CREATE FUNCTION count_attempt_changes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM add_campaign_counts(array_agg(a.campaign_id), array_agg(c.counter),
-                                    array_agg(c.n))
-        FROM new_rows a,
-             attempt_counters(a.state, a.call_status, a.outcome, a.attempt_no, a.duration) c;
-    ELSIF TG_OP = 'DELETE' THEN
-        PERFORM add_campaign_counts(array_agg(a.campaign_id), array_agg(c.counter),
-                                    array_agg(-c.n))
-        FROM old_rows a,
-             attempt_counters(a.state, a.call_status, a.outcome, a.attempt_no, a.duration) c;
-    ELSE
-        PERFORM add_campaign_counts(array_agg(changed.campaign_id), array_agg(changed.counter),
-                                    array_agg(changed.n))
-        FROM (SELECT a.campaign_id, c.counter, c.n
+        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg(counter), array_agg(n))
+        FROM (SELECT a.campaign_id, c.counter, sum(c.n)::bigint AS n
               FROM new_rows a,
                    attempt_counters(a.state, a.call_status, a.outcome, a.attempt_no,
                                     a.duration) c
-              UNION ALL
-              SELECT a.campaign_id, c.counter, -c.n
+              GROUP BY 1, 2) AS added;
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg(counter), array_agg(n))
+        FROM (SELECT a.campaign_id, c.counter, -sum(c.n)::bigint AS n
               FROM old_rows a,
                    attempt_counters(a.state, a.call_status, a.outcome, a.attempt_no,
-                                    a.duration) c) AS changed;
+                                    a.duration) c
+              GROUP BY 1, 2) AS removed;
+    ELSE
+        PERFORM add_campaign_counts(array_agg(campaign_id), array_agg(counter), array_agg(n))
+        FROM (SELECT a.campaign_id, c.counter, sum(a.sign * c.n)::bigint AS n
+              FROM (SELECT campaign_id, state, call_status, outcome, attempt_no, duration,
+                           1 AS sign FROM new_rows
+                    UNION ALL
+                    SELECT campaign_id, state, call_status, outcome, attempt_no, duration, -1
+                    FROM old_rows) AS a,
+                   attempt_counters(a.state, a.call_status, a.outcome, a.attempt_no,
+                                    a.duration) c
+              GROUP BY 1, 2) AS changed;
     END IF;
     RETURN NULL;
 END $$;
