@@ -46,8 +46,9 @@ def summary_table(name: str, summary: Mapping[str, Any]) -> Table:
 
 
 class FileWriteError(Exception):
-    """The export file could not be created or written (``__cause__``: the OSError).
-    Kept apart from OSError, which a lost database connection raises as well."""
+    """The export file could not be created or written; the message says which and why
+    (``__cause__``: the OSError). Kept apart from OSError, which a lost database
+    connection raises as well."""
 
 
 def is_gzip_name(path: Path) -> bool:
@@ -56,30 +57,37 @@ def is_gzip_name(path: Path) -> bool:
 
 
 @contextlib.contextmanager
+def _file_errors(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise FileWriteError(f"{doing} failed ({exc.strerror or exc})") from exc
+
+
+@contextlib.contextmanager
 def _replacing(path: Path) -> Iterator[IO[bytes]]:
     """A new file that becomes ``path`` only once it is complete: a failed or
     interrupted export leaves what was at ``path`` before as it was, and no partial
     file. Created beside ``path`` (so the rename is atomic) with the permissions a
-    plain open would give it."""
+    plain open would give it. A device or a pipe (``/dev/stdout``, a FIFO) is written
+    in place: there is nothing to keep, and renaming over it would replace it."""
+    if path.exists() and not path.is_file():
+        with _file_errors("opening"):
+            out = path.open("wb")
+        with out:
+            yield out
+        return
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
-    with _file_errors():
+    with _file_errors("creating a file beside it"):
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
-        with _file_errors():
+        with _file_errors("renaming the finished file"):
             os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-
-
-@contextlib.contextmanager
-def _file_errors() -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise FileWriteError(exc.strerror or str(exc)) from exc
 
 
 async def write_export(path: Path, copy: Callable[[Sink], Awaitable[int]]) -> int:
@@ -95,10 +103,10 @@ async def write_export(path: Path, copy: Callable[[Sink], Awaitable[int]]) -> in
                                 compresslevel=GZIP_LEVEL, mtime=0)
 
         async def sink(chunk: bytes) -> None:
-            with _file_errors():
+            with _file_errors("writing"):
                 out.write(chunk)
 
         rows = await copy(sink)
-        with _file_errors():
+        with _file_errors("writing"):
             out.close()  # a GzipFile writes its trailer; the file itself closes after
     return rows

@@ -394,7 +394,7 @@ async def test_an_unexpected_error_is_one_line_unless_debugging(
     pool: asyncpg.Pool, dsn: str
 ) -> None:
     await make_campaign(pool)
-    await pool.execute("DROP VIEW attempt_detail")  # a database broken by hand
+    await pool.execute("DROP VIEW campaign_summary")  # a database broken by hand
     args = ("report", "spring", "--csv", os.devnull)
     one_line(await cli(dsn, *args), 1, "unexpected error", "UndefinedTableError",
              "--debug")
