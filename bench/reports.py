@@ -3,8 +3,9 @@
     .venv/bin/python bench/reports.py [--contacts 10000000] [--campaigns 50] [--dsn URL]
                                       [--rebuild] [--quick] [--json FILE] [--no-fsync]
 
-Builds a database of ``--contacts`` contacts (10M) and about twice as many attempts
-over ``--campaigns`` campaigns (50) with generate_series: "large" holds a fifth of the
+Builds a database of ``--contacts`` contacts (10M) and about twice as many attempts,
+each with its compliance record, over ``--campaigns`` campaigns (50) with
+generate_series: "large" holds a fifth of the
 contacts, "small" one in five hundred, the others share the rest. Contacts are in
 every state, attempts have every outcome, a contact's last attempt matches its state,
 and the attempts of all campaigns are interleaved in the table as running campaigns
@@ -16,8 +17,10 @@ Then it prints:
   * the summary latency of the small and the large campaign (the named query
     campaign_summary, p50/p95/max of repeated runs), beside one run of the same
     counts taken by a scan restricted to the campaign's rows and one of the 0002 view;
-  * the outcome breakdown and the retry funnel of the large campaign, and the views
-    other tools read (attempt_detail by name, outcomes_per_hour), with latencies;
+  * the breakdowns of the large campaign, with latencies: by outcome and the retry
+    funnel (from the counters), by the recipient's local hour, by zones and by country
+    (scans of its ended calls); and the views other tools read (attempt_detail by name,
+    outcomes_per_hour);
   * the export: the real ``dialer report large --csv FILE`` (and ``.csv.gz``, and one
     day of it with --since/--until) as an operator runs it, in a subprocess: rows/s
     and its peak RSS (VmHWM);
@@ -58,6 +61,8 @@ from _common import (
 )
 
 from dialer import db, queries, repository
+from dialer.campaigns import Campaign
+from dialer.compliance import ClaimDecisions
 
 GOAL_SUMMARY_MS = 50.0
 GOAL_EXPORT_ROWS_PER_S = 200_000
@@ -65,7 +70,7 @@ GOAL_EXPORT_RSS_MB = 150.0
 GOAL_CLAIM_RATIO = 2.0
 ACCOUNT = "AC" + "0" * 32
 CLAIM_BATCH = 50
-LOADED = ("contacts", "call_attempts")
+LOADED = ("contacts", "call_attempts", "attempt_compliance")
 
 # The campaigns: ordinal 1 is "large" (a fifth of the contacts), 2 is "small" (one in
 # five hundred), the others share the rest; first = the first contact's number.
@@ -85,28 +90,44 @@ SELECT ordinal, contacts, sum(contacts) OVER (ORDER BY ordinal) - contacts AS fi
 FROM s
 """
 
+# Open at any time, so the claims measured take whoever is due.
 CAMPAIGNS = """
-INSERT INTO campaigns (name, account_sid, from_number, twiml_url, amd_mode, state)
+INSERT INTO campaigns (name, account_sid, from_number, twiml_url, amd_mode, state, calendar)
 SELECT name, $1, '+15005550006', 'https://example.com/twiml',
-       CASE WHEN ordinal % 3 = 0 THEN 'off' ELSE 'DetectMessageEnd' END, 'running'
+       CASE WHEN ordinal % 3 = 0 THEN 'off' ELSE 'DetectMessageEnd' END, 'running',
+       'mon-sun 00:00-24:00'
 FROM sizes ORDER BY ordinal
+"""
+
+# Where the numbers ring: the zones and US states an import stores for them (one in
+# eight is an Australian mobile, which may ring in eight zones of three countries).
+PLACES = """
+CREATE TEMP TABLE places (place, prefix, zones, states) AS
+VALUES (0, '+1212', '{America/New_York}'::text[], '{NY}'::text[]),
+       (1, '+1312', '{America/Chicago}', '{IL}'), (2, '+1303', '{America/Denver}', '{CO}'),
+       (3, '+1415', '{America/Los_Angeles}', '{CA}'),
+       (4, '+1907', '{America/Anchorage}', '{AK}'), (5, '+1808', '{Pacific/Honolulu}', '{HI}'),
+       (6, '+4420', '{Europe/London}', '{}'),
+       (7, '+614', '{Australia/Adelaide,Australia/Brisbane,Australia/Eucla,Australia/Lord_Howe,'
+                   'Australia/Perth,Australia/Sydney,Indian/Christmas,Indian/Cocos}', '{}')
 """
 
 # States by a hash of the number: 70 % done, 15 % failed, 5 % waiting for a retry,
 # 6 % pending (never called), 4 % skipped; 1 to 3 attempts for those called.
 CONTACTS = """
-INSERT INTO contacts (campaign_id, phone, attributes, state, attempts, reason, next_attempt_at)
-SELECT c.id,
-       (ARRAY['+1212', '+1312', '+1303', '+1415', '+1907', '+1808', '+4420', '+6128'])[1 + i % 8]
-           || lpad(i::text, 8, '0'),
+INSERT INTO contacts (campaign_id, phone, attributes, state, attempts, reason, next_attempt_at,
+                      zones, zone_source, states, state_sources)
+SELECT c.id, p.prefix || lpad(i::text, 8, '0'),
        jsonb_build_object('first_name', 'Contact ' || i), st.state,
        CASE WHEN st.state IN ('done', 'failed') THEN (ARRAY[1, 2, 3, 3])[1 + i / 100 % 4]
             WHEN st.state = 'retry_wait' THEN 1 + i / 100 % 2 ELSE 0 END,
        CASE WHEN st.state IN ('failed', 'skipped') THEN 'bench' END,
-       CASE WHEN st.state = 'retry_wait' THEN now() + interval '1 day' ELSE '-infinity' END
+       CASE WHEN st.state = 'retry_wait' THEN now() + interval '1 day' ELSE '-infinity' END,
+       p.zones, 'number', p.states, array_fill('number'::text, ARRAY[cardinality(p.states)])
 FROM sizes s
 JOIN campaigns c ON c.name = s.name
 CROSS JOIN LATERAL generate_series(s.first, s.first + s.contacts - 1) AS i
+JOIN places p ON p.place = i % 8
 CROSS JOIN LATERAL (
     SELECT CASE WHEN i * 37 % 100 < 70 THEN 'done' WHEN i * 37 % 100 < 85 THEN 'failed'
                 WHEN i * 37 % 100 < 90 THEN 'retry_wait' WHEN i * 37 % 100 < 96 THEN 'pending'
@@ -153,7 +174,26 @@ CROSS JOIN LATERAL (
 ) o
 """
 
-# What a load must take off the two tables and put back, in the order to put it back.
+# Each attempt's compliance record, as the claim writes it: the local time in every
+# zone, ISO-8601 with the zone's offset then.
+COMPLIANCE = """
+INSERT INTO attempt_compliance (attempt_id, decided_at, zones, zone_source, states,
+                                state_sources, local_times, rule_packs, rules, open_until)
+SELECT a.id, a.requested_at, k.zones, k.zone_source, k.states, k.state_sources,
+       ARRAY(SELECT to_char(local, 'YYYY-MM-DD"T"HH24:MI:SS')
+                    || CASE WHEN offset_min < 0 THEN '-' ELSE '+' END
+                    || lpad((abs(offset_min) / 60)::text, 2, '0') || ':'
+                    || lpad((abs(offset_min) % 60)::text, 2, '0')
+             FROM unnest(k.zones) AS z(zone)
+             CROSS JOIN LATERAL (SELECT a.requested_at AT TIME ZONE z.zone AS local) l
+             CROSS JOIN LATERAL (
+                 SELECT (extract(epoch FROM l.local - (a.requested_at AT TIME ZONE 'UTC'))
+                         / 60)::int AS offset_min) o),
+       '{}', '{calendar}', a.requested_at + interval '1 hour'
+FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
+"""
+
+# What a load must take off the tables and put back, in the order to put it back.
 SCHEMA_OF_LOADED = """
 SELECT 'constraint' AS kind, c.conrelid::regclass::text AS tab, c.conname AS name,
        format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
@@ -206,6 +246,15 @@ VIEW_QUERIES = (
      "SELECT * FROM outcomes_per_hour WHERE campaign_id = $1", "large"),
 )
 DAY = ("--since", "2026-01-10", "--until", "2026-01-11")
+# (title, named query, its function, read from the counters); the others scan the
+# campaign's ended calls and their compliance records.
+BREAKDOWNS = (
+    ("outcomes", "campaign_outcomes", repository.campaign_outcomes, True),
+    ("retry funnel", "retry_funnel", repository.retry_funnel, True),
+    ("local hour", "outcomes_by_local_hour", repository.outcomes_by_local_hour, False),
+    ("zones", "outcomes_by_zone", repository.outcomes_by_zone, False),
+    ("country", "outcomes_by_country", repository.outcomes_by_country, False),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +305,7 @@ async def build(dsn: str, contacts: int, campaigns: int) -> float:
             await conn.execute("INSERT INTO accounts (sid) VALUES ($1)", ACCOUNT)
             await conn.execute(SIZES, contacts, campaigns)
             await conn.execute(CAMPAIGNS, ACCOUNT)
+            await conn.execute(PLACES)
             for item in reversed(schema):
                 if item["kind"] == "constraint":
                     await conn.execute(f"ALTER TABLE {item['tab']} DROP CONSTRAINT "
@@ -264,7 +314,8 @@ async def build(dsn: str, contacts: int, campaigns: int) -> float:
                     await conn.execute(f"DROP INDEX {item['name']}")
             for table in LOADED:
                 await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        for step, statement in (("contacts", CONTACTS), ("attempts", ATTEMPTS)):
+        for step, statement in (("contacts", CONTACTS), ("attempts", ATTEMPTS),
+                                ("compliance records", COMPLIANCE)):
             t0 = time.perf_counter()
             status = await conn.execute(statement)
             print(f"  {step}: {int(status.split()[-1]):,} rows in "
@@ -348,12 +399,10 @@ async def breakdowns(dsn: str, rows: dict[str, dict[str, Any]], runs: int
             value = rows[campaign]["campaign_id"] if "campaign_id" in name else campaign
             found.append(_ms(await _timed(conn, query, value, runs=3),
                              f"{campaign}: view {name}"))
-        for what, call in (("outcomes", repository.campaign_outcomes),
-                           ("retry funnel", repository.retry_funnel)):
+        for what, name, call, counted in BREAKDOWNS:
             tables[what] = [dict(r) for r in await call(conn, campaign_id)]
-            query = queries.get("campaign_outcomes" if what == "outcomes" else "retry_funnel")
-            found.append(_ms(await _timed(conn, query, campaign_id, runs=runs),
-                             f"large: {what}"))
+            found.append(_ms(await _timed(conn, queries.get(name), campaign_id,
+                                          runs=runs if counted else 3), f"large: {name}"))
     finally:
         await conn.close()
     return found, tables
@@ -394,18 +443,23 @@ async def claims(targets: dict[str, str], rounds: int) -> dict[str, list[float]]
         for label, pool in pools.items():
             row = await repository.campaign_by_name(pool, "large")
             assert row is not None
-            campaigns[label] = row["id"]
+            campaigns[label] = Campaign.from_row(row)
         times: dict[str, list[float]] = {label: [] for label in targets}
         attempts: dict[str, list[int]] = {label: [] for label in targets}
-        for _ in range(rounds):
+        # The first round is not timed: a daemon's planner knows the calling windows
+        # of the contacts' places from its earlier claims.
+        for round_no in range(rounds + 1):
             for label, pool in pools.items():
+                campaign = campaigns[label]
+                now = dt.datetime.now(dt.UTC)
                 started = time.perf_counter()
                 claimed = await repository.claim_due(
-                    pool, campaign_id=campaigns[label], account_sid=ACCOUNT,
+                    pool, campaign_id=campaign.id, account_sid=ACCOUNT,
                     limit=CLAIM_BATCH, max_concurrent=None, account_max_concurrent=None,
-                    worker_id="bench", now=dt.datetime.now(dt.UTC),
-                    window_check=lambda zone: None)
-                times[label].append(time.perf_counter() - started)
+                    worker_id="bench", now=now, decide=ClaimDecisions(campaign.planner, now),
+                    rule_packs=campaign.planner.policy.pack_tags)
+                if round_no:
+                    times[label].append(time.perf_counter() - started)
                 assert len(claimed) == CLAIM_BATCH, f"{label}: only {len(claimed)} were due"
                 attempts[label].extend(r["attempt_id"] for r in claimed)
         for label, pool in pools.items():
@@ -425,12 +479,15 @@ async def empty_database(dsn_of: Any, name: str, contacts: int, *, counting: boo
                                "ALTER TABLE call_attempts DISABLE TRIGGER USER")
         await conn.execute("INSERT INTO accounts (sid) VALUES ($1)", ACCOUNT)
         await conn.execute(
-            """INSERT INTO campaigns (name, account_sid, from_number, twiml_url, state)
-               VALUES ('large', $1, '+15005550006', 'https://example.com/twiml', 'running')""",
-            ACCOUNT)
+            """INSERT INTO campaigns (name, account_sid, from_number, twiml_url, state,
+                                      calendar)
+               VALUES ('large', $1, '+15005550006', 'https://example.com/twiml', 'running',
+                       'mon-sun 00:00-24:00')""", ACCOUNT)
         await conn.execute(
-            """INSERT INTO contacts (campaign_id, phone)
-               SELECT (SELECT id FROM campaigns), '+1415' || lpad(i::text, 8, '0')
+            """INSERT INTO contacts (campaign_id, phone, zones, zone_source, states,
+                                     state_sources)
+               SELECT (SELECT id FROM campaigns), '+1415' || lpad(i::text, 8, '0'),
+                      '{America/Los_Angeles}', 'number', '{CA}', '{number}'
                FROM generate_series(1, $1::int) AS i""", contacts)
         await conn.execute("VACUUM ANALYZE")
     finally:
@@ -471,9 +528,10 @@ async def measure(args: Any, contacts: int, pg: Any, folder: Path) -> dict[str, 
         return await fresh_dsn(args, pg, name)
 
     targets = {
-        "empty database": await empty_database(dsn_of, "reports_empty", CLAIM_BATCH * rounds),
+        "empty database": await empty_database(dsn_of, "reports_empty",
+                                               CLAIM_BATCH * (rounds + 1)),
         "empty database, counting triggers off": await empty_database(
-            dsn_of, "reports_uncounted", CLAIM_BATCH * rounds, counting=False),
+            dsn_of, "reports_uncounted", CLAIM_BATCH * (rounds + 1), counting=False),
         f"{contacts:,} contacts": dsn,
     }
     claim = [_ms(times, label) for label, times in (await claims(targets, rounds)).items()]
@@ -504,6 +562,12 @@ def report(result: dict[str, Any]) -> dict[str, Any]:
     print_table("Retry funnel, large", ["attempt", "ended in", "attempts"],
                 [[r["attempt_no"], r["ended_in"], r["attempts"]]
                  for r in result["tables"]["retry funnel"]])
+    for what, key in (("local hour", "local_hour"), ("zones", "zones"),
+                      ("country", "country")):
+        print_table(f"Ended calls by {what}, large", [key, "calls", "answered",
+                                                      "answer rate %", "human", "machine"],
+                    [[r[key], r["calls"], r["answered"], float(r["answer_rate_pct"]),
+                      r["human"], r["machine"]] for r in result["tables"][what]])
     exports: list[Export] = result["exports"]
     print_table(f"Export of large: `dialer report large --csv FILE` (goal: >= "
                 f"{GOAL_EXPORT_ROWS_PER_S:,} rows/s, peak RSS < {GOAL_EXPORT_RSS_MB:g} MB)",

@@ -488,6 +488,21 @@ async def retry_funnel(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
     return list(await db.fetch(queries.get("retry_funnel"), campaign_id))
 
 
+async def outcomes_by_local_hour(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """A campaign's ended calls by the recipient's local hour (None: zones disagree)."""
+    return list(await db.fetch(queries.get("outcomes_by_local_hour"), campaign_id))
+
+
+async def outcomes_by_zone(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """A campaign's ended calls by the zones the contact may be in."""
+    return list(await db.fetch(queries.get("outcomes_by_zone"), campaign_id))
+
+
+async def outcomes_by_country(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """A campaign's ended calls by the country of the contact's zones."""
+    return list(await db.fetch(queries.get("outcomes_by_country"), campaign_id))
+
+
 CopySink = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
@@ -505,10 +520,29 @@ async def copy_attempts(
 
     Times are written in UTC whatever the server's or the session's settings, so an
     export of the same rows is the same bytes."""
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        await conn.execute(queries.get("export_session"))
-        status = await conn.copy_from_query(
-            queries.get("export_attempts").rstrip(";"), campaign_id, since, until,
-            output=sink, format="csv", header=True,
-        )
+    failed: list[Exception] = []
+    async with pool.acquire() as conn:
+
+        async def guarded(chunk: bytes) -> None:
+            # When its sink raises, asyncpg cancels the COPY and waits for the server
+            # to acknowledge; a COPY the server had already finished never does, and
+            # the export hung. The connection is closed instead (the pool makes a new
+            # one) and the sink's error is what the caller gets.
+            try:
+                await sink(chunk)
+            except Exception as exc:
+                failed.append(exc)
+                conn.terminate()
+
+        try:
+            async with conn.transaction(readonly=True):
+                await conn.execute(queries.get("export_session"))
+                status = await conn.copy_from_query(
+                    queries.get("export_attempts").rstrip(";"), campaign_id, since, until,
+                    output=guarded, format="csv", header=True,
+                )
+        except Exception:
+            if failed:
+                raise failed[0] from None
+            raise
     return int(status.split()[-1])

@@ -657,7 +657,8 @@ SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD';
 -- --csv` through COPY ... TO STDOUT: one row per attempt, contact by contact, each
 -- contact's attempts in order (the attempt id orders a void attempt before the one that
 -- took its number again), so two exports of the same rows are the same bytes. The
--- columns are attempt_detail's but the campaign's id.
+-- columns of attempt_detail but the campaign's id, lists space-separated (no zone,
+-- state, time or rule contains a space).
 -- 3,975,000 rows (large): Sort (contact_id, attempt_no, attempt_id; external merge)
 --   -> Gather (2 workers) -> Parallel Hash Join (a.contact_id = k.id)
 --        -> Parallel Seq Scan on call_attempts (Filter: campaign_id = 1)
@@ -671,6 +672,39 @@ SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD';
 -- Gather. No index helps the whole large campaign: its attempts are on every page of
 -- the table, and an index in export order (campaign_id, contact_id, attempt_no, id)
 -- with a merge join took as long (random heap reads instead of a sort).
-SELECT (SELECT name FROM campaigns WHERE id = $1) AS campaign, r.*
+SELECT (SELECT name FROM campaigns WHERE id = $1) AS campaign, r.contact_id, r.phone,
+       r.contact_state, r.contact_outcome, r.contact_reason, r.attempts_used, r.attempt_no,
+       r.attempt_state, r.call_sid, r.call_status, r.answered_by, r.duration,
+       r.sip_response_code, r.error_code, r.error_message, r.outcome, r.queue_time_ms,
+       r.requested_at, r.final_at, r.sent_at, array_to_string(r.zones, ' ') AS zones,
+       r.zone_source, array_to_string(r.states, ' ') AS states,
+       array_to_string(r.state_sources, ' ') AS state_sources,
+       array_to_string(r.local_times, ' ') AS local_times,
+       array_to_string(r.rule_packs, ' ') AS rule_packs,
+       array_to_string(r.rules, ' ') AS rules, r.open_until, r.attempt_id
 FROM attempt_rows($1, $2, $3) AS r
 ORDER BY r.contact_id, r.attempt_no, r.attempt_id;
+
+-- name: outcomes_by_local_hour
+-- Ended calls of campaign $1 by the recipient's local hour (0-23; NULL last: the
+-- contact's zones disagree on the hour).
+SELECT key::integer AS local_hour, calls, answered, answer_rate_pct, human, machine,
+       voicemail_left, answered_no_amd, fax, busy, no_answer, failed, canceled, undecided
+FROM outcomes_by($1, 'local_hour')
+ORDER BY 1 NULLS LAST;
+
+-- name: outcomes_by_zone
+-- Ended calls of campaign $1 by the zones the contact may be in (space-separated),
+-- most calls first.
+SELECT key AS zones, calls, answered, answer_rate_pct, human, machine, voicemail_left,
+       answered_no_amd, fax, busy, no_answer, failed, canceled, undecided
+FROM outcomes_by($1, 'zones')
+ORDER BY calls DESC, zones;
+
+-- name: outcomes_by_country
+-- Ended calls of campaign $1 by the country of the contact's zones (zones_country;
+-- NULL: none), most calls first.
+SELECT key AS country, calls, answered, answer_rate_pct, human, machine, voicemail_left,
+       answered_no_amd, fax, busy, no_answer, failed, canceled, undecided
+FROM outcomes_by($1, 'country')
+ORDER BY calls DESC, country NULLS LAST;

@@ -126,9 +126,9 @@ async def test_rule_packs_and_the_report_columns(dsn: str, pool: asyncpg.Pool,
             now[0] = dt.datetime(2026, 3, 4, 15, 0, 5, tzinfo=dt.UTC)
             await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=20,
                              what="completion")
-    rows = [dict(r) for r in await repository.attempt_detail(pool, "okla")]
     path = tmp_path / "attempts.csv"
-    report.write_csv(path, rows)
+    await report.write_export(
+        path, lambda sink: repository.copy_attempts(pool, sink, campaign_id))
     with path.open(newline="") as f:
         [exported] = list(csv.DictReader(f))
     assert exported["zones"] == "America/Chicago" and exported["zone_source"] == "number"

@@ -13,13 +13,16 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from phonenumbers.tzdata import TIMEZONE_DATA
 
 from dialer import repository
 from dialer.campaigns import Campaign
+from dialer.compliance import ClaimDecisions
 from dialer.outcomes import CallEvent, OutcomeRecorder
 from dialer.policy import classify
 from dialer.twilio import CallInfo
@@ -74,14 +77,17 @@ FINAL_STATES = {"amd-off": "completed", "unknown-machine": "paused", "voicemail"
 
 
 def phones(count: int) -> list[str]:
-    return [f"+1415{next(_numbers):07d}" for _ in range(count)]
+    return [f"+14152{next(_numbers):06d}" for _ in range(count)]
 
 
 async def claim(pool: asyncpg.Pool, campaign_id: int, limit: int) -> list[asyncpg.Record]:
+    """Claim as the dispatcher does (the campaign may be called at any time)."""
+    row = await pool.fetchrow("SELECT * FROM campaigns WHERE id = $1", campaign_id)
+    planner = Campaign.from_row(row).planner
     return await repository.claim_due(
         pool, campaign_id=campaign_id, account_sid="AC" + "a1" * 16, limit=limit,
         max_concurrent=None, account_max_concurrent=None, worker_id="test-worker", now=NOW,
-        window_check=lambda zone: None)
+        decide=ClaimDecisions(planner, NOW), rule_packs=planner.policy.pack_tags)
 
 
 async def play(pool: asyncpg.Pool, recorder: OutcomeRecorder, claimed: Sequence[Any],
@@ -333,3 +339,112 @@ async def test_rebuild_recounts_what_the_triggers_did_not_see(pool: asyncpg.Pool
     await pool.execute("SELECT rebuild_campaign_counts()")
     summary = await repository.campaign_summary(pool, "loaded")
     assert summary is not None and summary["contacts"] == summary["pending"] == 50
+
+
+PLACES = {  # number prefix: (zones the number gives, their country, local hour at NOW)
+    "+1212555": (["America/New_York"], "US", 10),
+    "+1312555": (["America/Chicago"], "US", 9),
+    "+44207946": (["Europe/London"], "GB", 15),
+    "+1613555": (["America/Toronto"], "CA", 10),
+    "+6141234": (None, "AU", None),  # eight zones, hours 23:00 to 02:30: no one hour
+}
+
+
+async def test_outcomes_by_local_hour_zone_and_country_equal_the_tables(
+    pool: asyncpg.Pool,
+) -> None:
+    """Calls claimed as the dispatcher claims them (their compliance records hold the
+    local time in every zone) and ended by callbacks, grouped three ways; each group
+    equals what the attempts and records say, counted here."""
+    numbers = [prefix + f"{150 + i:04d}" for prefix in PLACES for i in range(12)]
+    campaign_id = await make_campaign(pool, "places", numbers, amd_mode="Enable")
+    await play(pool, OutcomeRecorder(pool), await claim(pool, campaign_id, len(numbers)),
+               FINAL)
+    ended = await pool.fetch(
+        """SELECT a.outcome, a.call_status, r.zones, r.local_times
+           FROM call_attempts a JOIN attempt_compliance r ON r.attempt_id = a.id
+           WHERE a.campaign_id = $1 AND a.state = 'final'""", campaign_id)
+    assert len(ended) == len(numbers)
+
+    def hour(local_times: list[str]) -> int | None:
+        hours = {dt.datetime.fromisoformat(t).hour for t in local_times}
+        return hours.pop() if len(hours) == 1 else None
+
+    def country(zones: list[str]) -> str | None:
+        for known, name, _ in PLACES.values():
+            if (known is None and len(zones) > 1) or known == zones:
+                return name
+        raise AssertionError(zones)
+
+    keys = {
+        repository.outcomes_by_local_hour: ("local_hour", lambda r: hour(r["local_times"])),
+        repository.outcomes_by_zone: ("zones", lambda r: " ".join(r["zones"])),
+        repository.outcomes_by_country: ("country", lambda r: country(r["zones"])),
+    }
+    for query, (column, key_of) in keys.items():
+        got = {r[column]: dict(r) for r in await query(pool, campaign_id)}
+        groups = collections.defaultdict(list)
+        for row in ended:
+            groups[key_of(row)].append(row)
+        assert set(got) == set(groups), column
+        for key, rows in groups.items():
+            outcomes = collections.Counter(r["outcome"] for r in rows)
+            answered = sum(r["call_status"] == "completed" for r in rows)
+            assert got[key]["calls"] == len(rows)
+            assert got[key]["answered"] == answered
+            assert got[key]["answer_rate_pct"] == _pct(answered, len(rows))
+            assert (got[key]["human"], got[key]["machine"], got[key]["fax"],
+                    got[key]["busy"], got[key]["no_answer"], got[key]["canceled"]) == (
+                outcomes["human"], outcomes["machine"], outcomes["fax"], outcomes["busy"],
+                outcomes["no-answer"], outcomes["canceled"]), (column, key)
+            assert got[key]["failed"] == (outcomes["failed_transient"]
+                                          + outcomes["failed_permanent"])
+    hours = {r["local_hour"] for r in await repository.outcomes_by_local_hour(pool, campaign_id)}
+    assert hours == {local for _, _, local in PLACES.values()}
+    countries = {r["country"] for r in await repository.outcomes_by_country(pool, campaign_id)}
+    assert countries == {name for _, name, _ in PLACES.values()}
+
+
+def system_zone_countries() -> dict[str, str]:
+    """{zone: country} from this machine's tzdata zone.tab (empty without one)."""
+    tab = Path("/usr/share/zoneinfo/zone.tab")
+    if not tab.exists():
+        return {}
+    rows = [line.split("\t") for line in tab.read_text().splitlines()
+            if line and not line.startswith("#")]
+    return {zone: country for country, _, zone, *_ in rows}
+
+
+async def test_every_zone_a_number_gives_has_its_country(pool: asyncpg.Pool) -> None:
+    """time_zone_countries knows every zone phonenumbers can give for a number, and says
+    what this machine's tzdata says about the zones both know."""
+    known = {r["zone"]: r["country"]
+             for r in await pool.fetch("SELECT zone, country FROM time_zone_countries")}
+    given = {zone for zones in TIMEZONE_DATA.values() for zone in zones} - {"Etc/Unknown"}
+    assert given <= set(known), sorted(given - set(known))
+    system = system_zone_countries()
+    both = set(system) & set(known)
+    assert {z: known[z] for z in both} == {z: system[z] for z in both}
+
+
+@pytest.mark.parametrize(("local_times", "hour"), [
+    (["2026-03-02T10:59:59-05:00"], 10),
+    (["2026-03-02T10:00:00-05:00", "2026-03-02T10:00:00-05:00"], 10),  # NY and Toronto
+    (["2026-03-02T10:00:00-05:00", "2026-03-02T09:00:00-06:00"], None),
+    (["2026-03-03T02:15:00+11:00", "2026-03-03T02:45:00+11:30"], 2),  # Sydney, Lord Howe
+    (["2026-03-03T02:45:00+11:00", "2026-03-03T03:15:00+11:30"], None),
+])
+async def test_local_hour(pool: asyncpg.Pool, local_times: list[str], hour: int | None) -> None:
+    assert await pool.fetchval("SELECT local_hour($1)", local_times) == hour
+
+
+@pytest.mark.parametrize(("zones", "country"), [
+    (["Europe/London"], "GB"),
+    (["Asia/Calcutta"], "IN"),  # an old name phonenumbers still gives
+    (["Australia/Sydney", "Australia/Perth", "Indian/Cocos"], "AU"),
+    (["Australia/Sydney", "Indian/Christmas"], None),  # as many zones in AU as in CX
+    (["US/Eastern"], None),  # a link: not in the table
+    (["US/Eastern", "America/Chicago"], "US"),
+])
+async def test_zones_country(pool: asyncpg.Pool, zones: list[str], country: str | None) -> None:
+    assert await pool.fetchval("SELECT zones_country($1)", zones) == country

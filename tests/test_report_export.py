@@ -24,7 +24,8 @@ HEADER = ["campaign", "contact_id", "phone", "contact_state", "contact_outcome",
           "contact_reason", "attempts_used", "attempt_no", "attempt_state", "call_sid",
           "call_status", "answered_by", "duration", "sip_response_code", "error_code",
           "error_message", "outcome", "queue_time_ms", "requested_at", "final_at",
-          "attempt_id"]
+          "sent_at", "zones", "zone_source", "states", "state_sources", "local_times",
+          "rule_packs", "rules", "open_until", "attempt_id"]
 
 
 async def campaign_with_attempts(pool: asyncpg.Pool, name: str, contacts: int) -> int:
@@ -67,6 +68,18 @@ async def campaign_with_attempts(pool: asyncpg.Pool, name: str, contacts: int) -
                                                             secs => 20) END
            FROM contacts k, generate_series(1, 2) AS g WHERE k.campaign_id = $1""",
         campaign_id, START)
+    await pool.execute(
+        """INSERT INTO attempt_compliance (attempt_id, decided_at, zones, zone_source, states,
+                                           state_sources, local_times, rule_packs, rules,
+                                           open_until)
+           SELECT id, requested_at, '{America/New_York,America/Chicago}', 'number', '{NY}',
+                  '{number}',
+                  ARRAY[to_char(requested_at AT TIME ZONE 'America/New_York',
+                                'YYYY-MM-DD"T"HH24:MI:SS') || '-05:00',
+                        to_char(requested_at AT TIME ZONE 'America/Chicago',
+                                'YYYY-MM-DD"T"HH24:MI:SS') || '-06:00'],
+                  '{us-tcpa@1}', '{calendar,us-tcpa/hours}', requested_at + interval '1 hour'
+           FROM call_attempts WHERE campaign_id = $1 AND attempt_no = 1""", campaign_id)
     return campaign_id
 
 
@@ -101,6 +114,13 @@ async def test_export_is_the_same_bytes_every_time_one_row_per_attempt(
     assert (after["attempt_no"], after["contact_id"]) == ("2", void["contact_id"])
     assert after["error_message"] == 'invalid "To",\nsecond line'
     assert after["contact_reason"] == 'twilio error 21211: invalid "To", it said'
+    # The compliance record's lists, space-separated.
+    first = rows[0]
+    assert (first["zones"], first["states"], first["rules"]) == (
+        "America/New_York America/Chicago", "NY", "calendar us-tcpa/hours")
+    assert [t[11:] for t in first["local_times"].split()] == ["10:03:00-05:00",
+                                                             "09:03:00-06:00"]
+    assert after["zones"] == ""  # no record
     # Times in UTC whatever the session's zone: the database's own value back.
     requested = {r["id"]: r["requested_at"] for r in attempts}
     sample = rows[5]

@@ -290,14 +290,20 @@ RETURNS TABLE (contact_id bigint, phone text, contact_state text, contact_outcom
                attempt_state text, call_sid text, call_status text, answered_by text,
                duration integer, sip_response_code integer, error_code integer,
                error_message text, outcome text, queue_time_ms integer,
-               requested_at timestamptz, final_at timestamptz, attempt_id bigint)
+               requested_at timestamptz, final_at timestamptz, sent_at timestamptz,
+               zones text[], zone_source text, states text[], state_sources text[],
+               local_times text[], rule_packs text[], rules text[],
+               open_until timestamptz, attempt_id bigint)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT k.id, k.phone, k.state, k.last_outcome, k.reason, k.attempts,
            a.attempt_no, a.state, a.call_sid, a.call_status, a.answered_by,
            a.duration, a.sip_response_code, a.error_code, a.error_message, a.outcome,
-           a.queue_time_ms, a.requested_at, a.final_at, a.id
+           a.queue_time_ms, a.requested_at, a.final_at, a.sent_at,
+           r.zones, r.zone_source, r.states, r.state_sources, r.local_times,
+           r.rule_packs, r.rules, r.open_until, a.id
     FROM call_attempts a
     JOIN contacts k ON k.id = a.contact_id AND k.campaign_id = campaign
+    LEFT JOIN attempt_compliance r ON r.attempt_id = a.id
     WHERE a.campaign_id = campaign
       AND a.requested_at >= coalesce(since, '-infinity')
       AND a.requested_at < coalesce(until, 'infinity')
@@ -305,8 +311,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- Every attempt with its contact and campaign, for other reporting tools: the columns
--- of 0002, then the attempt's id and its campaign's. Filtered by campaign (name or
--- campaign_id), only that campaign's rows are read:
+-- of 0005 (those of 0002, then the compliance record), then the attempt's id and its
+-- campaign's. Filtered by campaign (name or campaign_id), only that campaign's rows
+-- are read:
 --   Nested Loop
 --     -> Seq Scan on campaigns (Filter: name = ...)
 --     -> Hash Join (a.contact_id = k.id)
@@ -319,6 +326,270 @@ SELECT c.name AS campaign, r.contact_id, r.phone, r.contact_state, r.contact_out
        r.contact_reason, r.attempts_used, r.attempt_no, r.attempt_state, r.call_sid,
        r.call_status, r.answered_by, r.duration, r.sip_response_code, r.error_code,
        r.error_message, r.outcome, r.queue_time_ms, r.requested_at, r.final_at,
-       r.attempt_id, c.id AS campaign_id
+       r.sent_at, r.zones, r.zone_source, r.states, r.state_sources, r.local_times,
+       r.rule_packs, r.rules, r.open_until, r.attempt_id, c.id AS campaign_id
 FROM campaigns c
 CROSS JOIN LATERAL attempt_rows(c.id) r;
+
+-- ---- outcomes by the recipient's local hour, zone and country ----
+
+-- The country of each time zone, for reports by country. Every zone of tzdata's
+-- zone.tab (2025b, public domain) with its ISO 3166 code, and the old names the
+-- phonenumbers library (9.0) still gives for some numbers (Asia/Calcutta ...), with the
+-- country of the numbers they serve; made by sql/make_zone_countries.py. A zone not
+-- listed (a link such as US/Eastern from a CSV column) has no country.
+CREATE TABLE time_zone_countries (
+    zone    text PRIMARY KEY,
+    country text NOT NULL CHECK (country ~ '^[A-Z]{2}$')
+);
+INSERT INTO time_zone_countries (zone, country) VALUES
+    ('Africa/Abidjan', 'CI'), ('Africa/Accra', 'GH'), ('Africa/Addis_Ababa', 'ET'),
+    ('Africa/Algiers', 'DZ'), ('Africa/Asmara', 'ER'), ('Africa/Asmera', 'ER'),
+    ('Africa/Bamako', 'ML'), ('Africa/Bangui', 'CF'), ('Africa/Banjul', 'GM'),
+    ('Africa/Bissau', 'GW'), ('Africa/Blantyre', 'MW'), ('Africa/Brazzaville', 'CG'),
+    ('Africa/Bujumbura', 'BI'), ('Africa/Cairo', 'EG'), ('Africa/Casablanca', 'MA'),
+    ('Africa/Ceuta', 'ES'), ('Africa/Conakry', 'GN'), ('Africa/Dakar', 'SN'),
+    ('Africa/Dar_es_Salaam', 'TZ'), ('Africa/Djibouti', 'DJ'), ('Africa/Douala', 'CM'),
+    ('Africa/El_Aaiun', 'EH'), ('Africa/Freetown', 'SL'), ('Africa/Gaborone', 'BW'),
+    ('Africa/Harare', 'ZW'), ('Africa/Johannesburg', 'ZA'), ('Africa/Juba', 'SS'),
+    ('Africa/Kampala', 'UG'), ('Africa/Khartoum', 'SD'), ('Africa/Kigali', 'RW'),
+    ('Africa/Kinshasa', 'CD'), ('Africa/Lagos', 'NG'), ('Africa/Libreville', 'GA'),
+    ('Africa/Lome', 'TG'), ('Africa/Luanda', 'AO'), ('Africa/Lubumbashi', 'CD'),
+    ('Africa/Lusaka', 'ZM'), ('Africa/Malabo', 'GQ'), ('Africa/Maputo', 'MZ'),
+    ('Africa/Maseru', 'LS'), ('Africa/Mbabane', 'SZ'), ('Africa/Mogadishu', 'SO'),
+    ('Africa/Monrovia', 'LR'), ('Africa/Nairobi', 'KE'), ('Africa/Ndjamena', 'TD'),
+    ('Africa/Niamey', 'NE'), ('Africa/Nouakchott', 'MR'), ('Africa/Ouagadougou', 'BF'),
+    ('Africa/Porto-Novo', 'BJ'), ('Africa/Sao_Tome', 'ST'), ('Africa/Tripoli', 'LY'),
+    ('Africa/Tunis', 'TN'), ('Africa/Windhoek', 'NA'), ('America/Adak', 'US'),
+    ('America/Anchorage', 'US'), ('America/Anguilla', 'AI'), ('America/Antigua', 'AG'),
+    ('America/Araguaina', 'BR'), ('America/Argentina/Buenos_Aires', 'AR'),
+    ('America/Argentina/Catamarca', 'AR'), ('America/Argentina/Cordoba', 'AR'),
+    ('America/Argentina/Jujuy', 'AR'), ('America/Argentina/La_Rioja', 'AR'),
+    ('America/Argentina/Mendoza', 'AR'), ('America/Argentina/Rio_Gallegos', 'AR'),
+    ('America/Argentina/Salta', 'AR'), ('America/Argentina/San_Juan', 'AR'),
+    ('America/Argentina/San_Luis', 'AR'), ('America/Argentina/Tucuman', 'AR'),
+    ('America/Argentina/Ushuaia', 'AR'), ('America/Aruba', 'AW'),
+    ('America/Asuncion', 'PY'), ('America/Atikokan', 'CA'), ('America/Bahia', 'BR'),
+    ('America/Bahia_Banderas', 'MX'), ('America/Barbados', 'BB'), ('America/Belem', 'BR'),
+    ('America/Belize', 'BZ'), ('America/Blanc-Sablon', 'CA'), ('America/Boa_Vista', 'BR'),
+    ('America/Bogota', 'CO'), ('America/Boise', 'US'), ('America/Buenos_Aires', 'AR'),
+    ('America/Cambridge_Bay', 'CA'), ('America/Campo_Grande', 'BR'),
+    ('America/Cancun', 'MX'), ('America/Caracas', 'VE'), ('America/Cayenne', 'GF'),
+    ('America/Cayman', 'KY'), ('America/Chicago', 'US'), ('America/Chihuahua', 'MX'),
+    ('America/Ciudad_Juarez', 'MX'), ('America/Costa_Rica', 'CR'),
+    ('America/Coyhaique', 'CL'), ('America/Creston', 'CA'), ('America/Cuiaba', 'BR'),
+    ('America/Curacao', 'CW'), ('America/Danmarkshavn', 'GL'), ('America/Dawson', 'CA'),
+    ('America/Dawson_Creek', 'CA'), ('America/Denver', 'US'), ('America/Detroit', 'US'),
+    ('America/Dominica', 'DM'), ('America/Edmonton', 'CA'), ('America/Eirunepe', 'BR'),
+    ('America/El_Salvador', 'SV'), ('America/Fort_Nelson', 'CA'),
+    ('America/Fortaleza', 'BR'), ('America/Glace_Bay', 'CA'), ('America/Godthab', 'GL'),
+    ('America/Goose_Bay', 'CA'), ('America/Grand_Turk', 'TC'), ('America/Grenada', 'GD'),
+    ('America/Guadeloupe', 'GP'), ('America/Guatemala', 'GT'), ('America/Guayaquil', 'EC'),
+    ('America/Guyana', 'GY'), ('America/Halifax', 'CA'), ('America/Havana', 'CU'),
+    ('America/Hermosillo', 'MX'), ('America/Indiana/Indianapolis', 'US'),
+    ('America/Indiana/Knox', 'US'), ('America/Indiana/Marengo', 'US'),
+    ('America/Indiana/Petersburg', 'US'), ('America/Indiana/Tell_City', 'US'),
+    ('America/Indiana/Vevay', 'US'), ('America/Indiana/Vincennes', 'US'),
+    ('America/Indiana/Winamac', 'US'), ('America/Inuvik', 'CA'), ('America/Iqaluit', 'CA'),
+    ('America/Jamaica', 'JM'), ('America/Juneau', 'US'),
+    ('America/Kentucky/Louisville', 'US'), ('America/Kentucky/Monticello', 'US'),
+    ('America/Kralendijk', 'BQ'), ('America/La_Paz', 'BO'), ('America/Lima', 'PE'),
+    ('America/Los_Angeles', 'US'), ('America/Lower_Princes', 'SX'),
+    ('America/Maceio', 'BR'), ('America/Managua', 'NI'), ('America/Manaus', 'BR'),
+    ('America/Marigot', 'MF'), ('America/Martinique', 'MQ'), ('America/Matamoros', 'MX'),
+    ('America/Mazatlan', 'MX'), ('America/Menominee', 'US'), ('America/Merida', 'MX'),
+    ('America/Metlakatla', 'US'), ('America/Mexico_City', 'MX'),
+    ('America/Miquelon', 'PM'), ('America/Moncton', 'CA'), ('America/Monterrey', 'MX'),
+    ('America/Montevideo', 'UY'), ('America/Montserrat', 'MS'), ('America/Nassau', 'BS'),
+    ('America/New_York', 'US'), ('America/Nome', 'US'), ('America/Noronha', 'BR'),
+    ('America/North_Dakota/Beulah', 'US'), ('America/North_Dakota/Center', 'US'),
+    ('America/North_Dakota/New_Salem', 'US'), ('America/Nuuk', 'GL'),
+    ('America/Ojinaga', 'MX'), ('America/Panama', 'PA'), ('America/Paramaribo', 'SR'),
+    ('America/Phoenix', 'US'), ('America/Port-au-Prince', 'HT'),
+    ('America/Port_of_Spain', 'TT'), ('America/Porto_Velho', 'BR'),
+    ('America/Puerto_Rico', 'PR'), ('America/Punta_Arenas', 'CL'),
+    ('America/Rankin_Inlet', 'CA'), ('America/Recife', 'BR'), ('America/Regina', 'CA'),
+    ('America/Resolute', 'CA'), ('America/Rio_Branco', 'BR'), ('America/Santarem', 'BR'),
+    ('America/Santiago', 'CL'), ('America/Santo_Domingo', 'DO'),
+    ('America/Sao_Paulo', 'BR'), ('America/Scoresbysund', 'GL'), ('America/Sitka', 'US'),
+    ('America/St_Barthelemy', 'BL'), ('America/St_Johns', 'CA'),
+    ('America/St_Kitts', 'KN'), ('America/St_Lucia', 'LC'), ('America/St_Thomas', 'VI'),
+    ('America/St_Vincent', 'VC'), ('America/Swift_Current', 'CA'),
+    ('America/Tegucigalpa', 'HN'), ('America/Thule', 'GL'), ('America/Tijuana', 'MX'),
+    ('America/Toronto', 'CA'), ('America/Tortola', 'VG'), ('America/Vancouver', 'CA'),
+    ('America/Whitehorse', 'CA'), ('America/Winnipeg', 'CA'), ('America/Yakutat', 'US'),
+    ('Antarctica/Casey', 'AQ'), ('Antarctica/Davis', 'AQ'),
+    ('Antarctica/DumontDUrville', 'AQ'), ('Antarctica/Macquarie', 'AU'),
+    ('Antarctica/Mawson', 'AQ'), ('Antarctica/McMurdo', 'AQ'), ('Antarctica/Palmer', 'AQ'),
+    ('Antarctica/Rothera', 'AQ'), ('Antarctica/Syowa', 'AQ'), ('Antarctica/Troll', 'AQ'),
+    ('Antarctica/Vostok', 'AQ'), ('Arctic/Longyearbyen', 'SJ'), ('Asia/Aden', 'YE'),
+    ('Asia/Almaty', 'KZ'), ('Asia/Amman', 'JO'), ('Asia/Anadyr', 'RU'),
+    ('Asia/Aqtau', 'KZ'), ('Asia/Aqtobe', 'KZ'), ('Asia/Ashgabat', 'TM'),
+    ('Asia/Atyrau', 'KZ'), ('Asia/Baghdad', 'IQ'), ('Asia/Bahrain', 'BH'),
+    ('Asia/Baku', 'AZ'), ('Asia/Bangkok', 'TH'), ('Asia/Barnaul', 'RU'),
+    ('Asia/Beirut', 'LB'), ('Asia/Bishkek', 'KG'), ('Asia/Brunei', 'BN'),
+    ('Asia/Calcutta', 'IN'), ('Asia/Chita', 'RU'), ('Asia/Choibalsan', 'MN'),
+    ('Asia/Colombo', 'LK'), ('Asia/Damascus', 'SY'), ('Asia/Dhaka', 'BD'),
+    ('Asia/Dili', 'TL'), ('Asia/Dubai', 'AE'), ('Asia/Dushanbe', 'TJ'),
+    ('Asia/Famagusta', 'CY'), ('Asia/Gaza', 'PS'), ('Asia/Hebron', 'PS'),
+    ('Asia/Ho_Chi_Minh', 'VN'), ('Asia/Hong_Kong', 'HK'), ('Asia/Hovd', 'MN'),
+    ('Asia/Irkutsk', 'RU'), ('Asia/Jakarta', 'ID'), ('Asia/Jayapura', 'ID'),
+    ('Asia/Jerusalem', 'IL'), ('Asia/Kabul', 'AF'), ('Asia/Kamchatka', 'RU'),
+    ('Asia/Karachi', 'PK'), ('Asia/Kathmandu', 'NP'), ('Asia/Katmandu', 'NP'),
+    ('Asia/Khandyga', 'RU'), ('Asia/Kolkata', 'IN'), ('Asia/Krasnoyarsk', 'RU'),
+    ('Asia/Kuala_Lumpur', 'MY'), ('Asia/Kuching', 'MY'), ('Asia/Kuwait', 'KW'),
+    ('Asia/Macau', 'MO'), ('Asia/Magadan', 'RU'), ('Asia/Makassar', 'ID'),
+    ('Asia/Manila', 'PH'), ('Asia/Muscat', 'OM'), ('Asia/Nicosia', 'CY'),
+    ('Asia/Novokuznetsk', 'RU'), ('Asia/Novosibirsk', 'RU'), ('Asia/Omsk', 'RU'),
+    ('Asia/Oral', 'KZ'), ('Asia/Phnom_Penh', 'KH'), ('Asia/Pontianak', 'ID'),
+    ('Asia/Pyongyang', 'KP'), ('Asia/Qatar', 'QA'), ('Asia/Qostanay', 'KZ'),
+    ('Asia/Qyzylorda', 'KZ'), ('Asia/Rangoon', 'MM'), ('Asia/Riyadh', 'SA'),
+    ('Asia/Sakhalin', 'RU'), ('Asia/Samarkand', 'UZ'), ('Asia/Seoul', 'KR'),
+    ('Asia/Shanghai', 'CN'), ('Asia/Singapore', 'SG'), ('Asia/Srednekolymsk', 'RU'),
+    ('Asia/Taipei', 'TW'), ('Asia/Tashkent', 'UZ'), ('Asia/Tbilisi', 'GE'),
+    ('Asia/Tehran', 'IR'), ('Asia/Thimphu', 'BT'), ('Asia/Tokyo', 'JP'),
+    ('Asia/Tomsk', 'RU'), ('Asia/Ulaanbaatar', 'MN'), ('Asia/Urumqi', 'CN'),
+    ('Asia/Ust-Nera', 'RU'), ('Asia/Vientiane', 'LA'), ('Asia/Vladivostok', 'RU'),
+    ('Asia/Yakutsk', 'RU'), ('Asia/Yangon', 'MM'), ('Asia/Yekaterinburg', 'RU'),
+    ('Asia/Yerevan', 'AM'), ('Atlantic/Azores', 'PT'), ('Atlantic/Bermuda', 'BM'),
+    ('Atlantic/Canary', 'ES'), ('Atlantic/Cape_Verde', 'CV'), ('Atlantic/Faeroe', 'FO'),
+    ('Atlantic/Faroe', 'FO'), ('Atlantic/Madeira', 'PT'), ('Atlantic/Reykjavik', 'IS'),
+    ('Atlantic/South_Georgia', 'GS'), ('Atlantic/St_Helena', 'SH'),
+    ('Atlantic/Stanley', 'FK'), ('Australia/Adelaide', 'AU'), ('Australia/Brisbane', 'AU'),
+    ('Australia/Broken_Hill', 'AU'), ('Australia/Darwin', 'AU'), ('Australia/Eucla', 'AU'),
+    ('Australia/Hobart', 'AU'), ('Australia/Lindeman', 'AU'),
+    ('Australia/Lord_Howe', 'AU'), ('Australia/Melbourne', 'AU'),
+    ('Australia/Perth', 'AU'), ('Australia/Sydney', 'AU'), ('Europe/Amsterdam', 'NL'),
+    ('Europe/Andorra', 'AD'), ('Europe/Astrakhan', 'RU'), ('Europe/Athens', 'GR'),
+    ('Europe/Belgrade', 'RS'), ('Europe/Berlin', 'DE'), ('Europe/Bratislava', 'SK'),
+    ('Europe/Brussels', 'BE'), ('Europe/Bucharest', 'RO'), ('Europe/Budapest', 'HU'),
+    ('Europe/Busingen', 'DE'), ('Europe/Chisinau', 'MD'), ('Europe/Copenhagen', 'DK'),
+    ('Europe/Dublin', 'IE'), ('Europe/Gibraltar', 'GI'), ('Europe/Guernsey', 'GG'),
+    ('Europe/Helsinki', 'FI'), ('Europe/Isle_of_Man', 'IM'), ('Europe/Istanbul', 'TR'),
+    ('Europe/Jersey', 'JE'), ('Europe/Kaliningrad', 'RU'), ('Europe/Kirov', 'RU'),
+    ('Europe/Kyiv', 'UA'), ('Europe/Lisbon', 'PT'), ('Europe/Ljubljana', 'SI'),
+    ('Europe/London', 'GB'), ('Europe/Luxembourg', 'LU'), ('Europe/Madrid', 'ES'),
+    ('Europe/Malta', 'MT'), ('Europe/Mariehamn', 'AX'), ('Europe/Minsk', 'BY'),
+    ('Europe/Monaco', 'MC'), ('Europe/Moscow', 'RU'), ('Europe/Oslo', 'NO'),
+    ('Europe/Paris', 'FR'), ('Europe/Podgorica', 'ME'), ('Europe/Prague', 'CZ'),
+    ('Europe/Riga', 'LV'), ('Europe/Rome', 'IT'), ('Europe/Samara', 'RU'),
+    ('Europe/San_Marino', 'SM'), ('Europe/Sarajevo', 'BA'), ('Europe/Saratov', 'RU'),
+    ('Europe/Simferopol', 'UA'), ('Europe/Skopje', 'MK'), ('Europe/Sofia', 'BG'),
+    ('Europe/Stockholm', 'SE'), ('Europe/Tallinn', 'EE'), ('Europe/Tirane', 'AL'),
+    ('Europe/Ulyanovsk', 'RU'), ('Europe/Vaduz', 'LI'), ('Europe/Vatican', 'VA'),
+    ('Europe/Vienna', 'AT'), ('Europe/Vilnius', 'LT'), ('Europe/Volgograd', 'RU'),
+    ('Europe/Warsaw', 'PL'), ('Europe/Zagreb', 'HR'), ('Europe/Zurich', 'CH'),
+    ('Indian/Antananarivo', 'MG'), ('Indian/Chagos', 'IO'), ('Indian/Christmas', 'CX'),
+    ('Indian/Cocos', 'CC'), ('Indian/Comoro', 'KM'), ('Indian/Kerguelen', 'TF'),
+    ('Indian/Mahe', 'SC'), ('Indian/Maldives', 'MV'), ('Indian/Mauritius', 'MU'),
+    ('Indian/Mayotte', 'YT'), ('Indian/Reunion', 'RE'), ('Pacific/Apia', 'WS'),
+    ('Pacific/Auckland', 'NZ'), ('Pacific/Bougainville', 'PG'), ('Pacific/Chatham', 'NZ'),
+    ('Pacific/Chuuk', 'FM'), ('Pacific/Easter', 'CL'), ('Pacific/Efate', 'VU'),
+    ('Pacific/Enderbury', 'KI'), ('Pacific/Fakaofo', 'TK'), ('Pacific/Fiji', 'FJ'),
+    ('Pacific/Funafuti', 'TV'), ('Pacific/Galapagos', 'EC'), ('Pacific/Gambier', 'PF'),
+    ('Pacific/Guadalcanal', 'SB'), ('Pacific/Guam', 'GU'), ('Pacific/Honolulu', 'US'),
+    ('Pacific/Kanton', 'KI'), ('Pacific/Kiritimati', 'KI'), ('Pacific/Kosrae', 'FM'),
+    ('Pacific/Kwajalein', 'MH'), ('Pacific/Majuro', 'MH'), ('Pacific/Marquesas', 'PF'),
+    ('Pacific/Midway', 'UM'), ('Pacific/Nauru', 'NR'), ('Pacific/Niue', 'NU'),
+    ('Pacific/Norfolk', 'NF'), ('Pacific/Noumea', 'NC'), ('Pacific/Pago_Pago', 'AS'),
+    ('Pacific/Palau', 'PW'), ('Pacific/Pitcairn', 'PN'), ('Pacific/Pohnpei', 'FM'),
+    ('Pacific/Ponape', 'FM'), ('Pacific/Port_Moresby', 'PG'), ('Pacific/Rarotonga', 'CK'),
+    ('Pacific/Saipan', 'MP'), ('Pacific/Tahiti', 'PF'), ('Pacific/Tarawa', 'KI'),
+    ('Pacific/Tongatapu', 'TO'), ('Pacific/Truk', 'FM'), ('Pacific/Wake', 'UM'),
+    ('Pacific/Wallis', 'WF');
+
+-- The recipient's local hour at an attempt's request, from its compliance record
+-- (local_times: one ISO-8601 local time per zone the contact may be in): the hour every
+-- one of them shows, or NULL when they differ (a number whose zones are an hour or more
+-- apart, such as an Australian mobile): such calls are counted apart, not guessed. One
+-- zone is read in place (the function is inlined); several are compared by
+-- local_hours_agree, about 9 us a call.
+CREATE FUNCTION local_hours_agree(local_times text[]) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN min(substr(t, 12, 2)) = max(substr(t, 12, 2))
+                THEN min(substr(t, 12, 2))::integer END
+    FROM unnest(local_times) AS t
+$$;
+
+CREATE FUNCTION local_hour(local_times text[]) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN cardinality(local_times) = 1 THEN substr(local_times[1], 12, 2)::integer
+                ELSE local_hours_agree(local_times) END
+$$;
+
+-- The country most of the zones are in: an Australian mobile's eight zones include
+-- Christmas Island's and the Cocos Islands' (CX, CC) but six are Australia's. NULL when
+-- no zone is in time_zone_countries or two countries have as many zones.
+CREATE FUNCTION zones_country(zones text[]) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN count(*) = 1
+                  OR (array_agg(n ORDER BY n DESC))[1] > (array_agg(n ORDER BY n DESC))[2]
+                THEN (array_agg(country ORDER BY n DESC))[1] END
+    FROM (SELECT c.country, count(*) AS n
+          FROM unnest(zones) AS z(zone)
+          JOIN time_zone_countries c ON c.zone = z.zone
+          GROUP BY c.country) AS counted
+$$;
+
+-- The ended calls of one campaign that have a compliance record (attempts made before
+-- migration 0005 have none), grouped by the recipient's local hour ('local_hour'), by
+-- the zones the contact may be in ('zones', space-separated) or by their country
+-- ('country'); key NULL: the zones disagree on the hour, or have no country. Counts by
+-- the outcome the policy stored, as campaign_summary does. The campaign's calls are
+-- grouped by (zones, hour, outcome) first, so the per-zone work is done per group.
+CREATE FUNCTION outcomes_by(campaign bigint, dimension text)
+RETURNS TABLE (key text, calls bigint, answered bigint, answer_rate_pct numeric,
+               human bigint, machine bigint, voicemail_left bigint, answered_no_amd bigint,
+               fax bigint, busy bigint, no_answer bigint, failed bigint, canceled bigint,
+               undecided bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH places AS (
+        SELECT r.zones, local_hour(r.local_times) AS local_hour, a.outcome,
+               a.call_status = 'completed' AS answered, count(*) AS n
+        FROM call_attempts a
+        JOIN attempt_compliance r ON r.attempt_id = a.id
+        WHERE a.campaign_id = campaign AND a.state = 'final'
+        GROUP BY 1, 2, 3, 4
+    ), keyed AS (
+        SELECT CASE dimension WHEN 'local_hour' THEN p.local_hour::text
+                              WHEN 'zones' THEN array_to_string(p.zones, ' ')
+                              WHEN 'country' THEN zones_country(p.zones) END AS key,
+               p.outcome, p.answered, p.n
+        FROM places p
+    )
+    SELECT key, sum(n)::bigint AS calls,
+           coalesce(sum(n) FILTER (WHERE answered), 0)::bigint AS answered,
+           round(100.0 * coalesce(sum(n) FILTER (WHERE answered), 0) / sum(n), 1),
+           coalesce(sum(n) FILTER (WHERE outcome = 'human'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome = 'machine'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome = 'voicemail_left'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome = 'completed'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome = 'fax'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome = 'busy'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome = 'no-answer'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome IN ('failed_transient',
+                                                     'failed_permanent')), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome = 'canceled'), 0)::bigint,
+           coalesce(sum(n) FILTER (WHERE outcome IS NULL), 0)::bigint
+    FROM keyed
+    GROUP BY key
+$$;
+
+-- The same for other reporting tools, one view per dimension (filter on campaign_id).
+CREATE VIEW outcomes_by_local_hour AS
+SELECT c.id AS campaign_id, o.key::integer AS local_hour, o.calls, o.answered,
+       o.answer_rate_pct, o.human, o.machine, o.voicemail_left, o.answered_no_amd, o.fax,
+       o.busy, o.no_answer, o.failed, o.canceled, o.undecided
+FROM campaigns c CROSS JOIN LATERAL outcomes_by(c.id, 'local_hour') o;
+
+CREATE VIEW outcomes_by_zone AS
+SELECT c.id AS campaign_id, o.key AS zones, o.calls, o.answered, o.answer_rate_pct,
+       o.human, o.machine, o.voicemail_left, o.answered_no_amd, o.fax, o.busy, o.no_answer,
+       o.failed, o.canceled, o.undecided
+FROM campaigns c CROSS JOIN LATERAL outcomes_by(c.id, 'zones') o;
+
+CREATE VIEW outcomes_by_country AS
+SELECT c.id AS campaign_id, o.key AS country, o.calls, o.answered, o.answer_rate_pct,
+       o.human, o.machine, o.voicemail_left, o.answered_no_amd, o.fax, o.busy, o.no_answer,
+       o.failed, o.canceled, o.undecided
+FROM campaigns c CROSS JOIN LATERAL outcomes_by(c.id, 'country') o;
