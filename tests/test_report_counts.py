@@ -1,4 +1,4 @@
-"""The campaign summary (counters kept by triggers, migration 0004) equals what the
+"""The campaign summary (counters kept by triggers, migration 0006) equals what the
 tables say, whichever writer changed them, for every campaign state and every kind of
 outcome, AMD off and unknown_is_machine included; and "human" is what the policy
 decided (dialer.policy.classify), not a guess made again in SQL."""
