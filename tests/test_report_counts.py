@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 from phonenumbers.tzdata import TIMEZONE_DATA
 
-from dialer import repository
+from dialer import queries, repository
 from dialer.campaigns import Campaign
 from dialer.compliance import ClaimDecisions
 from dialer.outcomes import CallEvent, OutcomeRecorder
@@ -321,6 +321,80 @@ async def test_counts_agree_under_concurrent_writers_and_compactions(
         expected = await expected_summary(pool, campaign_id)
         assert summary is not None and {k: summary[k] for k in expected} == expected
         assert summary["attempts"] == 120
+
+
+async def test_views_filtered_by_campaign_equal_the_named_queries(
+    pool: asyncpg.Pool, campaigns: dict[str, int]
+) -> None:
+    """Other reporting tools read the views; filtered by one campaign they say what the
+    report's named queries say, and attempt_detail holds that campaign's attempts, one
+    row each."""
+    breakdowns = {"outcomes_by_local_hour": repository.outcomes_by_local_hour,
+                  "outcomes_by_zone": repository.outcomes_by_zone,
+                  "outcomes_by_country": repository.outcomes_by_country}
+    seen = 0
+    for name, campaign_id in campaigns.items():
+        summary = await repository.campaign_summary(pool, name)
+        by_id = await pool.fetchrow("SELECT * FROM campaign_summary WHERE campaign_id = $1",
+                                    campaign_id)
+        assert summary is not None and by_id is not None
+        assert dict(by_id) == {k: v for k, v in summary.items() if k != "pause_reason"}
+        for view, query in breakdowns.items():
+            rows = await pool.fetch(f"SELECT * FROM {view} WHERE campaign_id = $1",
+                                    campaign_id)
+            named = [dict(r) for r in await query(pool, campaign_id)]
+            got = [{k: v for k, v in r.items() if k != "campaign_id"} for r in rows]
+            assert sorted(got, key=repr) == sorted(named, key=repr), (view, name)
+            seen += len(named)
+        detail = await pool.fetch("SELECT * FROM attempt_detail WHERE campaign = $1", name)
+        attempts = await pool.fetch(
+            "SELECT a.id, a.attempt_no, a.call_status, k.phone FROM call_attempts a "
+            "JOIN contacts k ON k.id = a.contact_id WHERE a.campaign_id = $1", campaign_id)
+        assert sorted((r["attempt_id"], r["attempt_no"], r["call_status"], r["phone"])
+                      for r in detail) == sorted(tuple(a) for a in attempts), name
+        assert {r["campaign_id"] for r in detail} <= {campaign_id}
+    assert seen > 0
+
+
+def relations_read(plan: Any) -> set[str]:
+    """The tables an EXPLAIN (FORMAT JSON) plan scans."""
+    found = set()
+    stack = [plan[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        if "Relation Name" in node:
+            found.add(node["Relation Name"])
+        stack.extend(node.get("Plans", []))
+    return found
+
+
+async def test_summary_reads_the_counters_not_the_rows(
+    pool: asyncpg.Pool, campaigns: dict[str, int]
+) -> None:
+    """The summary's cost does not grow with the campaign: by name (the named query) or
+    by campaign_id (the view), its plan reads campaigns and campaign_counts only."""
+    for statement, value in ((queries.get("campaign_summary"), "accept"),
+                             ("SELECT * FROM campaign_summary WHERE campaign_id = $1",
+                              campaigns["accept"])):
+        plan = await pool.fetchval(f"EXPLAIN (FORMAT JSON) {statement}", value)
+        assert relations_read(plan) == {"campaigns", "campaign_counts"}, statement
+
+
+async def test_a_campaign_keeps_a_few_hundred_counter_rows(pool: asyncpg.Pool) -> None:
+    """Every statement appends its deltas; compaction keeps a campaign's rows bounded
+    however many statements changed it (what lets the summary read only those)."""
+    campaign_id = await make_campaign(pool, "churn", phones(20))
+    ids = [r["id"] for r in await pool.fetch(
+        "SELECT id FROM contacts WHERE campaign_id = $1", campaign_id)]
+    async with pool.acquire() as conn:
+        for i in range(400):
+            await conn.execute("UPDATE contacts SET state = $2 WHERE id = $1",
+                               ids[i % len(ids)], ("done", "pending")[i // len(ids) % 2])
+    rows = await pool.fetchval("SELECT count(*) FROM campaign_counts WHERE campaign_id = $1",
+                               campaign_id)
+    assert rows < 300  # 800 deltas were written
+    summary = await repository.campaign_summary(pool, "churn")
+    assert summary is not None and (summary["contacts"], summary["pending"]) == (20, 20)
 
 
 async def test_rebuild_recounts_what_the_triggers_did_not_see(pool: asyncpg.Pool) -> None:
