@@ -199,10 +199,11 @@ class AccountPacer:
             return False
         return True
 
-    async def wait_turn(self) -> None:
-        """Return at the start of a send slot of this process."""
-        while not await self.at_slot(await self.next_slot()):
+    async def wait_turn(self) -> float:
+        """Return at the start of a send slot of this process, the slot."""
+        while not await self.at_slot(slot := await self.next_slot()):
             pass
+        return slot
 
     async def aclose(self) -> None:
         if self._refill is not None:
