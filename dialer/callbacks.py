@@ -13,11 +13,13 @@ stored from a request that fails a check:
    first, so that no name can begin where the URL ends or a value could), the names
    of the fields the dialer reads appear in the signed string only as those fields
    (so no boundary was moved, see ``resplit_field``), AccountSid is an account of
-   this dialer, and the signature checks out with that account's key;
+   this dialer, and the signature checks out with that account's key (each account
+   has its own token and shared key: ``dialer.credentials``);
 4. every field the dialer reads has the type and range its column takes, 400.
 
 So an event that reaches the group-commit batch cannot make Postgres refuse it, and
-one bad request cannot spoil the others in its batch (see dialer.outcomes).
+one bad request cannot spoil the others in its batch (see dialer.outcomes), which
+also refuses an event whose AccountSid is not the account of the attempt it names.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from starlette.routing import Route
 
 from dialer import metrics
 from dialer.callback_urls import CallbackTarget, NotACallbackUrl, parse_target, signed_urls
-from dialer.outcomes import CallEvent, OutcomeRecorder, Result
+from dialer.outcomes import CallEvent, NotRecorded, OutcomeRecorder, Result
 from dialer.repository import DATABASE_ERRORS, DATABASE_FAILURES
 from dialer.signature import (
     ALGORITHMS,
@@ -48,21 +50,12 @@ from dialer.signature import (
     signed_params,
     validate_signature,
 )
+from dialer.twilio_words import AMD_SOURCE, ANSWERED_BY, CALL_STATUSES, STATUS_SOURCE
 
 log = structlog.get_logger(__name__)
 
 SHARED_KEY_SETTING = "DIALER_TWILIO_WEBHOOK_SHARED_KEY"
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
-CALL_STATUSES = frozenset({
-    "queued", "initiated", "ringing", "in-progress", "completed", "busy", "no-answer",
-    "failed", "canceled",
-})
-ANSWERED_BY = frozenset({
-    "human", "machine_start", "machine_end_beep", "machine_end_silence",
-    "machine_end_other", "fax", "unknown",
-})
-STATUS_SOURCE = "call-progress-events"
-AMD_SOURCE = "amd"
 INT4_MAX = 2**31 - 1  # sequence_number, duration, sip_response_code are integer columns
 _COUNT = re.compile(r"[0-9]{1,10}")
 _SIP_CODE = re.compile(r"[1-6][0-9]{2}")  # RFC 3261 section 7.2: 100-699
@@ -76,17 +69,29 @@ READ_FIELDS = (
 _IDEMPOTENCY_TOKEN = re.compile(r"[!-~]{1,256}")  # printable ASCII, no spaces
 MAX_FIELDS = 256
 
-HangUp = Callable[[str], None]
+HangUp = Callable[[str, str], None]
+"""(account SID, call SID): end that call with that account's client."""
 Health = Callable[[], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
 class AccountKeys:
     """What authenticates one account's callbacks: its auth token and, when Webhooks
-    Rules sign with a shared key, that key. Looked up by the callback's AccountSid."""
+    Rules sign with a shared key, that key. Looked up by the callback's AccountSid.
+
+    After a rotation (SIGHUP) the key it replaced is kept as ``former_*`` until the
+    next reload: Twilio goes on signing with its primary token until the new one is
+    promoted, which comes after the daemon has been given it."""
 
     auth_token: str = field(repr=False)
     shared_key: str | None = field(default=None, repr=False)
+    former_auth_token: str | None = field(default=None, repr=False)
+    former_shared_key: str | None = field(default=None, repr=False)
+
+    def signing_keys(self, shared: bool) -> tuple[str, ...]:
+        current, former = ((self.shared_key, self.former_shared_key) if shared
+                           else (self.auth_token, self.former_auth_token))
+        return tuple(key for key in (current, former) if key is not None)
 
 
 class Refusal(Exception):
@@ -225,7 +230,8 @@ def _choice(form: Params, name: str, allowed: frozenset[str], *, required: bool)
 
 
 def parse_event(
-    form: Params, target: CallbackTarget, *, idempotency_token: str | None
+    form: Params, target: CallbackTarget, *, idempotency_token: str | None,
+    account_sid: str | None = None,
 ) -> CallEvent:
     """Validate the fields of a signed callback and build its event; pure, so it can
     be fuzzed. Whatever it returns can be stored: no NUL (Postgres refuses it in text
@@ -267,6 +273,7 @@ def parse_event(
         duration=_count(form, "CallDuration"),
         sip_code=int(sip_code) if sip_code is not None else None,
         legacy_url=target.legacy,
+        account_sid=account_sid,
     )
 
 
@@ -294,7 +301,8 @@ def build_app(
     for (it decides the one fragment a signature may cover)."""
 
     def authenticate(request: Request, form: dict[str, list[str]], path: str, query: str
-                     ) -> None:
+                     ) -> str:
+        """The AccountSid of a genuine callback (NotTwilios otherwise)."""
         check_names(form)
         account_sid = _one(form, "AccountSid") or ""
         keys = accounts.get(account_sid)
@@ -306,17 +314,19 @@ def build_app(
             raise NotTwilios("no signature")
         announced = parse_signature_settings(
             request.headers.get("x-twilio-webhooks-signature-settings"))
-        key, algorithm = keys.auth_token, "HMAC_SHA1"
+        algorithm = "HMAC_SHA1"
         if announced is not None:
             if announced.algorithm not in ALGORITHMS:
                 raise NotTwilios("unknown signature algorithm",
                                  f"unknown signature algorithm {announced.algorithm[:40]!r}")
             if keys.shared_key is None:
                 raise SharedKeyMissing(account_sid, announced.key_id)
-            key, algorithm = keys.shared_key, announced.algorithm
+            algorithm = announced.algorithm
         urls = signed_urls(public_base_url, path, query, retries=callback_retries)
-        if not validate_signature(urls, form, signature, key, algorithm):
+        if not any(validate_signature(urls, form, signature, key, algorithm)
+                   for key in keys.signing_keys(shared=announced is not None)):
             raise NotTwilios("bad signature")
+        return account_sid
 
     async def callback(request: Request) -> Response:
         path = request.scope["raw_path"].decode("latin-1")
@@ -339,9 +349,10 @@ def build_app(
             return _reject("body too large", 413)
         try:
             form = parse_form(body)
-            authenticate(request, form, path, query)
+            account_sid = authenticate(request, form, path, query)
             event = parse_event(
-                form, target, idempotency_token=request.headers.get("i-twilio-idempotency-token"))
+                form, target, idempotency_token=request.headers.get("i-twilio-idempotency-token"),
+                account_sid=account_sid)
         except SharedKeyMissing as exc:
             # Loud: every callback is refused until the operator sets the key.
             return _reject("shared key not configured", 403, loud=True, detail=str(exc),
@@ -351,10 +362,11 @@ def build_app(
             return _reject(exc.reason, exc.status, detail=str(exc), attempt=target.attempt_id)
         try:
             recorded = await recorder.record(event, now=clock())
-        except DATABASE_FAILURES as exc:
-            # Away, or it refused the write: not recorded, so Twilio must send it again.
+        except (NotRecorded, *DATABASE_FAILURES) as exc:
+            # Away, or it refused the write, or the daemon is stopping: not recorded,
+            # so Twilio must send it again.
             reason = "database unavailable" if isinstance(exc, DATABASE_ERRORS) else (
-                "database error")
+                "stopping" if isinstance(exc, NotRecorded) else "database error")
             metrics.CALLBACK_REJECTS.labels(reason).inc()
             log.error("callback_not_recorded", call_sid=event.call_sid, error=repr(exc))
             return PlainTextResponse("not recorded, retry", status_code=503)
@@ -366,8 +378,11 @@ def build_app(
             return _reject("unknown call", 404, call_sid=event.call_sid)
         if recorded.result is Result.REFUSED:
             return _reject("old URL form for a new attempt", 403, attempt=target.attempt_id)
+        if recorded.result is Result.FOREIGN:
+            return _reject("another account's attempt", 403, attempt=target.attempt_id,
+                           account_sid=account_sid)
         if recorded.hang_up is not None:
-            hang_up(recorded.hang_up)
+            hang_up(account_sid, recorded.hang_up)
         return Response(status_code=204)
 
     async def healthz(request: Request) -> Response:

@@ -5,7 +5,8 @@ Settings come from the environment (prefix ``DIALER_``), from an optional env fi
 systemd's ``$CREDENTIALS_DIRECTORY`` (``LoadCredential=dialer_twilio_auth_token:...``,
 ``LoadCredential=dialer_twilio_webhook_shared_key:...``).
 Secrets are never accepted on the command line and are ``SecretStr`` so that no repr
-or log line shows them.
+or log line shows them. The secrets of accounts other than the default one come from
+the credentials file or per-account credentials (``dialer.credentials``).
 """
 
 from __future__ import annotations
@@ -57,9 +58,13 @@ class Settings(BaseSettings):
         default=None, min_length=1,
         description="the SharedKey secret of a Webhooks Rule that signs our callbacks",
     )
+    credentials_file: Path | None = Field(
+        default=None,
+        description="accounts credentials file (SID=token lines, mode 0600): dialer.credentials",
+    )
     twilio_api_base: str = Field(default="https://api.twilio.com", pattern=r"^https?://[^/]+$")
     twilio_cps: float = Field(default=1.0, gt=0, le=1000)
-    twilio_max_concurrent_calls: int | None = Field(default=None, gt=0)
+    twilio_max_concurrent_calls: int | None = Field(default=None, gt=0, le=100_000)
     twilio_timeout: float = Field(default=10.0, gt=0, le=120, description="HTTP timeout, s")
     twilio_max_in_flight: int = Field(
         default=32, ge=1, le=1000, description="API requests in flight at once (20429 guard)"
@@ -115,14 +120,6 @@ class Settings(BaseSettings):
     @property
     def bind_port(self) -> int:
         return _split_host_port(self.callback_bind)[1]
-
-    def require_twilio(self) -> tuple[str, str]:
-        """Credentials for commands that talk to Twilio; a clear error when missing."""
-        if not self.twilio_account_sid or self.twilio_auth_token is None:
-            raise SettingsError(
-                "DIALER_TWILIO_ACCOUNT_SID and DIALER_TWILIO_AUTH_TOKEN must be set"
-            )
-        return self.twilio_account_sid, self.twilio_auth_token.get_secret_value()
 
 
 def load_settings() -> Settings:

@@ -1,4 +1,5 @@
-"""Claims due contacts and places their calls, paced, for the campaigns of one account.
+"""Claims due contacts and places their calls, paced, for the campaigns of one account
+(one dispatcher per account and process: see ``dialer.account_runtime``).
 
 The order of events for one call is what makes a crash harmless:
 1. claim: in one transaction the contact becomes ``dialing`` and an attempt row is
@@ -17,6 +18,10 @@ treated as ``unknown`` and reconciled, never re-sent blindly.
 
 Campaigns of the account share its send slots by weight with stride scheduling: each
 turn goes to the campaign with the lowest "pass", which advances by 1/weight.
+
+The account's REST requests in flight are capped by one semaphore, the client's
+``in_flight``: a permit is taken before waiting for the send slot (so that the request
+goes the moment its slot comes) and given back when the send task is done.
 """
 
 from __future__ import annotations
@@ -35,14 +40,16 @@ import asyncpg
 import structlog
 
 from dialer import metrics, personalise, repository
+from dialer.accounts import Account
 from dialer.callback_urls import callback_url
 from dialer.campaigns import Campaign
 from dialer.compliance import ClaimDecisions
 from dialer.config import Settings
-from dialer.pacer import AccountPacer
+from dialer.live_buffer import LiveBuffer
+from dialer.pacer import Pacer
 from dialer.policy import AmdMode
 from dialer.safetext import without_controls
-from dialer.tasks import TaskGroup
+from dialer.tasks import Detached
 from dialer.twilio import (
     AmbiguousError,
     AuthError,
@@ -53,15 +60,16 @@ from dialer.twilio import (
     TwilioClient,
     TwilioError,
 )
+from dialer.twilio_words import STATUS_CALLBACK_EVENTS
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], dt.datetime]
 # How long claimed contacts may wait in memory for a slot before they go stale.
 CLAIM_AHEAD_SECONDS = 0.5
+MAX_CLAIM = 200
 RETRY_LATER_DELAY = dt.timedelta(seconds=30)
 PAUSE_REASON_CHARS = 1000  # campaigns.pause_reason holds at most this much
-STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 
 
 def utcnow() -> dt.datetime:
@@ -129,7 +137,7 @@ def call_params(
         ("StatusCallback",
          callback_url(public_base_url, item.attempt_id, "status", retries=callback_retries)),
         ("StatusCallbackMethod", "POST"),
-        *(("StatusCallbackEvent", event) for event in STATUS_EVENTS),
+        *(("StatusCallbackEvent", event) for event in STATUS_CALLBACK_EVENTS),
         ("Timeout", str(spec.ring_timeout)),
     ]
     if spec.amd_mode is not AmdMode.OFF:
@@ -146,31 +154,35 @@ def call_params(
 
 class Dispatcher:
     """One per process and account. ``run`` returns when ``stop`` is set and in-flight
-    requests are answered; claimed but unsent contacts are handed back."""
+    requests are answered; claimed but unsent contacts are handed back. ``account``
+    may be replaced while it runs (``dialer account edit``); the answers to creates go
+    to ``live``, whose flusher the account's runtime runs."""
 
     def __init__(
         self,
         *,
         pool: asyncpg.Pool,
         client: TwilioClient,
-        pacer: AccountPacer | None,
+        pacer: Pacer,
+        account: Account,
         settings: Settings,
         worker_id: str,
-        wake: asyncio.Event,
+        live: LiveBuffer,
         clock: Clock = utcnow,
-        tasks: TaskGroup,
     ) -> None:
         self._pool = pool
         self._client = client
-        self._pacer = pacer  # None: pacing disabled (ceiling benchmark only)
+        self._pacer = pacer
+        self.account = account
         self._settings = settings
         self._worker_id = worker_id
-        self._wake = wake
+        self.wake = asyncio.Event()
+        """Set to re-read the campaigns now (a NOTIFY, SIGHUP, a pause of our own)."""
         self._clock = clock
-        self._tasks = tasks
+        self._sends = Detached()
         self._queues: dict[int, CampaignQueue] = {}
-        self._in_flight = asyncio.Semaphore(settings.twilio_max_in_flight)
-        self._live = repository.LiveBuffer(pool)
+        self._in_flight = client.in_flight
+        self._live = live
         self._refreshed_at = 0.0
         self._claimed = asyncio.Event()
         self._sending: set[int] = set()  # attempts handed to a send task, not yet done
@@ -182,7 +194,7 @@ class Dispatcher:
 
     @property
     def account_sid(self) -> str:
-        return self._client.account_sid
+        return self.account.sid
 
     # ---- campaigns -------------------------------------------------------------------
 
@@ -215,7 +227,7 @@ class Dispatcher:
         hand, or by an older version with looser rules) is paused, not dialed."""
         reason = pause_reason(ValueError(f"its stored settings are refused: {exc}"))
         if await repository.pause_campaign(self._pool, campaign_id, reason):
-            metrics.CAMPAIGNS_PAUSED.labels(name, "campaign", "").inc()
+            metrics.CAMPAIGNS_PAUSED.labels(self.account_sid, name, "campaign", "").inc()
             log.error("campaign_paused", campaign=name, concern="campaign", reason=reason,
                       action=f"fix it with `dialer campaign edit {name}`, then resume it")
 
@@ -234,11 +246,11 @@ class Dispatcher:
     # ---- claiming --------------------------------------------------------------------
 
     def _claim_size(self, queue: CampaignQueue) -> int:
-        if self._pacer is None:
-            return 200
+        """What the campaign's share of the rate sends in CLAIM_AHEAD_SECONDS (claimed
+        contacts must not wait long in memory), plus one."""
         total_weight = sum(q.campaign.spec.weight for q in self._queues.values() if q.running)
         share = self._pacer.current_rate * queue.campaign.spec.weight / max(total_weight, 1)
-        return max(1, min(200, round(share * CLAIM_AHEAD_SECONDS) + 1))
+        return max(1, round(min(MAX_CLAIM - 1, share * CLAIM_AHEAD_SECONDS)) + 1)
 
     def _top_up(self, queue: CampaignQueue) -> None:
         claiming = queue.claiming
@@ -271,13 +283,13 @@ class Dispatcher:
             account_sid=self.account_sid,
             limit=size,
             max_concurrent=campaign.spec.max_concurrent,
-            account_max_concurrent=self._settings.twilio_max_concurrent_calls,
+            account_max_concurrent=self.account.max_concurrent_calls,
             worker_id=self._worker_id,
             now=now,
             decide=decide,
             rule_packs=planner.policy.pack_tags,
         )
-        metrics.CLAIM_SECONDS.observe(time.monotonic() - started)
+        metrics.CLAIM_SECONDS.labels(self.account_sid).observe(time.monotonic() - started)
         if not claimed:
             queue.idle_until = time.monotonic() + self._settings.poll_seconds
         queue.ready.extend(
@@ -298,13 +310,13 @@ class Dispatcher:
     # ---- the loop --------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.refresh_campaigns()
-        flusher = asyncio.create_task(self._live.run(stop), name="live-flusher")
+        try:
+            await self.refresh_campaigns()
+        except repository.DATABASE_ERRORS as exc:
+            log.warning("dispatcher_database_unavailable", error=repr(exc))
         try:
             while not stop.is_set():
                 self.last_progress = time.monotonic()
-                if flusher.done():
-                    flusher.result()  # answers no longer recorded: fail loudly, not silently
                 try:
                     await self._step(stop)
                 except repository.DATABASE_ERRORS as exc:
@@ -314,7 +326,7 @@ class Dispatcher:
                     self._orphans_possible = True
                     await asyncio.sleep(1)
         finally:
-            await self._shutdown(flusher)
+            await self._shutdown()
 
     async def _release_orphans(self) -> None:
         """A claim whose connection died with its answer may still have committed: its
@@ -338,8 +350,8 @@ class Dispatcher:
         if self._orphans_possible and not claiming:
             await self._release_orphans()
         stale = time.monotonic() - self._refreshed_at > self._settings.poll_seconds
-        if self._wake.is_set() or stale:
-            self._wake.clear()
+        if self.wake.is_set() or stale:
+            self.wake.clear()
             await self.refresh_campaigns()
         for queue in self._queues.values():
             self._top_up(queue)
@@ -352,7 +364,7 @@ class Dispatcher:
     async def _idle(self, stop: asyncio.Event) -> None:
         self._claimed.clear()
         waiters = [
-            asyncio.ensure_future(event.wait()) for event in (stop, self._wake, self._claimed)
+            asyncio.ensure_future(event.wait()) for event in (stop, self.wake, self._claimed)
         ]
         try:
             await asyncio.wait(
@@ -363,24 +375,31 @@ class Dispatcher:
                 waiter.cancel()
 
     async def _send_next(self, queue: CampaignQueue, stop: asyncio.Event) -> None:
+        """Wait for a permit and a send slot, then hand the next contact to a send task
+        of its own, which owns the permit from then on (given back when it is done)."""
         await self._in_flight.acquire()
+        handed_over = False
         try:
             waiting_since = time.monotonic()
-            slot = None if self._pacer is None else await self._pacer.next_slot()
+            slot = await self._pacer.next_slot()
             if stop.is_set() or not queue.running or not queue.ready:
-                self._in_flight.release()
                 return
             item = queue.ready.popleft()
             self._top_up(queue)
             self._sending.add(item.attempt_id)
-            self._tasks.spawn(self._send(queue, item, slot, waiting_since, stop),
-                              name=f"send-{item.attempt_id}")
-        except BaseException:
-            self._in_flight.release()
-            raise
+            task = self._sends.spawn(self._send(queue, item, slot, waiting_since, stop),
+                                     name=f"send-{item.attempt_id}")
+            task.add_done_callback(self._sent)
+            handed_over = True
+        finally:
+            if not handed_over:
+                self._in_flight.release()
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.release()
 
     async def _send(
-        self, queue: CampaignQueue, item: Claimed, slot: float | None, waiting_since: float,
+        self, queue: CampaignQueue, item: Claimed, slot: float, waiting_since: float,
         stop: asyncio.Event,
     ) -> None:
         try:
@@ -389,10 +408,11 @@ class Dispatcher:
             self._sending.discard(item.attempt_id)
 
     async def _send_paced(
-        self, queue: CampaignQueue, item: Claimed, slot: float | None, waiting_since: float,
+        self, queue: CampaignQueue, item: Claimed, slot: float, waiting_since: float,
         stop: asyncio.Event,
     ) -> None:
         campaign = queue.campaign
+        account = self.account_sid
         bound = log.bind(campaign=campaign.name, contact=item.contact_id, attempt=item.attempt_id)
         try:
             params = call_params(
@@ -400,14 +420,12 @@ class Dispatcher:
                 callback_retries=self._settings.callback_retries,
             )
         except personalise.TemplateError as exc:
-            self._in_flight.release()
             await self._refused(queue, item, exc)
             return
         try:
-            if self._pacer is not None and slot is not None:
-                while not await self._pacer.at_slot(slot):
-                    slot = await self._pacer.next_slot()
-                metrics.BUCKET_WAIT.observe(time.monotonic() - waiting_since)
+            while not await self._pacer.at_slot(slot):
+                slot = await self._pacer.next_slot()
+            metrics.BUCKET_WAIT.labels(account).observe(time.monotonic() - waiting_since)
             late = self._clock() >= item.send_by
             if late:
                 bound.warning("call_not_sent_window_closing", send_by=item.send_by.isoformat())
@@ -416,25 +434,19 @@ class Dispatcher:
                     lambda: repository.release_unsent(self._pool, [item.attempt_id]),
                     what="unsent attempt",
                 )
-                self._in_flight.release()
                 return
         except repository.DATABASE_ERRORS as exc:
             # A missed slot needs the database for the next one; until it is back the
             # item waits in its queue (it was never sent), not in a failed task.
-            self._in_flight.release()
             queue.ready.appendleft(item)
             bound.warning("send_waits_for_database", error=repr(exc))
             return
-        except BaseException:
-            self._in_flight.release()
-            raise
         started = time.monotonic()
         try:
             info = await self._client.create_call(params)
         except RateLimited as exc:
-            metrics.CALLS_CREATED.labels(campaign.name, "rate_limited").inc()
-            if self._pacer is not None:
-                self._pacer.on_rate_limited()
+            metrics.CALLS_CREATED.labels(account, campaign.name, "rate_limited").inc()
+            self._pacer.on_rate_limited()
             bound.info("call_rate_limited", code=exc.code)
             queue.ready.appendleft(item)  # the same attempt goes again; it does not count
             return
@@ -444,13 +456,13 @@ class Dispatcher:
                         code=exc.code, message=exc.message),
                 what="rejected attempt",
             )
-            metrics.CALLS_CREATED.labels(campaign.name, "permanent_error").inc()
-            metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
+            metrics.CALLS_CREATED.labels(account, campaign.name, "permanent_error").inc()
+            metrics.TWILIO_ERRORS.labels(account, str(exc.code)).inc()
             bound.info("call_rejected", code=exc.code, reason=exc.message, state="failed")
             return
         except (CampaignError, AuthError) as exc:
-            metrics.CALLS_CREATED.labels(campaign.name, "refused").inc()
-            metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
+            metrics.CALLS_CREATED.labels(account, campaign.name, "refused").inc()
+            metrics.TWILIO_ERRORS.labels(account, str(exc.code)).inc()
             await self._refused(queue, item, exc)
             return
         except RetryLater as exc:
@@ -459,7 +471,7 @@ class Dispatcher:
                 lambda: repository.release_unsent(self._pool, [item.attempt_id], due_at=due_at),
                 what="refused attempt",
             )
-            metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
+            metrics.TWILIO_ERRORS.labels(account, str(exc.code)).inc()
             bound.warning("call_refused_retry_later", code=exc.code, reason=exc.message)
             return
         except AmbiguousError as exc:
@@ -467,14 +479,13 @@ class Dispatcher:
                 partial(repository.mark_unknown, self._pool, item.attempt_id, reason=exc.message),
                 what="ambiguous attempt",
             )
-            metrics.CALLS_CREATED.labels(campaign.name, "ambiguous").inc()
+            metrics.CALLS_CREATED.labels(account, campaign.name, "ambiguous").inc()
             bound.warning("call_outcome_ambiguous", reason=exc.message, state="unknown")
             return
         finally:
-            self._in_flight.release()
-            metrics.TWILIO_LATENCY.observe(time.monotonic() - started)
+            metrics.TWILIO_LATENCY.labels(account).observe(time.monotonic() - started)
         self.sent += 1
-        metrics.CALLS_CREATED.labels(campaign.name, "created").inc()
+        metrics.CALLS_CREATED.labels(account, campaign.name, "created").inc()
         self._live.add(item.attempt_id, info, self._clock())
         bound.info("call_created", call_sid=info.sid, state="in_call")
 
@@ -508,10 +519,11 @@ class Dispatcher:
         for other in self._queues.values():
             if other is queue or account is not None:
                 other.campaign = dataclasses.replace(other.campaign, state="paused")
-        self._wake.set()
+        self.wake.set()
         concern = "account" if account is not None else "campaign"
         for name in paused:
-            metrics.CAMPAIGNS_PAUSED.labels(name, concern, str(code or "")).inc()
+            metrics.CAMPAIGNS_PAUSED.labels(self.account_sid, name, concern,
+                                            str(code or "")).inc()
         if paused:
             log.error("campaign_paused", campaigns=paused, concern=concern, code=code,
                       reason=reason, attempt=item.attempt_id,
@@ -520,24 +532,17 @@ class Dispatcher:
             log.info("call_refused_while_paused", campaign=queue.campaign.name, code=code,
                      attempt=item.attempt_id)
 
-    async def _shutdown(self, flusher: asyncio.Task[None]) -> None:
-        """Stop claiming, hand back what was never sent, let in-flight POSTs answer.
+    async def _shutdown(self) -> None:
+        """Stop claiming, hand back what was never sent, let in-flight POSTs answer
+        (their answers are then the flusher's to write, see ``dialer.live_buffer``).
 
         With the database away, what cannot be written stays ``requested`` under this
         worker's name; once the worker is deregistered or found dead those attempts
         become ``unknown`` and reconciliation settles them, so shutdown does not wait."""
         await self._release_all()
-        for _ in range(self._settings.twilio_max_in_flight):
-            await self._in_flight.acquire()  # every POST has been answered
+        await self._sends.wait()  # every POST has been answered
         await self._release_all()  # what sends put back meanwhile (429s, ...)
-        await asyncio.gather(flusher, return_exceptions=True)
-        try:
-            await self._live.flush()
-        except repository.DATABASE_ERRORS as exc:
-            log.warning("answers_not_recorded", count=len(self._live.unwritten),
-                        error=repr(exc), action="reconciled as a dead worker's")
-        if self._pacer is not None:
-            await self._pacer.aclose()
+        await self._pacer.aclose()
 
     async def _release_all(self) -> None:
         for queue in self._queues.values():

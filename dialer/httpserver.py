@@ -14,13 +14,18 @@ request is answered 503 at once (Twilio retries it) instead of queueing without 
 
 uvicorn's own log records go to the standard library's logging, which dialer.logs
 routes through structlog; uvicorn is told not to install handlers of its own.
+
+The daemon's supervisor owns the serving task (``start(spawn)``), so a server that
+dies stops the daemon; ``last_tick`` is when uvicorn's main loop last went round
+(every 0.1 s), which is what the watchdog reads as the endpoint making progress.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import structlog
@@ -72,14 +77,30 @@ def _protocol(read_timeout: float) -> type[HttpToolsProtocol]:
     return type("DeadlineProtocol", (_DeadlineProtocol,), {"read_timeout": read_timeout})
 
 
+Spawn = Callable[[str, Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
+
+
+def _own_task(name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """A task of the server's own, for a server nothing supervises (tests, tools)."""
+    return asyncio.create_task(coro, name=name)
+
+
 class _QuietServer(uvicorn.Server):
+    last_tick = 0.0
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
+    async def on_tick(self, counter: int) -> bool:
+        self.last_tick = time.monotonic()
+        return await super().on_tick(counter)
+
 
 class EmbeddedServer:
     """``await start()`` returns once the socket listens; ``port`` is the bound port."""
+
+    TASK_NAME = "callback-server"
 
     def __init__(
         self, app: Any, *, host: str, port: int, read_timeout: float = 10.0,
@@ -93,8 +114,9 @@ class EmbeddedServer:
         self._server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="http-server")
+    async def start(self, spawn: Spawn = _own_task) -> None:
+        """Serve in a task made by ``spawn`` (the daemon's supervisor)."""
+        self._task = spawn(self.TASK_NAME, self._server.serve())
         while not self._server.started:
             if self._task.done():
                 await self._task  # raises the start-up error (port in use, ...)
@@ -109,6 +131,11 @@ class EmbeddedServer:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def last_tick(self) -> float:
+        """``time.monotonic()`` when the server's main loop last went round."""
+        return self._server.last_tick
 
     async def stop(self) -> None:
         if self._task is None:

@@ -29,19 +29,12 @@ from dialer.campaigns import Campaign
 from dialer.compliance import Location
 from dialer.policy import AmdAction, Done, Fail, Retry, decide, on_answered_by
 from dialer.repository import DATABASE_ERRORS
+from dialer.twilio_words import FINAL_STATUSES, status_rank
 
 log = structlog.get_logger(__name__)
 
-FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
-_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
 CAMPAIGN_CACHE_SECONDS = 2.0
 DEADLOCK_RETRIES = 3
-
-
-def rank(status: str | None) -> int:
-    if status is None:
-        return -1
-    return 4 if status in FINAL_STATUSES else _RANK[status]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +53,8 @@ class CallEvent:
     sip_code: int | None = None
     legacy_url: bool = False
     """Reported to a callback URL of the old form (accepted only for old attempts)."""
+    account_sid: str | None = None
+    """The account that signed it; an attempt of another account is not its to report."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +76,7 @@ class AttemptView:
 def merge(view: AttemptView, event: CallEvent, now: dt.datetime) -> AttemptView:
     """The attempt after the event: status only moves forward, first final status wins."""
     status = view.call_status
-    if event.call_status is not None and rank(event.call_status) > rank(status):
+    if event.call_status is not None and status_rank(event.call_status) > status_rank(status):
         status = event.call_status
     statuses = view.statuses
     if event.call_status is not None and event.call_status not in statuses:
@@ -116,6 +111,12 @@ class Result(enum.Enum):
     UNKNOWN_CALL = "unknown_call"
     REFUSED = "refused"
     """Reported to the old URL form for an attempt that was given the new one."""
+    FOREIGN = "foreign"
+    """Signed by another account than the one whose campaign placed the attempt."""
+
+
+class NotRecorded(Exception):
+    """The recorder stopped before it could record the event (shutdown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +150,8 @@ class OutcomeRecorder:
     """Records events in batches: one transaction for every event that arrived while
     the previous one committed (group commit). Each caller waits for the commit of
     its own event, so a 2xx still means "durably recorded", and at high callback
-    rates the cost per event falls to a few statements per batch.
+    rates the cost per event falls to a few statements per batch. ``run`` is the
+    flusher that writes the batches (a supervised task of the daemon).
 
     Keeps a short-lived cache of campaign rows (edits apply within seconds)."""
 
@@ -160,21 +162,33 @@ class OutcomeRecorder:
         self._rng = rng or random.Random()
         self._campaigns: dict[int, tuple[float, Campaign]] = {}
         self._queue: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
 
     async def record(
         self, event: CallEvent, *, now: dt.datetime, force_decision: bool = False
     ) -> Recorded:
         done: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(event, now, force_decision, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_all(), name="outcome-flusher")
+        self._arrived.set()
         return await done
 
-    async def _flush_all(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
-            await self._settle(batch)
+    async def run(self) -> None:
+        """Record what arrives, batch after batch, for as long as the daemon runs.
+        Stopped, it tells every caller still waiting that its event was not recorded."""
+        batch: list[_Pending] = []
+        try:
+            while True:
+                await self._arrived.wait()
+                self._arrived.clear()
+                while self._queue:
+                    batch = self._queue[: self.MAX_BATCH]
+                    self._queue = self._queue[self.MAX_BATCH :]
+                    await self._settle(batch)
+        finally:
+            for pending in (*batch, *self._queue):
+                if not pending.done.done():
+                    pending.done.set_exception(NotRecorded("the recorder stopped"))
+            self._queue = []
 
     async def _settle(self, batch: list[_Pending]) -> None:
         """Record ``batch`` and tell each waiter. When Postgres refuses a batch of
@@ -229,7 +243,7 @@ class OutcomeRecorder:
         this Call SID."""
         owner = by_sid.get(event.call_sid)
         if event.attempt_hint is None:
-            return owner or Result.UNKNOWN_CALL
+            return Result.UNKNOWN_CALL if owner is None else OutcomeRecorder._own(event, owner)
         locked = by_id.get(event.attempt_hint)
         if locked is None or locked.row["call_sid"] not in (None, event.call_sid):
             return Result.UNKNOWN_CALL
@@ -237,6 +251,14 @@ class OutcomeRecorder:
             return Result.UNKNOWN_CALL
         if event.legacy_url and not locked.row["legacy_callback_url"]:
             return Result.REFUSED
+        return OutcomeRecorder._own(event, locked)
+
+    @staticmethod
+    def _own(event: CallEvent, locked: _Locked) -> _Locked | Result:
+        """The attempt, unless the event comes from another account than its campaign's:
+        each client's token signs only that client's calls' callbacks."""
+        if event.account_sid is not None and event.account_sid != locked.row["account_sid"]:
+            return Result.FOREIGN
         return locked
 
     async def _record_batch(self, batch: list[_Pending]) -> list[Recorded]:

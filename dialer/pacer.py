@@ -24,6 +24,9 @@ no send strays more than LATE_TOLERANCE < margin seconds from its slot. The marg
 beyond LATE_TOLERANCE absorbs the jitter of the sends' arrival. It costs rate, and at
 low rates it shows in every gap (at 1 CPS each gap *is* the window), so it is at most
 GAP_SLACK per gap and at most MAX_MARGIN of the rate.
+
+``Unpaced`` is the null pacer: every turn at once, for the ceiling benchmark only
+(``Daemon(pacing=False)``), so that the dispatcher has one code path.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -102,8 +106,49 @@ class ClockMapping:
         return db_time - offset
 
 
-# (account_sid, count, spacing_seconds) -> Reservation
-ReserveSlots = Callable[[str, int, float], Awaitable[Reservation]]
+# (account_sid, count, spacing_seconds) -> (first slot, database clock), epoch seconds
+ReserveSlots = Callable[[str, int, float], Awaitable[tuple[float, float]]]
+
+
+class Pacer(Protocol):
+    """What the dispatcher asks of pacing: a slot, then the moment of that slot."""
+
+    @property
+    def current_rate(self) -> float: ...
+
+    skipped_slots: int
+
+    def retune(self, cps: float) -> None: ...
+
+    def on_rate_limited(self) -> None: ...
+
+    async def next_slot(self) -> float: ...
+
+    async def at_slot(self, slot: float) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Unpaced:
+    """The null pacer: no schedule, no waiting (see the module docstring)."""
+
+    current_rate = math.inf
+    skipped_slots = 0
+
+    def retune(self, cps: float) -> None:
+        pass
+
+    def on_rate_limited(self) -> None:
+        pass
+
+    async def next_slot(self) -> float:
+        return time.monotonic()
+
+    async def at_slot(self, slot: float) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        pass
 
 
 class AccountPacer:
@@ -129,6 +174,13 @@ class AccountPacer:
     def current_rate(self) -> float:
         return self.cps * self._factor
 
+    def retune(self, cps: float) -> None:
+        """The account's CPS changed (``dialer account edit``): slots reserved from now
+        on are spaced for it; those already reserved are spent as they were."""
+        if cps != self.cps:
+            log.info("pacing_retuned", account=self.account_sid, cps=cps, was=self.cps)
+            self.cps = cps
+
     def on_rate_limited(self) -> None:
         self._factor = backed_off(self._factor)
         self._last_backoff = self._clock()
@@ -144,9 +196,9 @@ class AccountPacer:
 
     async def _take_slots(self) -> None:
         sent = self._clock()
-        reservation = await self._reserve(
-            self.account_sid, batch_size(self.cps), slot_spacing(self.cps)
-        )
+        count, spacing = batch_size(self.cps), slot_spacing(self.cps)
+        first_slot, db_now = await self._reserve(self.account_sid, count, spacing)
+        reservation = Reservation(first_slot, db_now, count, spacing)
         self._clocks.add(sent, self._clock(), reservation.db_now)
         first = self._clocks.to_local(reservation.first_slot)
         self._slots.extend(first + i * reservation.spacing for i in range(reservation.count))

@@ -19,9 +19,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from dialer.twilio_words import (
+    ANSWERED_BY,
+    FINAL_STATUSES,
+    MACHINE_ANSWERS,
+    MESSAGE_END_ANSWERS,
+    UNKNOWN,
+)
+
 __all__ = [
     "BUSY_SIP_CODES",
-    "FINAL_CALL_STATUSES",
     "MAX_RETRY_DELAY",
     "TRANSIENT_SIP_CODES",
     "AmdAction",
@@ -83,8 +90,6 @@ class AmdAction(StrEnum):
     CONTINUE = "continue"
 
 
-FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
-
 # A ``failed`` call's SIP code says whether trying again later can help.
 #   transient: 408 Request Timeout, 480 Temporarily Unavailable, 487 Request
 #     Terminated (the INVITE was cancelled, e.g. ring timeout upstream) and every
@@ -110,12 +115,6 @@ _SIP_PHRASES = {
     604: "Does Not Exist Anywhere",
     606: "Not Acceptable",
 }
-
-_MACHINE = frozenset(
-    {"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other"}
-)
-_MESSAGE_END = _MACHINE - {"machine_start"}
-_ANSWERED_BY = _MACHINE | {"human", "fax", "unknown"}
 
 # Long enough for any sane campaign; bounds the backoff so ``now + delay`` cannot
 # overflow and a misconfigured policy cannot park a contact for years.
@@ -219,11 +218,12 @@ def _answered_by(policy: CampaignPolicy, answered_by: str | None) -> str:
     value on an AMD call, mean AMD could not tell, which is the campaign's choice."""
     if answered_by is None:
         return "none" if policy.amd_mode is AmdMode.OFF else "unknown"
-    return answered_by if answered_by in _ANSWERED_BY else "unknown"
+    return answered_by if answered_by in ANSWERED_BY else "unknown"
 
 
 def _is_machine(policy: CampaignPolicy, answered_by: str) -> bool:
-    return answered_by in _MACHINE or (answered_by == "unknown" and policy.unknown_is_machine)
+    return answered_by in MACHINE_ANSWERS or (
+        answered_by == UNKNOWN and policy.unknown_is_machine)
 
 
 def classify(
@@ -237,7 +237,7 @@ def classify(
         if who == "fax":
             return Outcome.FAX
         if _is_machine(policy, who):
-            if policy.machine_policy is MachinePolicy.VOICEMAIL and who in _MESSAGE_END:
+            if policy.machine_policy is MachinePolicy.VOICEMAIL and who in MESSAGE_END_ANSWERS:
                 return Outcome.VOICEMAIL_LEFT
             return Outcome.MACHINE
         return Outcome.HUMAN
@@ -253,7 +253,7 @@ def classify(
         return Outcome.FAILED_TRANSIENT if sip_is_transient(sip_code) else Outcome.FAILED_PERMANENT
     raise ValueError(
         f"call status {call_status!r} is not a final status "
-        f"(expected one of {', '.join(sorted(FINAL_CALL_STATUSES))})"
+        f"(expected one of {', '.join(sorted(FINAL_STATUSES))})"
     )
 
 

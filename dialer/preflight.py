@@ -23,6 +23,7 @@ import httpx
 import structlog
 
 from dialer import checks, db, personalise, repository
+from dialer.accounts import Account, default_account
 from dialer.campaigns import Campaign
 from dialer.checks import Finding, Verdict
 from dialer.config import Settings
@@ -98,13 +99,14 @@ def log_finding(finding: Finding) -> None:
 
 
 class Preflight:
-    """The checks of one account. ``client`` is None when no credentials are set,
-    ``database`` None when there is no usable database."""
+    """The checks of one account (by default the settings' own). ``client`` is None
+    when no credentials are set, ``database`` None when there is no usable database."""
 
     def __init__(self, settings: Settings, *, client: TwilioClient | None,
                  http: httpx.AsyncClient, database: repository.Executor | None,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, account: Account | None = None) -> None:
         self._settings = settings
+        self._account = account or default_account(settings)
         self._worker_id = worker_id
         """The daemon running the checks, which counts as running before its row exists."""
         self._client = client
@@ -155,15 +157,15 @@ class Preflight:
                                  error=error)
 
     async def cps(self) -> Finding:
-        sid = self._settings.twilio_account_sid
-        if self._db is None or sid is None:
+        account = self._account
+        if self._db is None or account is None:
             return checks.not_checked("cps", "needs the database and the account")
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=checks.RECENT_HOURS)
-        row = await repository.recent_pacing(self._db, sid, since, checks.QUEUED_MS)
+        row = await repository.recent_pacing(self._db, account.sid, since, checks.QUEUED_MS)
         stats = checks.PacingStats(calls=row["calls"], queued=row["queued"],
                                    max_queue_ms=row["max_queue_ms"],
                                    busiest_minute=row["busiest_minute"])
-        return checks.cps(self._settings.twilio_cps, stats)
+        return checks.cps(account.cps, stats)
 
     async def campaign(self, campaign: Campaign) -> list[Finding]:
         """Caller ID, TwiML and compliance of one campaign."""
@@ -335,25 +337,26 @@ async def check_all(settings: Settings, *, dsn: str, names: Sequence[str] = ()
             yield checks.not_checked("campaigns", f"the database failed: {_describe(exc)}")
 
 
-async def refuse_bad_credentials(settings: Settings, client: TwilioClient) -> None:
-    """``dialer run``'s first check: StartRefused when Twilio refuses the credentials."""
+async def credentials_refused(settings: Settings, client: TwilioClient) -> Finding | None:
+    """``dialer run``'s first check of an account, logged: the failed check when Twilio
+    refuses its credentials (the daemon does not dial for it), else None."""
     async with _http_client() as http:
         findings = await Preflight(settings, client=client, http=http,
                                    database=None).credentials()
     for finding in findings:
         log_finding(finding)
-        if finding.stops_start:
-            raise StartRefused(finding.line())
+    return next((finding for finding in findings if finding.stops_start), None)
 
 
-async def log_start_checks(settings: Settings, *, client: TwilioClient, pool: asyncpg.Pool,
-                           worker_id: str, within: float = START_CHECKS_SECONDS) -> None:
+async def log_start_checks(settings: Settings, *, account: Account, client: TwilioClient,
+                           pool: asyncpg.Pool, worker_id: str,
+                           within: float = START_CHECKS_SECONDS) -> None:
     """``dialer run``'s other checks, once its endpoint listens: logged, never fatal,
     and given up after ``within`` seconds so that a slow TwiML host cannot hold the
     start (and systemd's start timeout) up."""
     async with _http_client() as http:
         preflight = Preflight(settings, client=client, http=http, database=pool,
-                              worker_id=worker_id)
+                              worker_id=worker_id, account=account)
         try:
             async with asyncio.timeout(within):
                 log_finding(await preflight.public_url())

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ import asyncpg
 import structlog
 
 from dialer import repository
-from dialer.outcomes import FINAL_STATUSES, CallEvent, OutcomeRecorder, rank
+from dialer.outcomes import CallEvent, OutcomeRecorder
+from dialer.repository import DATABASE_ERRORS
 from dialer.twilio import CallInfo, NotFound, TwilioClient, TwilioError
+from dialer.twilio_words import FINAL_STATUSES, RECONCILE_SOURCE, status_rank
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +53,10 @@ def event_from_call(info: CallInfo, attempt_id: int) -> CallEvent:
     """What a fetched Call resource tells, as an event (one per status reached)."""
     return CallEvent(
         call_sid=info.sid,
-        source="reconcile",
+        source=RECONCILE_SOURCE,
         params={"CallSid": info.sid, "CallStatus": info.status},
         attempt_hint=attempt_id,
-        sequence_number=rank(info.status),
+        sequence_number=status_rank(info.status),
         call_status=info.status,
         answered_by=info.answered_by,
         duration=info.duration,
@@ -61,6 +64,8 @@ def event_from_call(info: CallInfo, attempt_id: int) -> CallEvent:
 
 
 class Reconciler:
+    """Reconciliation for the attempts of one account (its client lists and fetches)."""
+
     def __init__(
         self, *, pool: asyncpg.Pool, client: TwilioClient, recorder: OutcomeRecorder,
         reconcile_after: float, stale_after: float, clock: Callable[[], dt.datetime],
@@ -71,6 +76,17 @@ class Reconciler:
         self._reconcile_after = dt.timedelta(seconds=reconcile_after)
         self._stale_after = dt.timedelta(seconds=stale_after)
         self._clock = clock
+
+    async def run(self, every: float) -> None:
+        """Reconcile every ``every`` seconds: a supervised task of the account's runtime,
+        which rides out database outages (Twilio's refusals are logged per attempt)."""
+        while True:
+            try:
+                await self.run_once()
+            except DATABASE_ERRORS as exc:
+                log.warning("reconcile_database_unavailable", account=self._client.account_sid,
+                            error=repr(exc))
+            await asyncio.sleep(every)
 
     async def run_once(self) -> Stats:
         stats = Stats()

@@ -7,7 +7,6 @@ records; callers decide transactions by passing a connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
@@ -17,8 +16,6 @@ import structlog
 
 from dialer import db, queries
 from dialer.compliance import Decision, Defer, Location, Record, Take
-from dialer.pacer import Reservation
-from dialer.twilio import CallInfo
 
 Executor = db.Connection | asyncpg.Pool
 
@@ -57,26 +54,77 @@ async def list_campaigns(db: Executor) -> list[asyncpg.Record]:
     return list(await db.fetch(queries.get("list_campaigns")))
 
 
-# ==== daemon: claim, pacing, attempts, callbacks ====
+async def ping(db: Executor) -> None:
+    await db.execute(queries.get("ping"))
+
+
+# ==== accounts (dialer account, the daemon's account runtimes) ====
 
 
 async def upsert_account(
     db: Executor, sid: str, cps: float, max_concurrent_calls: int | None
 ) -> None:
+    """The default account, with the limits the settings give it."""
     await db.execute(queries.get("upsert_account"), sid, cps, max_concurrent_calls)
+
+
+async def list_accounts(db: Executor) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("list_accounts")))
+
+
+async def account_by_key(db: Executor, sid_or_label: str) -> asyncpg.Record | None:
+    return await db.fetchrow(queries.get("account_by_key"), sid_or_label)
+
+
+async def insert_account(
+    db: Executor, sid: str, *, label: str | None, cps: float,
+    max_concurrent_calls: int | None, max_in_flight: int | None,
+) -> bool:
+    """False when the SID or the label is taken already."""
+    row = await db.fetchrow(queries.get("insert_account"), sid, label, cps,
+                            max_concurrent_calls, max_in_flight)
+    return row is not None
+
+
+async def update_account(
+    db: Executor, sid: str, *, label: str | None, cps: float,
+    max_concurrent_calls: int | None, max_in_flight: int | None,
+) -> bool:
+    """False when the account is gone."""
+    row = await db.fetchrow(queries.get("update_account"), sid, label, cps,
+                            max_concurrent_calls, max_in_flight)
+    return row is not None
+
+
+async def delete_account(db: Executor, sid: str) -> bool:
+    """False when it is gone already or still has campaigns."""
+    return await db.fetchrow(queries.get("delete_account"), sid) is not None
+
+
+async def account_campaign_counts(db: Executor, sid: str) -> dict[str, int]:
+    rows = await db.fetch(queries.get("account_campaign_counts"), sid)
+    return {row["state"]: int(row["campaigns"]) for row in rows}
+
+
+async def pause_account(db: Executor, sid: str, reason: str) -> list[str]:
+    """Pause every running campaign of the account with ``reason``; their names."""
+    rows = await db.fetch(queries.get("pause_account_campaigns"), sid, reason)
+    return [row["name"] for row in rows]
 
 
 async def campaigns_for_account(db: Executor, account_sid: str) -> list[asyncpg.Record]:
     return list(await db.fetch(queries.get("running_campaigns"), account_sid))
 
 
-async def reserve_slots(db: Executor, account_sid: str, count: int, spacing: float) -> Reservation:
+async def reserve_slots(
+    db: Executor, account_sid: str, count: int, spacing: float
+) -> tuple[float, float]:
+    """Reserve ``count`` send slots ``spacing`` s apart from the account's schedule:
+    (the first slot, the database's clock), both epoch seconds of the database."""
     row = await db.fetchrow(queries.get("reserve_slots"), account_sid, count, spacing)
     if row is None:
         raise LookupError(f"account {account_sid} is not in the database")
-    return Reservation(
-        first_slot=row["first_slot"], db_now=row["db_now"], count=count, spacing=spacing
-    )
+    return float(row["first_slot"]), float(row["db_now"])
 
 
 # Claims of one campaign are serialised (per campaign, across processes) so that the
@@ -242,57 +290,13 @@ async def recover_dead_workers(pool: asyncpg.Pool, dead_after: float) -> int:
         return len(await conn.fetch(queries.get("orphan_attempts_unknown")))
 
 
-class LiveBuffer:
-    """Batches the recording of Create Call answers (flush on size or every 20 ms).
-
-    Losing the buffer in a crash is safe: the attempts stay ``requested``, become
-    ``unknown`` when the process is found dead, and are adopted by their callbacks
-    (which carry the attempt id) or by listing calls.
-    """
-
-    def __init__(self, pool: asyncpg.Pool, *, max_items: int = 200, interval: float = 0.02):
-        self._pool = pool
-        self._max_items = max_items
-        self._interval = interval
-        self._items: list[tuple[int, str, int | None, dt.datetime]] = []
-        self._unwritten: set[int] = set()  # buffered or being written
-        self._full = asyncio.Event()
-
-    @property
-    def unwritten(self) -> frozenset[int]:
-        """Attempts whose call exists but whose row still says ``requested``."""
-        return frozenset(self._unwritten)
-
-    def add(self, attempt_id: int, info: CallInfo, sent_at: dt.datetime) -> None:
-        self._items.append((attempt_id, info.sid, info.queue_time_ms, sent_at))
-        self._unwritten.add(attempt_id)
-        if len(self._items) >= self._max_items:
-            self._full.set()
-
-    async def flush(self) -> None:
-        """Write what is buffered; on a database error keep it for the next try."""
-        items, self._items = self._items, []
-        self._full.clear()
-        if not items:
-            return
-        ids, sids, queue_times, sent = (list(column) for column in zip(*items, strict=True))
-        try:
-            await self._pool.execute(queries.get("mark_live"), ids, sids, queue_times, sent)
-        except DATABASE_ERRORS:
-            self._items[:0] = items
-            raise
-        self._unwritten.difference_update(ids)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self._interval)
-            try:
-                await self.flush()
-            except DATABASE_ERRORS as exc:
-                log.warning("live_flush_failed", pending=len(self._items), error=repr(exc))
-                await asyncio.sleep(1)
-
+async def mark_live(
+    db: Executor, attempt_ids: Sequence[int], call_sids: Sequence[str],
+    queue_times_ms: Sequence[int | None], sent_at: Sequence[dt.datetime],
+) -> None:
+    """Record a batch of Create Call answers (``dialer.live_buffer``)."""
+    await db.execute(queries.get("mark_live"), list(attempt_ids), list(call_sids),
+                     list(queue_times_ms), list(sent_at))
 
 
 async def unknown_attempts(
@@ -324,6 +328,11 @@ async def requested_attempts_of_worker(db: Executor, worker_id: str) -> list[int
 
 async def live_calls_of_worker(db: Executor, worker_id: str) -> int:
     return int(await db.fetchval(queries.get("live_calls_of_worker"), worker_id))
+
+
+async def live_calls_by_account(db: Executor, worker_id: str) -> dict[str, int]:
+    rows = await db.fetch(queries.get("live_calls_of_worker_by_account"), worker_id)
+    return {row["account_sid"]: int(row["calls"]) for row in rows}
 
 
 async def attempts_made(db: Executor, campaign_id: int) -> int:

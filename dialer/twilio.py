@@ -23,10 +23,9 @@ import structlog
 
 from dialer.transport import PooledTransport
 from dialer.twilio_errors import Concern, classify
+from dialer.twilio_words import API_VERSION
 
 log = structlog.get_logger(__name__)
-
-API_VERSION = "2010-04-01"
 
 
 class TwilioError(Exception):
@@ -157,10 +156,15 @@ def _error_from_response(response: httpx.Response, *, creating: bool = False) ->
 
 
 class TwilioClient:
-    """One HTTP connection pool per process; at most ``max_in_flight`` requests at once.
+    """One account's client: one HTTP connection pool per process, and at most
+    ``max_in_flight`` requests at once.
 
     The in-flight cap matters as much as the rate: Twilio answers 20429 to accounts
-    with too many concurrent REST requests, whatever their CPS.
+    with too many concurrent REST requests, whatever their CPS. ``in_flight`` is that
+    cap, the one semaphore of the account: every request takes a permit of it, except
+    ``create_call``, whose caller holds one already (the dispatcher takes it before
+    the call's send slot, so that nothing can make the request wait once the slot
+    has come, and gives it back when the send is done).
     """
 
     def __init__(
@@ -174,7 +178,7 @@ class TwilioClient:
     ) -> None:
         self.account_sid = account_sid
         self._calls_path = f"/{API_VERSION}/Accounts/{account_sid}/Calls"
-        self._gate = asyncio.Semaphore(max_in_flight)
+        self.in_flight = asyncio.Semaphore(max_in_flight)
         self._http = httpx.AsyncClient(
             base_url=api_base,
             auth=(account_sid, auth_token),
@@ -186,25 +190,36 @@ class TwilioClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def set_auth_token(self, token: str) -> None:
+        """A rotated token (SIGHUP): requests from now on authenticate with it."""
+        self._http.auth = (self.account_sid, token)
+
     async def _request(
+        self, method: str, path: str, *, data: Sequence[tuple[str, str]] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        async with self.in_flight:
+            return await self._send(method, path, data=data, params=params)
+
+    async def _send(
         self, method: str, path: str, *, data: Sequence[tuple[str, str]] | None = None,
         params: Mapping[str, str] | None = None, creating: bool = False,
     ) -> httpx.Response:
+        """One request, its permit of ``in_flight`` held by the caller."""
         content = headers = None
         if data is not None:
             # Encoded here: httpx's ``data`` takes a mapping, and StatusCallbackEvent repeats.
             content = urllib.parse.urlencode(data).encode()
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        async with self._gate:
-            try:
-                response = await self._http.request(
-                    method, path, content=content, headers=headers, params=params
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # Nothing reached Twilio: no call can exist.
-                raise RetryLater(f"could not connect: {exc!r}") from exc
-            except httpx.TransportError as exc:
-                raise AmbiguousError(f"no answer to a sent request: {exc!r}") from exc
+        try:
+            response = await self._http.request(
+                method, path, content=content, headers=headers, params=params
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing reached Twilio: no call can exist.
+            raise RetryLater(f"could not connect: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise AmbiguousError(f"no answer to a sent request: {exc!r}") from exc
         if response.is_success:
             return response
         raise _error_from_response(response, creating=creating)
@@ -217,8 +232,9 @@ class TwilioClient:
         await self._request("GET", f"{self._calls_path}.json", params={"PageSize": "1"})
 
     async def create_call(self, params: Sequence[tuple[str, str]]) -> CallInfo:
-        """POST /Calls.json; params is a list of pairs because StatusCallbackEvent repeats."""
-        response = await self._request(
+        """POST /Calls.json; params is a list of pairs because StatusCallbackEvent repeats.
+        The caller holds a permit of ``in_flight`` (see the class docstring)."""
+        response = await self._send(
             "POST", f"{self._calls_path}.json", data=params, creating=True
         )
         return CallInfo.from_json(response.json())

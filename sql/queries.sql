@@ -14,9 +14,69 @@ ORDER BY c.id;
 -- ==== daemon: claim, pacing, attempts, callbacks (dialer.dispatcher, dialer.callbacks) ====
 
 -- name: upsert_account
--- The account of the configured credentials, with the CPS and concurrency from settings.
-INSERT INTO accounts (sid, cps, max_concurrent_calls) VALUES ($1, $2, $3)
-ON CONFLICT (sid) DO UPDATE SET cps = EXCLUDED.cps, max_concurrent_calls = EXCLUDED.max_concurrent_calls;
+-- The default account (DIALER_TWILIO_ACCOUNT_SID), with the CPS and concurrency from
+-- settings; other daemons are told when that changes its limits.
+WITH a AS (
+    INSERT INTO accounts (sid, cps, max_concurrent_calls) VALUES ($1, $2, $3)
+    ON CONFLICT (sid) DO UPDATE
+    SET cps = EXCLUDED.cps, max_concurrent_calls = EXCLUDED.max_concurrent_calls,
+        updated_at = now()
+    WHERE (accounts.cps, accounts.max_concurrent_calls)
+          IS DISTINCT FROM (EXCLUDED.cps, EXCLUDED.max_concurrent_calls)
+    RETURNING sid
+)
+SELECT pg_notify('dialer_accounts', a.sid) FROM a;
+
+-- name: list_accounts
+-- Every account with how many campaigns it has and how many run, oldest first.
+SELECT a.sid, a.label, a.cps, a.max_concurrent_calls, a.max_in_flight, a.created_at,
+       a.updated_at, count(c.id) AS campaigns,
+       count(c.id) FILTER (WHERE c.state = 'running') AS running
+FROM accounts a LEFT JOIN campaigns c ON c.account_sid = a.sid
+GROUP BY a.sid
+ORDER BY a.created_at, a.sid;
+
+-- name: account_by_key
+-- One account, named by its SID or its label (a label cannot look like a SID).
+SELECT * FROM accounts WHERE sid = $1 OR label = $1;
+
+-- name: insert_account
+-- `dialer account add`: nothing when the SID or the label is taken; wakes the daemons.
+WITH a AS (
+    INSERT INTO accounts (sid, label, cps, max_concurrent_calls, max_in_flight)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT DO NOTHING
+    RETURNING sid
+)
+SELECT a.sid, pg_notify('dialer_accounts', a.sid) FROM a;
+
+-- name: update_account
+-- `dialer account edit`: the account's label and limits; wakes the daemons.
+WITH a AS (
+    UPDATE accounts
+    SET label = $2, cps = $3, max_concurrent_calls = $4, max_in_flight = $5, updated_at = now()
+    WHERE sid = $1
+    RETURNING sid
+)
+SELECT a.sid, pg_notify('dialer_accounts', a.sid) FROM a;
+
+-- name: delete_account
+-- `dialer account remove`: only an account without campaigns (their history stays
+-- tied to the account that placed their calls); wakes the daemons.
+WITH a AS (
+    DELETE FROM accounts a
+    WHERE sid = $1 AND NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.account_sid = a.sid)
+    RETURNING sid
+)
+SELECT a.sid, pg_notify('dialer_accounts', a.sid) FROM a;
+
+-- name: account_campaign_counts
+-- An account's campaigns by state, for `dialer account show`.
+SELECT state, count(*) AS campaigns FROM campaigns WHERE account_sid = $1 GROUP BY state;
+
+-- name: ping
+-- Whether the database answers (health, the listener's keepalive).
+SELECT 1;
 
 -- name: running_campaigns
 -- Campaigns the dispatcher of one account works on.
@@ -278,15 +338,16 @@ WHERE a.state = 'requested'
 RETURNING a.id;
 
 -- name: lock_attempts
--- The attempts a batch of callbacks is about, with their contacts, locked for the
--- update (in id order, so concurrent batches cannot deadlock). Found by the attempt
--- id our callback URLs carry, else by Call SID.
+-- The attempts a batch of callbacks is about, with their contacts and the account of
+-- their campaign, locked for the update (in id order, so concurrent batches cannot
+-- deadlock). Found by the attempt id our callback URLs carry, else by Call SID.
 SELECT a.id, a.contact_id, a.attempt_no, a.state, a.call_sid, a.call_status, a.statuses,
        a.answered_by, a.sip_response_code, a.duration, a.outcome, a.hangup_requested_at,
-       a.final_at, a.campaign_id, a.legacy_callback_url,
+       a.final_at, a.campaign_id, a.legacy_callback_url, c.account_sid,
        k.state AS contact_state, k.attempts AS contact_attempts, k.zones, k.zone_source,
        k.states, k.state_sources
 FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
+JOIN campaigns c ON c.id = a.campaign_id
 WHERE a.id = ANY($1::bigint[]) OR a.call_sid = ANY($2::text[])
 ORDER BY a.id
 FOR UPDATE OF a, k;
@@ -387,6 +448,13 @@ SELECT id FROM call_attempts WHERE state = 'requested' AND worker_id = $1;
 -- name: live_calls_of_worker
 -- Calls this process placed that have not ended: shutdown drains until none are left.
 SELECT count(*) FROM call_attempts WHERE state = 'live' AND worker_id = $1;
+
+-- name: live_calls_of_worker_by_account
+-- The same, per account (the dialer_calls_in_flight gauge).
+SELECT c.account_sid, count(*) AS calls
+FROM call_attempts a JOIN campaigns c ON c.id = a.campaign_id
+WHERE a.state = 'live' AND a.worker_id = $1
+GROUP BY c.account_sid;
 
 -- name: attempts_made
 -- Requests sent for a campaign so far (void attempts never reached Twilio as calls).

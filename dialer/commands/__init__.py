@@ -243,6 +243,7 @@ def writable(path: Path, option: str) -> Path:
 
 def register(sub: SubParsers) -> None:
     from dialer.commands import (
+        account,
         campaign,
         check,
         demo,
@@ -255,5 +256,6 @@ def register(sub: SubParsers) -> None:
         why,
     )
 
-    for module in (migrate, check, campaign, imports, dnc, run, report, why, sim, demo):
+    for module in (migrate, check, account, campaign, imports, dnc, run, report, why, sim,
+                   demo):
         module.add_parser(sub)

@@ -274,22 +274,37 @@ async def _campaign(pool: repository.Executor, name: str) -> Campaign:
     return _loaded(await _campaign_row(pool, name))
 
 
-async def create(settings: Settings, args: argparse.Namespace) -> int:
-    sid = settings.twilio_account_sid
-    if not sid:
-        raise ConfigError(
-            "DIALER_TWILIO_ACCOUNT_SID must be set: a campaign belongs to the default account"
+async def _account_sid(conn: repository.Executor, settings: Settings,
+                       key: str | None) -> str:
+    """The SID of the account a new campaign belongs to: ``--account`` (a SID or a
+    label of `dialer account list`), else the default account, whose row the
+    settings keep."""
+    default = settings.twilio_account_sid
+    if key is None or key.strip() == default:
+        if not default:
+            raise ConfigError(
+                "DIALER_TWILIO_ACCOUNT_SID must be set, or --account given: a campaign "
+                "belongs to the default account unless --account names another")
+        await repository.upsert_account(
+            conn, default, settings.twilio_cps, settings.twilio_max_concurrent_calls
         )
+        return default
+    row = await repository.account_by_key(conn, key.strip())
+    if row is None:
+        raise UserError(f"--account: no account {shown(key)} (see `dialer account list`, "
+                        "or add it with `dialer account add SID`)")
+    return str(row["sid"])
+
+
+async def create(settings: Settings, args: argparse.Namespace) -> int:
     spec = build_spec(args, {"name": args.name}, region=settings.default_region)
     async with database(settings) as pool, pool.acquire() as conn, conn.transaction():
-        await repository.upsert_account(
-            conn, sid, settings.twilio_cps, settings.twilio_max_concurrent_calls
-        )
+        sid = await _account_sid(conn, settings, args.account)
         campaign_id = await repository.insert_campaign(conn, spec.to_row(), sid)
     if campaign_id is None:
         raise UserError(f"a campaign named {spec.name!r} already exists")
     print(
-        f"campaign {spec.name} created (id {campaign_id}, draft); next: "
+        f"campaign {spec.name} created (id {campaign_id}, draft, account {sid}); next: "
         f"`dialer import {spec.name} FILE.csv`, then `dialer campaign start {spec.name}`"
     )
     for line in _calling_time_notes(spec):
@@ -521,6 +536,9 @@ def add_parser(sub: SubParsers) -> None:
 
     create_p = csub.add_parser("create", help="create a campaign (state draft)")
     create_p.add_argument("name", metavar="NAME")
+    create_p.add_argument("--account", metavar="SID|LABEL",
+                          help="the Twilio account that places its calls (default: "
+                               "DIALER_TWILIO_ACCOUNT_SID; others: `dialer account add`)")
     _add_setting_options(create_p, creating=True)
     create_p.set_defaults(handler=create)
 

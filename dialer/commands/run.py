@@ -10,9 +10,9 @@ from dialer.config import Settings
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
-    settings.require_twilio()
-    # A database that cannot be reached at start is a configuration error (exit 2);
-    # once running, the daemon rides out outages instead.
+    # The accounts and their tokens are the daemon's to check (exit 2 when it has no
+    # account to dial for). A database that cannot be reached at start is a
+    # configuration error (exit 2); once running, the daemon rides out outages instead.
     return await service.run(settings, await check_database(settings))
 
 
