@@ -1,14 +1,14 @@
 """What the benchmarks share: a throwaway Postgres, campaigns, the pacing figures
 computed from the simulator's trace, tables and JSON.
 
-The simulator always runs in its own process (``tests/sim_process.py``) so that it
-never shares the daemon's event loop or CPU time slice: what a benchmark measures is
-the daemon, and the arrival times in the simulator's trace are taken by a process
+The simulator always runs in its own process (``dialer.testing.simulator``) so that
+it never shares the daemon's event loop or CPU time slice: what a benchmark measures
+is the daemon, and the arrival times in the simulator's trace are taken by a process
 that is not the one being measured.
 
-Every script that imports this module is run as ``.venv/bin/python bench/X.py``; the
-repository root goes onto ``sys.path`` so that the test harness (campaign rows, the
-in-process daemon) is reused rather than copied.
+Every script that imports this module is run as ``.venv/bin/python bench/X.py``; what
+the tests and benchmarks share (campaign rows, numbers, the throwaway Postgres, the
+in-process daemon, the simulator process) comes from ``dialer.testing``.
 """
 
 from __future__ import annotations
@@ -22,27 +22,17 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from dialer import logs
+from dialer.runtime import event_loop_factory
+from dialer.testing import clean_env, max_in_window, window_counts
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import asyncpg  # noqa: E402
-
-from dialer import db, logs  # noqa: E402
-from dialer.runtime import event_loop_factory  # noqa: E402
-from tests.harness import max_in_window, window_counts  # noqa: E402
-from tests.helpers import clean_env  # noqa: E402
-
-FROM_NUMBER = "+15005550006"
-TWIML_URL = "https://example.com/twiml"
 T = TypeVar("T")
 
 
@@ -128,17 +118,6 @@ def fmt(value: Any) -> str:
 
 
 # ---- numbers and figures ------------------------------------------------------------
-
-
-def human_number(index: int) -> str:
-    """The index-th of distinct US numbers (up to 800,000) that the deterministic
-    scenario answers as a human on the first call (last digit 0-2), so every contact
-    needs exactly one call."""
-    return f"+1415{2_000_000 + index * 10 + index % 3:07d}"
-
-
-def human_numbers(count: int, start: int = 0) -> list[str]:
-    return [human_number(start + i) for i in range(count)]
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -264,60 +243,6 @@ def _children(pid: int) -> list[int]:
             with open(f"/proc/{pid}/task/{task}/children") as f:
                 found.extend(int(c) for c in f.read().split())
     return found
-
-
-# ---- Postgres -----------------------------------------------------------------------
-
-
-class Postgres:
-    """A throwaway pgserver cluster; ``new_database`` hands out freshly migrated ones
-    (cloned from a template migrated once, as the tests do)."""
-
-    def __init__(self, server: Any) -> None:
-        self._server = server
-        self._template: str | None = None
-
-    def dsn(self, name: str) -> str:
-        return str(self._server.get_uri(name))
-
-    @property
-    def pid(self) -> int:
-        """The postmaster's process id."""
-        return int(self._server.get_pid())
-
-    async def new_database(self, name: str) -> str:
-        admin = await asyncpg.connect(self.dsn("postgres"))
-        try:
-            if self._template is None:
-                await admin.execute("CREATE DATABASE bench_template")
-                conn = await db.connect(self.dsn("bench_template"))
-                await db.migrate(conn)
-                await conn.close()
-                self._template = "bench_template"
-            await admin.execute(f"CREATE DATABASE {name} TEMPLATE {self._template}")
-        finally:
-            await admin.close()
-        return self.dsn(name)
-
-
-@contextlib.contextmanager
-def throwaway_postgres(*, durable: bool = True) -> Iterator[Postgres]:
-    """A Postgres of its own in a temporary directory, deleted afterwards. Durable
-    (the server's defaults) unless asked otherwise: "durably recorded" means fsynced."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pgserver asks platformdirs for a runtime dir
-        from pgserver.postgres_server import get_server
-
-        root = Path(tempfile.mkdtemp(prefix="dialer-bench-pg-"))
-        server = get_server(root, cleanup_mode="delete")
-    try:
-        if not durable:
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                server.psql(f"ALTER SYSTEM SET {setting} = off;")
-            server.psql("SELECT pg_reload_conf();")
-        yield Postgres(server)
-    finally:
-        server.cleanup()
 
 
 # ---- the simulator ------------------------------------------------------------------

@@ -26,12 +26,8 @@ from dataclasses import asdict
 from typing import Any
 
 from _common import (
-    FROM_NUMBER,
     PACING_HEADERS,
-    TWIML_URL,
     Pacing,
-    human_number,
-    human_numbers,
     pacing_figures,
     pacing_row,
     parser,
@@ -41,7 +37,7 @@ from _common import (
 )
 from twilio.rest import Client
 
-from tests.sim_process import Simulator, simulator
+from dialer.testing import FROM_NUMBER, TWIML_URL, Simulator, human_number, humans, simulator
 
 
 def official_client(sim: Simulator) -> Client:
@@ -51,7 +47,7 @@ def official_client(sim: Simulator) -> Client:
 
 
 def paced_loop(rate: float, seconds: float) -> Pacing:
-    numbers = human_numbers(math.ceil(rate * seconds) + 1)
+    numbers = humans(math.ceil(rate * seconds) + 1)
     with simulator(cps=1000, time_scale=0.001) as sim:
         client = official_client(sim)
         for number in numbers:

@@ -40,15 +40,11 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from _common import (
-    FROM_NUMBER,
-    Postgres,
     bench_env,
-    human_numbers,
     parser,
     print_table,
     process_cpu_seconds,
     quiet_logs,
-    throwaway_postgres,
     wait_for,
     write_json,
 )
@@ -56,8 +52,17 @@ from _common import (
 from dialer import db
 from dialer.callback_urls import callback_url
 from dialer.signature import HMAC_SHA256, SETTINGS_HEADER, compute_signature
-from tests.harness import SIM_SID, SIM_TOKEN, free_port, make_campaign
-from tests.sim_process import stop_process
+from dialer.testing import (
+    FROM_NUMBER,
+    SIM_SID,
+    SIM_TOKEN,
+    Cluster,
+    free_port,
+    humans,
+    make_campaign,
+    stop_process,
+    throwaway_cluster,
+)
 
 GOAL = 2000.0
 RETRIES = 3  # the daemon's DIALER_CALLBACK_RETRIES: its StatusCallbacks end in #rc=3&rp=all
@@ -198,7 +203,7 @@ async def live_calls(dsn: str, calls: int, campaigns: int) -> list[Call]:
         per = -(-calls // campaigns)
         for k in range(campaigns):
             count = min(per, calls - k * per)
-            await make_campaign(pool, f"callbacks{k}", human_numbers(count, start=k * per))
+            await make_campaign(pool, f"callbacks{k}", humans(count, start=k * per))
         await pool.execute("UPDATE contacts SET state = 'in_call', attempts = 1")
         await pool.execute(
             """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, state,
@@ -269,7 +274,7 @@ def _result_of(worker: Any, results: Any) -> Any:
         return result
 
 
-def bench(pg: Postgres, calls: int, campaigns: int, connections: int,
+def bench(pg: Cluster, calls: int, campaigns: int, connections: int,
           duplicate_every: int, shared_key: bool) -> Figures:
     dsn = asyncio.run(pg.new_database("callbacks"))
     live = asyncio.run(live_calls(dsn, calls, campaigns))
@@ -316,7 +321,7 @@ def main() -> None:
     args = p.parse_args()
     calls = args.calls or (1000 if args.quick else 10_000)
     quiet_logs()
-    with throwaway_postgres(durable=not args.no_fsync) as pg:
+    with throwaway_cluster(durable=not args.no_fsync) as pg:
         f = bench(pg, calls, args.campaigns, args.connections, args.duplicate_every,
                   args.shared_key)
     print_table(

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
-    Postgres,
-    human_numbers,
     parser,
     print_table,
     process_cpu_seconds,
@@ -38,13 +36,20 @@ from _common import (
     run_on_daemon_loop,
     steady_part,
     steady_rate,
-    throwaway_postgres,
     write_json,
 )
 
 from dialer import db
-from tests.harness import daemon_settings, make_campaign, running_daemon, wait_until
-from tests.sim_process import simulator
+from dialer.testing import (
+    Cluster,
+    daemon_settings,
+    humans,
+    make_campaign,
+    running_daemon,
+    simulator,
+    throwaway_cluster,
+    wait_until,
+)
 
 GOAL_CREATES = 1000.0
 
@@ -123,11 +128,11 @@ def _function(frame: str) -> str:
     return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
 
 
-async def bench(pg: Postgres, contacts: int, drop_callbacks: bool,
+async def bench(pg: Cluster, contacts: int, drop_callbacks: bool,
                 profile: Path | None, max_in_flight: int | None) -> Ceiling:
     dsn = await pg.new_database("ceiling")
     async with db.open_pool(dsn) as pool:
-        campaign_id = await make_campaign(pool, "ceiling", human_numbers(contacts), cps=1000)
+        campaign_id = await make_campaign(pool, "ceiling", humans(contacts), cps=1000)
 
         async def count(sql: str) -> int:
             return int(await pool.fetchval(sql, campaign_id))
@@ -181,7 +186,7 @@ async def bench(pg: Postgres, contacts: int, drop_callbacks: bool,
     )
 
 
-def _cpu_now(pg: Postgres, simulator_pid: int) -> tuple[float, float, float]:
+def _cpu_now(pg: Cluster, simulator_pid: int) -> tuple[float, float, float]:
     """CPU seconds so far of this process (the daemon), the simulator, and Postgres."""
     return (process_cpu_seconds(os.getpid()), process_cpu_seconds(simulator_pid),
             process_cpu_seconds(pg.pid, children=True))
@@ -200,7 +205,7 @@ def main() -> None:
     args = p.parse_args()
     contacts = args.contacts or (3000 if args.quick else 20_000)
     quiet_logs()
-    with throwaway_postgres(durable=not args.no_fsync) as pg:
+    with throwaway_cluster(durable=not args.no_fsync) as pg:
         run = bench(pg, contacts, args.drop_callbacks, args.profile, args.max_in_flight)
         r = run_on_daemon_loop(run)
     print_table(

@@ -19,7 +19,7 @@ Printed:
   zone was open (a missed call, not a legal problem).
 * the decision's cost per contact (µs), over every decision made.
 * what the compliance work adds to the claim query: claims of 200 contacts from a
-  real Postgres, with today's claim (zones, decision, compliance record) and with the
+  real Cluster, with today's claim (zones, decision, compliance record) and with the
   claim as it was before (one zone per contact, one local-time check, no record:
   its statements are kept below as the baseline), in µs per claimed contact.
 """
@@ -45,7 +45,6 @@ from _common import (
     print_table,
     quiet_logs,
     run_on_daemon_loop,
-    throwaway_postgres,
     write_json,
 )
 
@@ -53,6 +52,7 @@ from dialer import db, repository, rules
 from dialer.campaigns import CampaignSpec
 from dialer.compliance import CallingPolicy, ClaimDecisions, Location, Planner, Take
 from dialer.importer import parse_header, parse_rows
+from dialer.testing import throwaway_cluster
 from dialer.windows import WeeklyHours, parse_weekly
 
 ACCOUNT = "AC" + "be" * 16
@@ -291,7 +291,7 @@ async def claim_cost(rows: list[dict[str, Any]], durable: bool, rounds: int) -> 
     baseline (contacts reset between rounds, untimed); medians over the rounds. The
     campaign is open at any time, so both claim every contact they see; the planner's
     intervals are worked out before (a running daemon has them from earlier claims)."""
-    with throwaway_postgres(durable=durable) as pg:
+    with throwaway_cluster(durable=durable) as pg:
         dsn = await pg.new_database("compliance")
         async with db.open_pool(dsn) as pool:
             spec = CampaignSpec(name="claims", from_number="+15005550006",
@@ -366,7 +366,7 @@ def main() -> None:
           f"{CLAIM})")
     print_table(
         f"Claim query, {CLAIM} contacts per claim (median of {args.rounds} rounds; "
-        f"{'durable' if not args.no_fsync else 'fsync off'} Postgres)",
+        f"{'durable' if not args.no_fsync else 'fsync off'} Cluster)",
         ["contacts", "claims", "before µs/contact", "today µs/contact", "added µs/contact",
          "before ms/claim", "today ms/claim"],
         [[cost.contacts, cost.claims, cost.before_us_per_contact, cost.today_us_per_contact,

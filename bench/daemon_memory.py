@@ -20,19 +20,23 @@ import time
 from dataclasses import asdict, dataclass
 
 from _common import (
-    Postgres,
     parser,
     print_table,
     quiet_logs,
     status_kb,
-    throwaway_postgres,
     write_json,
 )
 
 from dialer import db
-from tests.harness import free_port, make_campaign
-from tests.sim_process import simulator, stop_process
-from tests.test_processes import daemon_env
+from dialer.testing import (
+    Cluster,
+    daemon_env,
+    free_port,
+    make_campaign,
+    simulator,
+    stop_process,
+    throwaway_cluster,
+)
 
 GOAL_MB = 150.0
 
@@ -53,7 +57,7 @@ class Memory:
         return self.rss_peak_mb < GOAL_MB and self.exit_code == 0
 
 
-async def load(pg: Postgres, contacts: int, cps: float) -> tuple[str, int]:
+async def load(pg: Cluster, contacts: int, cps: float) -> tuple[str, int]:
     dsn = await pg.new_database("memory")
     async with db.open_pool(dsn) as pool:
         campaign_id = await make_campaign(pool, "memory", [], cps=cps, state="paused")
@@ -81,7 +85,7 @@ async def start_campaign(dsn: str, campaign_id: int) -> None:
         await pool.execute("UPDATE campaigns SET state = 'running' WHERE id = $1", campaign_id)
 
 
-def measure(pg: Postgres, contacts: int, seconds: float, cps: float) -> Memory:
+def measure(pg: Cluster, contacts: int, seconds: float, cps: float) -> Memory:
     dsn, campaign_id = asyncio.run(load(pg, contacts, cps))
     with simulator(cps=100_000, time_scale=0.001) as sim:
         port = free_port()
@@ -115,7 +119,7 @@ def main() -> None:
     args = p.parse_args()
     seconds = args.seconds or (10.0 if args.quick else 30.0)
     quiet_logs()
-    with throwaway_postgres(durable=not args.no_fsync) as pg:
+    with throwaway_cluster(durable=not args.no_fsync) as pg:
         result = measure(pg, args.contacts, seconds, args.cps)
     r = result
     print_table(

@@ -24,13 +24,10 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import status_kb
 
-from _common import status_kb  # noqa: E402
-
-from tests.gen_contacts import write_contacts  # noqa: E402
-from tests.helpers import clean_env  # noqa: E402
+from dialer.testing import clean_env
+from dialer.testing.contact_files import write_contacts
 
 ACCOUNT = "AC" + "0" * 32
 

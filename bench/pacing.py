@@ -22,22 +22,27 @@ from typing import Any
 from _common import (
     PACING_HEADERS,
     Pacing,
-    Postgres,
-    human_numbers,
     pacing_figures,
     pacing_row,
     parser,
     print_table,
     quiet_logs,
     run_on_daemon_loop,
-    throwaway_postgres,
     write_json,
 )
 
 from dialer import db
 from dialer.pacer import margin
-from tests.harness import daemon_settings, make_campaign, running_daemon, wait_until
-from tests.sim_process import simulator
+from dialer.testing import (
+    Cluster,
+    daemon_settings,
+    humans,
+    make_campaign,
+    running_daemon,
+    simulator,
+    throwaway_cluster,
+    wait_until,
+)
 
 GOAL_ERROR_PCT = 1.0
 GOAL_P99_MS = 5.0
@@ -63,11 +68,11 @@ class RateResult:
                 "numbers_called_twice": self.numbers_called_twice, "goal_met": self.goal_met}
 
 
-async def run_rate(pg: Postgres, rate: float, seconds: float, index: int) -> RateResult:
+async def run_rate(pg: Cluster, rate: float, seconds: float, index: int) -> RateResult:
     dsn = await pg.new_database(f"pacing_{index}")
     needed = math.ceil(rate * seconds) + 1
     # Margin: what the dispatcher claims ahead, and a little slack for the tail.
-    phones = human_numbers(needed + math.ceil(rate) + 10)
+    phones = humans(needed + math.ceil(rate) + 10)
     async with db.open_pool(dsn) as pool:
         await make_campaign(pool, f"pacing{index}", phones, cps=rate)
     with simulator(cps=1000, time_scale=0.001) as sim:
@@ -90,7 +95,7 @@ async def run_rate(pg: Postgres, rate: float, seconds: float, index: int) -> Rat
                       len(numbers) - len(set(numbers)))
 
 
-async def bench(pg: Postgres, rates: list[float], seconds: float) -> list[RateResult]:
+async def bench(pg: Cluster, rates: list[float], seconds: float) -> list[RateResult]:
     results = []
     for index, rate in enumerate(rates):
         print(f"pacing at {rate:g} CPS for {seconds:g} s ...", flush=True)
@@ -107,7 +112,7 @@ def main() -> None:
     seconds = args.seconds or (10.0 if args.quick else 60.0)
     rates = [float(r) for r in args.rates.split(",")]
     quiet_logs()
-    with throwaway_postgres(durable=not args.no_fsync) as pg:
+    with throwaway_cluster(durable=not args.no_fsync) as pg:
         results = run_on_daemon_loop(bench(pg, rates, seconds))
     print_table(
         f"Daemon pacing ({seconds:g} s per rate; goal: |error| < {GOAL_ERROR_PCT:g} %, "

@@ -30,7 +30,7 @@ from typing import Any
 
 from _common import ROOT, fmt, machine
 
-from tests.sim_process import SIMULATOR_NICE
+from dialer.testing import SIMULATOR_NICE
 
 BENCH = ROOT / "bench"
 COMMAND = ".venv/bin/python bench/run_all.py"

@@ -150,7 +150,8 @@ class Daemon:
         now = time.monotonic()
         ages = {rt.sid: round(now - rt.dispatcher.last_progress, 3) for rt in runtimes}
         stalled = self._stalled(max(5.0, self.settings.poll_seconds * 4))
-        return {"ok": database and bool(runtimes) and not stalled, "database": database,
+        ok = database and self.ready.is_set() and not stalled
+        return {"ok": ok, "database": database, "ready": self.ready.is_set(),
                 "last_tick_seconds": max(ages.values(), default=None), "accounts": ages,
                 "stalled": stalled, "worker": self.worker_id}
 

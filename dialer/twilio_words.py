@@ -19,6 +19,9 @@ PROGRESS_STATUSES = ("queued", "initiated", "ringing", "in-progress")
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 """A call that ended; nothing follows these."""
 CALL_STATUSES = frozenset({*PROGRESS_STATUSES, *FINAL_STATUSES})
+"""What a status callback's CallStatus may say."""
+RESOURCE_STATUSES = CALL_STATUSES - {"initiated"}
+"""What the Call resource's ``status`` may say (its OpenAPI enum has no ``initiated``)."""
 
 _RANK = {status: position for position, status in enumerate(PROGRESS_STATUSES)}
 
@@ -32,7 +35,7 @@ def status_rank(status: str | None) -> int:
 
 
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
-"""Every StatusCallbackEvent the dialer asks for."""
+"""Every StatusCallbackEvent there is (the dialer asks for all of them)."""
 
 # ---- answering machine detection ---------------------------------------------------
 

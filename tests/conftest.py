@@ -1,8 +1,9 @@
 """Shared fixtures: one throwaway Postgres per test session, a fresh database per test.
 
-The server comes from the ``pgserver`` package (no system install needed). A
-migrated template database is built once and cloned per test with
-``CREATE DATABASE ... TEMPLATE``, which takes milliseconds.
+The server comes from the ``pgserver`` package (no system install needed), through
+``dialer.testing.postgres`` (which the benchmarks use too): a migrated template
+database is built once and cloned per test with ``CREATE DATABASE ... TEMPLATE``,
+which takes milliseconds.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ import itertools
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from hypothesis import settings
 
 from dialer import db
+from dialer.testing.postgres import Cluster, throwaway_cluster
 
 # Property tests check answers, not speed (timing goals live in bench/): no example
 # may fail for taking long on a busy machine.
@@ -45,21 +45,6 @@ _keep_child_bytecode()
 _counter = itertools.count()
 
 
-def dsn_for(base: str, dbname: str) -> str:
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path="/" + dbname))
-
-
-class PgCluster:
-    """A running throwaway server and how to reach its databases."""
-
-    def __init__(self, base_dsn: str) -> None:
-        self.base_dsn = base_dsn
-
-    def dsn(self, dbname: str) -> str:
-        return dsn_for(self.base_dsn, dbname)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run the long variants too")
 
@@ -74,46 +59,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        root = Path(tempfile.mkdtemp(prefix="dialer-test-pg-"))
-        server = pgserver.get_server(root, cleanup_mode="delete")
+def pg_cluster() -> Iterator[Cluster]:
     # Durability is not under test here; speed is welcome.
-    server.psql("ALTER SYSTEM SET fsync = off;")
-    server.psql("ALTER SYSTEM SET synchronous_commit = off;")
-    server.psql("ALTER SYSTEM SET full_page_writes = off;")
-    server.psql("ALTER SYSTEM SET max_connections = 300;")
-    server.psql("SELECT pg_reload_conf();")
-    yield PgCluster(server.get_uri())
-    server.cleanup()
+    with throwaway_cluster(durable=False, max_connections=300) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
-async def template_db(pg_cluster: PgCluster) -> str:
-    admin = await asyncpg.connect(pg_cluster.dsn("postgres"))
-    await admin.execute("DROP DATABASE IF EXISTS dialer_template")
-    await admin.execute("CREATE DATABASE dialer_template")
-    await admin.close()
-    conn = await db.connect(pg_cluster.dsn("dialer_template"))
-    await db.migrate(conn)
-    await conn.close()
-    return "dialer_template"
+async def template_db(pg_cluster: Cluster) -> str:
+    return await pg_cluster.migrated_template()
 
 
 @pytest.fixture
-async def dsn(pg_cluster: PgCluster, template_db: str) -> AsyncIterator[str]:
+async def dsn(pg_cluster: Cluster, template_db: str) -> AsyncIterator[str]:
     """A freshly migrated database of its own for one test."""
     name = f"t_{os.getpid()}_{next(_counter)}"
-    admin = await asyncpg.connect(pg_cluster.dsn("postgres"))
-    await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    dsn = await pg_cluster.new_database(name)
     try:
-        yield pg_cluster.dsn(name)
+        yield dsn
     finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+        await pg_cluster.drop_database(name)
 
 
 @pytest.fixture

@@ -16,16 +16,16 @@ from dialer.callback_urls import attempt_id_of
 from dialer.policy import RetryPolicy
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
-from tests.harness import (
+from dialer.testing import (
     SIM_SID,
     SIM_TOKEN,
     campaign_completed,
     daemon_settings,
     make_campaign,
     running_daemon,
+    sim_config,
     wait_until,
 )
-from tests.test_dispatcher import sim_config
 
 SHARED_KEY = "webhook-rule-shared-key"
 QUICK = dt.timedelta(milliseconds=300)

@@ -26,7 +26,7 @@ from dialer.callback_urls import callback_url
 from dialer.callbacks import SHARED_KEY_SETTING, AccountKeys, build_app
 from dialer.httpserver import EmbeddedServer
 from dialer.outcomes import OutcomeRecorder
-from tests.harness import SIM_SID, free_port, make_campaign
+from dialer.testing import SIM_SID, free_port, make_campaign, recording
 
 TOKEN = "callback-test-token"
 SHARED_KEY = "callback-test-shared-key"
@@ -77,27 +77,33 @@ class Endpoint:
 @contextlib.asynccontextmanager
 async def serving(pool: asyncpg.Pool, *, shared_key: str | None = SHARED_KEY,
                   read_timeout: float = 10.0, max_connections: int = 500,
-                  recorder: OutcomeRecorder | None = None) -> AsyncIterator[Endpoint]:
+                  recorder: OutcomeRecorder | None = None,
+                  accounts: Mapping[str, AccountKeys] | None = None,
+                  ) -> AsyncIterator[Endpoint]:
     hangups: list[str] = []
 
     async def health() -> dict[str, object]:
         return {"ok": True}
 
+    def hang_up(account_sid: str, call_sid: str) -> None:
+        assert account_sid == ACCOUNT
+        hangups.append(call_sid)
+
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    app = build_app(
-        recorder=recorder or OutcomeRecorder(pool),
-        accounts={ACCOUNT: AccountKeys(TOKEN, shared_key)}, public_base_url=base,
-        callback_retries=RETRIES, max_body=8192, hang_up=hangups.append, health=health,
-        clock=lambda: NOW,
-    )
-    server = EmbeddedServer(app, host="127.0.0.1", port=port, read_timeout=read_timeout,
-                            max_connections=max_connections)
-    await server.start()
-    limits = httpx.Limits(max_connections=200)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-        yield Endpoint(base, pool, hangups, http)
-    await server.stop()
+    async with recording(recorder or OutcomeRecorder(pool)) as running:
+        app = build_app(
+            recorder=running, accounts=accounts or {ACCOUNT: AccountKeys(TOKEN, shared_key)},
+            public_base_url=base, callback_retries=RETRIES, max_body=8192, hang_up=hang_up,
+            health=health, clock=lambda: NOW,
+        )
+        server = EmbeddedServer(app, host="127.0.0.1", port=port, read_timeout=read_timeout,
+                                max_connections=max_connections)
+        await server.start()
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+            yield Endpoint(base, pool, hangups, http)
+        await server.stop()
 
 
 @pytest.fixture
@@ -117,6 +123,7 @@ async def live_attempt(
     requested: its POST's answer not recorded yet); returns (attempt id, sid)."""
     phone = f"+1415555{next(_phones):04d}"
     exists = await pool.fetchval("SELECT id FROM campaigns WHERE name = $1", campaign)
+    spec.setdefault("account_sid", ACCOUNT)
     campaign_id = exists or await make_campaign(pool, campaign, [], **spec)
     contact_id = await pool.fetchval(
         """INSERT INTO contacts (campaign_id, phone, state, attempts, claimed_by)

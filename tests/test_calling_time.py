@@ -15,15 +15,16 @@ import phonenumbers
 
 from dialer import importer, report, repository
 from dialer.sim.server import SimServer
-from dialer.windows import parse_weekly
-from tests.harness import (
+from dialer.testing import (
+    called_numbers,
     campaign_completed,
     daemon_settings,
     make_campaign,
     running_daemon,
+    sim_config,
     wait_until,
 )
-from tests.test_dispatcher import called_numbers, sim_config
+from dialer.windows import parse_weekly
 
 
 def valid(prefix: str, count: int, width: int) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 from dialer import cli
 from dialer.campaigns import Campaign
 from dialer.policy import AmdMode, MachinePolicy, RetryPolicy
-from tests.helpers import run_cli
+from dialer.testing import run_cli
 
 ACCOUNT = "AC" + "ab" * 16
 BASE = ("--from", "+14155552671", "--twiml-url", "https://example.com/twiml")

@@ -25,17 +25,18 @@ from dialer import db, preflight
 from dialer.campaigns import Campaign
 from dialer.checks import Verdict
 from dialer.sim import SimConfig, SimServer
-from tests.harness import (
+from dialer.testing import (
     SIM_SID,
     SIM_TOKEN,
+    clean_env,
     daemon_settings,
     free_port,
     make_campaign,
+    run_cli,
     running_daemon,
+    stop_process,
 )
-from tests.helpers import clean_env, run_cli
 from tests.sim.support import Receiver, serving
-from tests.sim_process import stop_process
 
 OWNED = "+14155550123"
 VERIFIED = "+14155559999"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from tests.helpers import run_cli
+from dialer.testing import run_cli
 
 
 def test_version_prints_the_package_version() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dialer.config import SettingsError, load_settings
-from tests.helpers import run_cli
+from dialer.testing import run_cli
 
 
 def test_defaults_work_locally() -> None:

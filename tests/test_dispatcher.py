@@ -11,46 +11,23 @@ import time
 import asyncpg
 import pytest
 
-from dialer.sim.config import SimConfig
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
-from dialer.windows import parse_weekly
-from tests.harness import (
-    SIM_SID,
-    SIM_TOKEN,
+from dialer.testing import (
+    called_numbers,
     campaign_completed,
-    campaign_state,
+    campaign_in_state,
+    contact_states,
     daemon_settings,
+    humans,
     make_campaign,
     max_in_window,
     running_daemon,
+    sim_config,
+    simulator_process,
     wait_until,
 )
-from tests.sim_process import simulator_process
-
-
-def humans(count: int, start: int = 0) -> list[str]:
-    """Numbers the deterministic scenario answers as a human on the first call."""
-    return [f"+1415{2000000 + (start + i) * 10 + (i % 3):07d}" for i in range(count)]
-
-
-def sim_config(**extra: object) -> SimConfig:
-    values: dict[str, object] = {
-        "account_sid": SIM_SID, "auth_token": SIM_TOKEN, "cps": 1000, "time_scale": 0.001,
-    }
-    values.update(extra)
-    return SimConfig(**values)  # type: ignore[arg-type]
-
-
-def called_numbers(sim: SimServer) -> collections.Counter[str]:
-    return collections.Counter(r.params["To"][0] for r in creates(sim.trace))
-
-
-async def contact_states(pool: asyncpg.Pool, campaign_id: int) -> dict[str, int]:
-    rows = await pool.fetch(
-        "SELECT state, count(*) FROM contacts WHERE campaign_id = $1 GROUP BY state", campaign_id
-    )
-    return {r[0]: r[1] for r in rows}
+from dialer.windows import parse_weekly
 
 
 async def test_200_contacts_at_20_cps(dsn: str, pool: asyncpg.Pool) -> None:
@@ -227,13 +204,9 @@ async def test_permanent_and_auth_errors(dsn: str, pool: asyncpg.Pool) -> None:
         async with running_daemon(settings, dsn):
             sim.config.auth_token = "rotated"
             await pool.execute("UPDATE campaigns SET state = 'running' WHERE id = $1", wrong)
-            await wait_until(lambda: _state_is(pool, wrong, "paused"), timeout=10,
+            await wait_until(lambda: campaign_in_state(pool, wrong, "paused"), timeout=10,
                              what="pause")
     assert await contact_states(pool, wrong) == {"pending": 3}
-
-
-async def _state_is(pool: asyncpg.Pool, campaign_id: int, state: str) -> bool:
-    return await campaign_state(pool, campaign_id) == state
 
 
 async def test_pause_and_resume_take_effect_within_a_second(

@@ -12,12 +12,11 @@ from pathlib import Path
 import asyncpg
 
 from dialer import dnc, repository
-from tests.helpers import run_cli
-from tests.test_importer import ACCOUNT, make_campaign
+from dialer.testing import SIM_SID, make_campaign, run_cli
 
 
 async def cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"DIALER_DATABASE_URL": dsn, "DIALER_TWILIO_ACCOUNT_SID": ACCOUNT, "COLUMNS": "120"}
+    env = {"DIALER_DATABASE_URL": dsn, "DIALER_TWILIO_ACCOUNT_SID": SIM_SID, "COLUMNS": "120"}
     return await asyncio.to_thread(run_cli, *args, env=env)
 
 

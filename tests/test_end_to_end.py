@@ -11,14 +11,14 @@ import asyncpg
 from dialer.policy import RetryPolicy
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
-from tests.harness import (
+from dialer.testing import (
     campaign_completed,
     daemon_settings,
     make_campaign,
     running_daemon,
+    sim_config,
     wait_until,
 )
-from tests.test_dispatcher import sim_config
 
 # Last digit -> (calls placed, final contact state, final outcome), for max 3 attempts,
 # AMD Enable with hangup_retry, derived by hand from the scenario table in dialer.sim.

@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from dialer.httpserver import EmbeddedServer
-from tests.harness import free_port
+from dialer.testing import free_port
 
 READ_TIMEOUT = 0.5
 

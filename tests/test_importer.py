@@ -4,7 +4,6 @@ happens to the process doing it (real Postgres, real CLI for the operator paths)
 from __future__ import annotations
 
 import asyncio
-import csv
 import gzip
 import signal
 import subprocess
@@ -18,27 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dialer import importer, phone, repository
-from dialer.campaigns import CampaignSpec
 from dialer.importer import ImportFileError, Layout, import_contacts, parse_header, parse_rows
 from dialer.phone import is_e164
-from tests.gen_contacts import write_contacts
-from tests.helpers import clean_env, run_cli
-
-ACCOUNT = "AC" + "0" * 32
-
-
-async def make_campaign(pool: asyncpg.Pool, name: str = "spring") -> int:
-    spec = CampaignSpec(name=name, from_number="+14155550100", twiml_url="https://example.com/t")
-    await repository.upsert_account(pool, ACCOUNT, 1.0, None)
-    campaign_id = await repository.insert_campaign(pool, spec.to_row(), ACCOUNT)
-    assert campaign_id is not None
-    return campaign_id
-
-
-def read_errors(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
+from dialer.testing import SIM_SID, clean_env, make_campaign, read_csv_rows, run_cli
+from dialer.testing.contact_files import write_contacts
 
 # Every kind of row the importer must handle; the comment is its row number.
 MIXED = b"".join([
@@ -78,7 +60,7 @@ async def test_mixed_file_rejects_bad_rows_and_loads_the_rest(
         14, 5, 1, 1, 7
     )
     assert result.errors_path == tmp_path / "contacts.errors.csv"
-    errors = {int(e["row"]): e for e in read_errors(result.errors_path)}
+    errors = {int(e["row"]): e for e in read_csv_rows(result.errors_path)}
     assert sorted(errors) == [3, 4, 5, 6, 7, 13, 16]
     assert errors[3]["field"] == "phone" and errors[3]["reason"] == "invalid number: not a number"
     assert errors[3]["raw"] == "hello,Bob,,silver"
@@ -159,7 +141,7 @@ async def test_worker_processes_give_the_same_result(pool: asyncpg.Pool, tmp_pat
     assert result.duplicates == generated.rows - generated.distinct
     assert result.rejected == 1
     assert result.errors_path is not None
-    assert [int(e["row"]) for e in read_errors(result.errors_path)] == [3002]
+    assert [int(e["row"]) for e in read_csv_rows(result.errors_path)] == [3002]
     size = generated.path.stat().st_size
     assert seen[-1] == (size, size) and len(seen) >= 6
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
@@ -168,7 +150,7 @@ async def test_worker_processes_give_the_same_result(pool: asyncpg.Pool, tmp_pat
 async def test_import_into_running_campaign_adds_pending_contacts(
     pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    campaign_id = await make_campaign(pool)
+    campaign_id = await make_campaign(pool, state="draft")
     assert await repository.set_campaign_state(pool, campaign_id, "running", ["draft"])
     path = tmp_path / "c.csv"
     path.write_text("Phone Number,name\n+14155552671,Ada\n")
@@ -219,7 +201,7 @@ async def test_states_come_from_the_row_and_the_number(
     result = await import_contacts(pool, campaign_id, path, workers=0)
     assert (result.loaded, result.rejected) == (7, 1)
     assert result.errors_path is not None
-    [error] = read_errors(result.errors_path)
+    [error] = read_csv_rows(result.errors_path)
     assert (error["row"], error["field"]) == ("5", "state")
     assert "unknown US state 'Calfornia'" in error["reason"]
     rows = await pool.fetch("SELECT phone, zones, zone_source, states, state_sources, attributes"
@@ -303,7 +285,7 @@ def test_dnc_layout_ignores_other_columns() -> None:
 
 
 def cli_env(dsn: str, **extra: str) -> dict[str, str]:
-    return {"DIALER_DATABASE_URL": dsn, "DIALER_TWILIO_ACCOUNT_SID": ACCOUNT, **extra}
+    return {"DIALER_DATABASE_URL": dsn, "DIALER_TWILIO_ACCOUNT_SID": SIM_SID, **extra}
 
 
 async def test_cli_import_summary_and_errors(pool: asyncpg.Pool, dsn: str, tmp_path: Path) -> None:
@@ -320,7 +302,7 @@ async def test_cli_import_summary_and_errors(pool: asyncpg.Pool, dsn: str, tmp_p
     assert "duplicates: 1" in done.stdout
     assert "dnc:        0" in done.stdout
     assert f"rejected:   7  (see {errors})" in done.stdout
-    assert len(read_errors(errors)) == 7
+    assert len(read_csv_rows(errors)) == 7
 
     for args, code, message in [
         (("import", "nope", str(path)), 1, "no campaign named 'nope'"),
@@ -454,6 +436,6 @@ async def test_damaged_files_load_good_rows_or_fail_whole_and_never_store_bad_on
         return
     assert result.read == result.loaded + result.duplicates + result.dnc + result.rejected
     assert len(rows) == result.loaded + result.dnc
-    rejected = read_errors(folder / "e.csv") if result.rejected else []
+    rejected = read_csv_rows(folder / "e.csv") if result.rejected else []
     assert len(rejected) == result.rejected
     assert all(r["reason"] for r in rejected)

@@ -10,12 +10,12 @@ import secrets
 
 import asyncpg
 
-from dialer import repository
 from dialer.callback_urls import CallbackTarget
 from dialer.callbacks import parse_event
+from dialer.live_buffer import LiveBuffer
 from dialer.outcomes import OutcomeRecorder, Result
+from dialer.testing import make_campaign, recording
 from dialer.twilio import CallInfo
-from tests.harness import make_campaign
 
 NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 
@@ -37,13 +37,17 @@ async def requested_attempts(pool: asyncpg.Pool, campaign_id: int, count: int) -
 async def test_answers_and_callbacks_for_the_same_attempts_do_not_deadlock(
     pool: asyncpg.Pool,
 ) -> None:
-    recorder = OutcomeRecorder(pool)
+    async with recording(OutcomeRecorder(pool)) as recorder:
+        await _rounds(pool, recorder)
+
+
+async def _rounds(pool: asyncpg.Pool, recorder: OutcomeRecorder) -> None:
     for round_no in range(15):
         campaign_id = await make_campaign(pool, f"locks{round_no}", [])
         ids = await requested_attempts(pool, campaign_id, 60)
         sids = {i: "CA" + secrets.token_hex(16) for i in ids}
         # The answers to the creates, written newest first in one statement ...
-        live = repository.LiveBuffer(pool)
+        live = LiveBuffer(pool)
         for attempt_id in reversed(ids):
             live.add(attempt_id, CallInfo(sids[attempt_id], "queued", "", "", None, None,
                                           None, None, 0), NOW)

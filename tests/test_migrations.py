@@ -8,7 +8,7 @@ import asyncpg
 
 from dialer import db
 from dialer.campaigns import Campaign
-from tests.helpers import run_cli
+from dialer.testing import run_cli
 
 EXPECTED_TABLES = {
     "accounts", "campaigns", "contacts", "call_attempts", "call_events",

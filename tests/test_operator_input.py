@@ -17,8 +17,7 @@ import asyncpg
 import pytest
 
 from dialer import importer
-from tests.helpers import clean_env, run_cli
-from tests.test_importer import make_campaign, read_errors
+from dialer.testing import clean_env, make_campaign, read_csv_rows, run_cli
 
 ACCOUNT = "AC" + "ab" * 16
 BASE = ("--from", "+14155552671", "--twiml-url", "https://example.com/twiml")
@@ -264,7 +263,7 @@ async def test_a_one_gigabyte_line_in_a_small_gzip_costs_no_memory(
     assert code == 0, stderr
     assert "loaded:     2" in stdout and "rejected:   1" in stdout
     assert peak_mib < 300, f"peak RSS {peak_mib} MiB"  # it took 2 GiB before
-    errors = read_errors(tmp_path / "huge.errors.csv")
+    errors = read_csv_rows(tmp_path / "huge.errors.csv")
     assert [(e["row"], e["reason"][:21], e["raw"]) for e in errors] == [
         ("3", "row longer than 65,53", "")]
     phones = await pool.fetch("SELECT phone FROM contacts WHERE campaign_id = $1 ORDER BY 1",
@@ -280,7 +279,7 @@ async def test_a_long_field_is_an_error_row(pool: asyncpg.Pool, dsn: str, tmp_pa
     done = await cli(dsn, "import", "spring", str(path))
     assert done.returncode == 0, done.stderr
     assert "loaded:     1" in done.stdout and "rejected:   1" in done.stdout
-    [error] = read_errors(tmp_path / "c.errors.csv")
+    [error] = read_csv_rows(tmp_path / "c.errors.csv")
     assert (error["row"], error["field"]) == ("3", "note")
     assert error["reason"] == "value longer than 2,000 characters (2,001)"
 

@@ -19,15 +19,18 @@ import pytest
 
 from dialer import db
 from dialer.sim.server import SimServer
-from tests.harness import (
+from dialer.testing import (
+    assert_recorded_as_placed,
+    called_numbers,
     campaign_completed,
+    contact_states,
+    daemon_env,
     daemon_process,
+    humans,
     make_campaign,
+    sim_config,
     wait_until,
 )
-from tests.test_dispatcher import called_numbers, contact_states, humans, sim_config
-from tests.test_processes import daemon_env
-from tests.test_twilio_faults import assert_recorded_as_placed
 
 OUTAGE_SECONDS = 4.0
 KILLS = 20

@@ -5,71 +5,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
-from tests.harness import (
-    SIM_SID,
-    SIM_TOKEN,
+from dialer.testing import (
     campaign_completed,
-    free_port,
+    daemon_env,
+    daemons,
+    humans,
     make_campaign,
     max_in_window,
+    sim_config,
+    simulator_process,
     wait_until,
 )
-from tests.helpers import clean_env
-from tests.sim_process import simulator_process
-from tests.test_dispatcher import humans, sim_config
-
-
-def daemon_env(dsn: str, api_base: str, cps: float, **extra: str) -> dict[str, str]:
-    return clean_env({
-        "DIALER_DATABASE_URL": dsn,
-        "DIALER_TWILIO_ACCOUNT_SID": SIM_SID,
-        "DIALER_TWILIO_AUTH_TOKEN": SIM_TOKEN,
-        "DIALER_TWILIO_API_BASE": api_base,
-        "DIALER_TWILIO_CPS": str(cps),
-        "DIALER_LOG_FORMAT": "json",
-        "DIALER_LOG_LEVEL": "warning",
-        "DIALER_POLL_SECONDS": "0.2",
-        "DIALER_HEARTBEAT_SECONDS": "0.5",
-        **extra,
-    })
-
-
-@asynccontextmanager
-async def daemons(count: int, env: dict[str, str]) -> AsyncIterator[
-        list[subprocess.Popen[bytes]]]:
-    """``count`` real daemons, each with its own callback port; SIGTERM on the way out,
-    waited for in threads because the simulator shares this event loop."""
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for _ in range(count):
-            own = dict(env)
-            port = free_port()
-            own["DIALER_CALLBACK_BIND"] = f"127.0.0.1:{port}"
-            own["DIALER_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "dialer.cli", "run"], env=own,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
-        yield procs
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                await asyncio.to_thread(proc.wait, 30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
 
 
 async def test_two_processes_share_the_cps(dsn: str, pool: asyncpg.Pool) -> None:

@@ -14,16 +14,19 @@ from prometheus_client import REGISTRY
 
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
-from tests.harness import (
+from dialer.testing import (
+    SIM_SID,
     campaign_completed,
+    campaign_in_state,
     campaign_state,
     daemon_settings,
+    humans,
     make_campaign,
+    run_cli,
     running_daemon,
+    sim_config,
     wait_until,
 )
-from tests.helpers import run_cli
-from tests.test_dispatcher import _state_is, humans, sim_config
 
 HOSTILE = "evil.example/steal?x=1&y=2#@evil.example:80/"
 OTHER_ACCOUNT = "AC" + "cd" * 16
@@ -69,7 +72,8 @@ async def test_hostile_attributes_never_change_the_url_host(
 
 def _paused_metric(campaign: str, concern: str, code: str) -> float:
     value = REGISTRY.get_sample_value(
-        "dialer_campaigns_paused_total", {"campaign": campaign, "concern": concern, "code": code})
+        "dialer_campaigns_paused_total",
+        {"account": SIM_SID, "campaign": campaign, "concern": concern, "code": code})
     return value or 0.0
 
 
@@ -99,8 +103,8 @@ async def test_a_refused_url_pauses_its_campaign_within_one_round(
         async with running_daemon(daemon_settings(sim.base_url, cps=20), dsn):
             await wait_until(lambda: _refused_once(sim), timeout=10, what="a refused create")
             first = time.monotonic()
-            await wait_until(lambda: _state_is(pool, bad, "paused"), timeout=5, interval=0.02,
-                             what="pause")
+            await wait_until(lambda: campaign_in_state(pool, bad, "paused"), timeout=5,
+                             interval=0.02, what="pause")
             paused_after = time.monotonic() - first
             await wait_until(lambda: campaign_completed(pool, good), timeout=20,
                              what="the other campaign")
@@ -159,7 +163,7 @@ async def test_refused_credentials_pause_every_campaign_of_the_account(
         await pool.execute("UPDATE campaigns SET state = 'running' WHERE id = ANY($1)",
                            [first, second])
         for campaign_id in (first, second):
-            await wait_until(lambda c=campaign_id: _state_is(pool, c, "paused"), timeout=10,
+            await wait_until(lambda c=campaign_id: campaign_in_state(pool, c, "paused"), timeout=10,
                              what="pause")
     for campaign_id in (first, second):
         assert {state for _, state, _ in await _contacts(pool, campaign_id)} == {"pending"}
@@ -180,7 +184,7 @@ async def test_a_stored_template_this_version_refuses_pauses_without_a_call(
                        " WHERE id = $1", campaign_id)
     async with SimServer(sim_config()) as sim:
         async with running_daemon(daemon_settings(sim.base_url, cps=20), dsn):
-            await wait_until(lambda: _state_is(pool, campaign_id, "paused"), timeout=10,
+            await wait_until(lambda: campaign_in_state(pool, campaign_id, "paused"), timeout=10,
                              what="pause")
         assert creates(sim.trace, accepted_only=False) == []
     reason = await pool.fetchval("SELECT pause_reason FROM campaigns WHERE id = $1",

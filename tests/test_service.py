@@ -22,15 +22,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
-from tests.harness import (
+from dialer.testing import (
+    QUICK_RETRY,
     campaign_completed,
+    daemon_env,
     daemon_process,
+    humans,
     make_campaign,
+    mixed,
+    sim_config,
     wait_until,
 )
-from tests.test_dispatcher import humans, sim_config
-from tests.test_processes import daemon_env
-from tests.test_twilio_faults import RETRY, mixed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +103,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 async def test_metrics_parse_and_match_the_database(dsn: str, pool: asyncpg.Pool) -> None:
     phones = [*mixed(4), *humans(10)]
-    campaign_id = await make_campaign(pool, "metered", phones, cps=50, retry=RETRY)
+    campaign_id = await make_campaign(pool, "metered", phones, cps=50, retry=QUICK_RETRY)
     async with SimServer(sim_config()) as sim:
         env = daemon_env(dsn, sim.base_url, cps=50)
         async with daemon_process(env) as (proc, base_url):
@@ -119,13 +121,14 @@ async def test_metrics_parse_and_match_the_database(dsn: str, pool: asyncpg.Pool
         "SELECT count(*) FROM call_attempts WHERE campaign_id = $1 AND call_sid IS NOT NULL",
         campaign_id)
     assert created == len(creates(sim.trace)) > len(phones)  # some numbers were retried
-    label = (("campaign", "metered"), ("result", "created"))
+    account = (("account", sim.account_sid),)
+    label = (*account, ("campaign", "metered"), ("result", "created"))
     assert got[("dialer_calls_created_total", label)] == created
-    assert got[("dialer_twilio_request_seconds_count", ())] == created
-    assert got[("dialer_bucket_wait_seconds_count", ())] == created
-    assert got[("dialer_claim_seconds_count", ())] > 0
-    assert got[("dialer_account_cps", (("account", sim.account_sid),))] == 50
-    assert got[("dialer_calls_in_flight", ())] == 0
+    assert got[("dialer_twilio_request_seconds_count", account)] == created
+    assert got[("dialer_bucket_wait_seconds_count", account)] == created
+    assert got[("dialer_claim_seconds_count", account)] > 0
+    assert got[("dialer_account_cps", account)] == 50
+    assert got[("dialer_calls_in_flight", account)] == 0
 
     stored = collections.Counter({
         (r["source"], r["status"]): r["n"] for r in await pool.fetch(

@@ -14,8 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dialer.httpserver import EmbeddedServer
+from dialer.testing import free_port
 from dialer.transport import PooledTransport
-from tests.harness import free_port
 
 
 class SlowServer:

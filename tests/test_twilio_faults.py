@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,34 +26,29 @@ from starlette.routing import Route
 
 from dialer import callback_urls
 from dialer.httpserver import EmbeddedServer
-from dialer.policy import RetryPolicy
 from dialer.sim.server import SimServer
 from dialer.sim.trace import TraceRecord, creates
-from tests.harness import (
+from dialer.testing import (
+    MIX,
+    QUICK_RETRY,
+    SIM_SID,
+    assert_recorded_as_placed,
+    called_numbers,
     campaign_completed,
     daemon_settings,
     free_port,
+    humans,
     make_campaign,
+    mixed,
     running_daemon,
+    sim_config,
     wait_until,
 )
-from tests.test_dispatcher import called_numbers, humans, sim_config
 
 CPS = 50
-QUICK = dt.timedelta(milliseconds=300)
-RETRY = RetryPolicy(max_attempts=3, busy_delay=QUICK, no_answer_delay=QUICK,
-                    failed_delay=QUICK, machine_delay=QUICK, backoff=1.0, jitter=0.0)
-# Last digit -> (calls placed, final contact state) under RETRY, from the scenario table
-# in dialer.sim.scenario: human; busy then human; busy always; SIP 404 always.
-MIX = {0: (1, "done"), 4: (2, "done"), 6: (3, "failed"), 8: (1, "failed")}
 # When reconciliation learns the status by fetching the call, the SIP code is unknown
 # (the Call resource has none), and a failed call of unknown cause is retried.
 FETCHED_MIX = {**MIX, 8: (3, "failed")}
-
-
-def mixed(per_digit: int) -> list[str]:
-    return [f"+1415{4000000 + i * 10 + digit:07d}"
-            for digit in MIX for i in range(per_digit)]
 
 
 async def run_to_completion(
@@ -66,32 +60,6 @@ async def run_to_completion(
     async with running_daemon(daemon_settings(sim.base_url, cps=cps, **values), dsn):
         await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=timeout,
                          what="campaign completion")
-
-
-async def attempts_of(pool: asyncpg.Pool, campaign_id: int) -> list[asyncpg.Record]:
-    return list(await pool.fetch(
-        """SELECT a.id, a.attempt_no, a.state, a.call_sid, a.call_status, a.error_message,
-                  k.phone
-           FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
-           WHERE a.campaign_id = $1 ORDER BY a.id""", campaign_id))
-
-
-async def assert_recorded_as_placed(
-    pool: asyncpg.Pool, campaign_id: int, sim: SimServer
-) -> list[asyncpg.Record]:
-    """Every call the simulator placed is one final attempt with the simulator's status,
-    no attempt claims a call that was never placed, and none is left open."""
-    attempts = await attempts_of(pool, campaign_id)
-    recorded = {a["call_sid"]: a for a in attempts if a["call_sid"] is not None}
-    assert set(recorded) == set(sim.calls)
-    wrong = [(sid, a["state"], a["call_status"], sim.calls[sid].status)
-             for sid, a in recorded.items()
-             if (a["state"], a["call_status"]) != ("final", sim.calls[sid].status)]
-    assert not wrong
-    assert not [a for a in attempts if a["state"] in ("requested", "unknown", "live")]
-    per_attempt = collections.Counter((a["phone"], a["attempt_no"]) for a in recorded.values())
-    assert max(per_attempt.values()) == 1
-    return attempts
 
 
 async def assert_mix_outcomes(
@@ -116,7 +84,7 @@ async def run_mix(
 ) -> tuple[int, SimServer]:
     """A campaign of ``mixed(per_digit)`` run to completion against a simulator with
     ``faults``; every call is recorded as placed and every contact ends as ``expected``."""
-    campaign_id = await make_campaign(pool, name, mixed(per_digit), cps=CPS, retry=RETRY)
+    campaign_id = await make_campaign(pool, name, mixed(per_digit), cps=CPS, retry=QUICK_RETRY)
     async with SimServer(sim_config(**faults)) as sim:
         await run_to_completion(dsn, pool, campaign_id, sim, **settings)
     await assert_recorded_as_placed(pool, campaign_id, sim)
@@ -198,7 +166,8 @@ async def test_answers_slower_than_the_timeout_are_adopted_not_resent(
     assert called_numbers(sim) == collections.Counter(phones)
     attempts = await assert_recorded_as_placed(pool, campaign_id, sim)
     ambiguous = REGISTRY.get_sample_value(
-        "dialer_calls_created_total", {"campaign": f"slow-{callbacks}", "result": "ambiguous"})
+        "dialer_calls_created_total",
+        {"account": SIM_SID, "campaign": f"slow-{callbacks}", "result": "ambiguous"})
     assert ambiguous is not None and ambiguous >= 5, "the client should have timed out"
     assert {a["state"] for a in attempts} == {"final"}
     assert len(attempts) == len(phones)
@@ -281,7 +250,7 @@ async def test_late_callbacks_after_the_call_was_fetched_change_nothing(
     decided (busy numbers are already on their next attempt): they are stored and
     answered 2xx, and neither the attempts nor the contacts move."""
     phones = mixed(3)
-    campaign_id = await make_campaign(pool, "late", phones, cps=CPS, retry=RETRY)
+    campaign_id = await make_campaign(pool, "late", phones, cps=CPS, retry=QUICK_RETRY)
     async with SimServer(sim_config()) as sim:
         port = free_port()
         async with delaying_proxy(f"http://127.0.0.1:{port}", delay=0.8) as public:

@@ -10,8 +10,8 @@ import pytest
 
 from dialer import cli, repository
 from dialer.campaigns import CampaignSpec
+from dialer.testing import run_cli
 from dialer.windows import parse_weekly
-from tests.helpers import run_cli
 
 ACCOUNT = "AC" + "cd" * 16
 OKLAHOMA, ALABAMA, LISTED, SPENT, AUSSIE, SOMEWHERE = (

@@ -7,6 +7,7 @@ import the simulator (nor aiohttp), which the daemon never needs.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dialer.commands import SubParsers
 from dialer.config import Settings
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the account to serve (default: the simulator's own test account)")
     add("--auth-token", default=None,
         help=f"the account's auth token (prefer the environment variable {TOKEN_ENV})")
+    add("--accounts-file", type=Path, default=None, metavar="FILE",
+        help="serve more accounts: a credentials file as `dialer run` reads (SID=token "
+             "lines, mode 0600); each gets the options above (CPS, limits, numbers) and "
+             "queues, limits and faults of its own")
     add("--strict", action="store_true",
         help="answer 429/20429 to creates past the rate in any one-second window")
     add("--strict-rate", type=float, default=None,

@@ -1,6 +1,9 @@
-"""The account the simulator serves: its Account resource (``GET /Accounts/{Sid}.json``),
-the phone numbers it owns (``IncomingPhoneNumbers.json``) and its verified caller IDs
-(``OutgoingCallerIds.json``), and what its status does to requests.
+"""The accounts the simulator serves: each one's Account resource (``GET
+/Accounts/{Sid}.json``), the phone numbers it owns (``IncomingPhoneNumbers.json``),
+its verified caller IDs (``OutgoingCallerIds.json``), what its status does to
+requests, and its own request state: who it authenticates, its requests in flight,
+its recent creates (strict mode) and its faults. Accounts share nothing but the
+server: one account's 429s or refused credentials are that account's alone.
 
 Status (``SimConfig.account_status``): a suspended or closed account still
 authenticates and still answers reads, so that a client can fetch the Account
@@ -24,16 +27,21 @@ from the number, so they stay the same across restarts.
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import hmac
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dialer.sim.calls import API_VERSION, formatted, rfc2822
-from dialer.sim.config import SimConfig
+from dialer.sim.calls import formatted, rfc2822
+from dialer.sim.config import SimAccountConfig
+from dialer.sim.faults import Faults
 from dialer.sim.listing import page_of
 from dialer.sim.params import Form, Paging, last, parse_paging
+from dialer.twilio_words import API_VERSION
 
 ACTIVE = "active"
 # What the simulator serves under an account: the Account resource lists only these,
@@ -82,12 +90,45 @@ def parse_number_query(form: Form) -> NumberQuery:
 
 
 class SimAccount:
-    """The account's resources, read from the config at every request (a test may
-    change the status or the numbers of a running simulator)."""
+    """One account's resources and request state, read from its config at every
+    request (a test may change the token, status or numbers of a running simulator)."""
 
-    def __init__(self, config: SimConfig, *, created: float) -> None:
+    def __init__(self, config: SimAccountConfig, *, created: float, faults: Faults) -> None:
         self._config = config
         self._created = created
+        self.faults = faults
+        self.in_flight = 0
+        self._recent_creates: collections.deque[float] = collections.deque()
+
+    @property
+    def sid(self) -> str:
+        return self._config.account_sid
+
+    @property
+    def config(self) -> SimAccountConfig:
+        return self._config
+
+    def authenticates(self, password: str) -> bool:
+        """The primary token, or the secondary one while a rotation is under way."""
+        tokens = (self._config.auth_token, self._config.secondary_auth_token)
+        return any(token is not None and hmac.compare_digest(password.encode(), token.encode())
+                   for token in tokens)
+
+    def over_concurrent_requests(self) -> bool:
+        limit = self._config.strict_max_concurrent_requests
+        return limit is not None and self.in_flight > limit
+
+    def over_strict_rate(self) -> bool:
+        """Whether a create now makes more than ``strict_window_limit`` creates accepted
+        in one second (the create is counted when it is not)."""
+        now = time.monotonic()
+        recent = self._recent_creates
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        if len(recent) >= self._config.strict_window_limit:
+            return True
+        recent.append(now)
+        return False
 
     @property
     def active(self) -> bool:

@@ -3,17 +3,20 @@
 own resources (fetch the Account, list its IncomingPhoneNumbers and
 OutgoingCallerIds: see ``accounts``).
 
-Every API request is authenticated (HTTP Basic: account SID and auth token), checked
-against strict-mode limits, recorded in the trace, and answered with Twilio's JSON,
+Every API request is authenticated (HTTP Basic: an account's SID and auth token: the
+simulator serves every account of its config, each with its own token, CPS queue,
+limits, numbers and faults), checked against that account's strict-mode limits,
+recorded in the trace, and answered with Twilio's JSON,
 errors included: also what the framework itself refuses (an unknown path 404/20404,
 a method the path lacks 405/20004, a body that is not a form 415, a crash 500/20500)
 and the HTTP parser's 400 (see server.py). Create requests also pass through the
 configured faults.
 
-Order of checks: credentials (401/20003), the account in the path (404/20404),
-strict concurrency (429/20429); then, for a create, the account's status
-(401/20005), the strict rate (429/20429), the faults, validation (400) and the
-concurrent-call limit (400/10004).
+Order of checks: credentials (401/20003), the account in the path (404/20404: it must
+be the authenticated one), strict concurrency (429/20429); then, for a create, the
+account's status (401/20005), the strict rate (429/20429), the faults, validation
+(400) and the concurrent-call limit (400/10004). A call of another account is not
+found (404/20404), and lists hold the authenticated account's calls only.
 
 ``GET /sim/trace`` (no authentication: it is the simulator's, not Twilio's) answers
 the request trace as JSON.
@@ -27,10 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import collections
 import contextlib
-import hmac
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,13 +44,14 @@ from starlette.routing import Route
 
 from dialer.sim import errors
 from dialer.sim.accounts import SimAccount
-from dialer.sim.calls import API_VERSION, CallEngine, SimCall
+from dialer.sim.calls import CallEngine, SimCall
 from dialer.sim.config import SimConfig
 from dialer.sim.errors import ApiError
-from dialer.sim.faults import Faults, Refusal
+from dialer.sim.faults import Refusal
 from dialer.sim.listing import list_page, page_of
 from dialer.sim.params import Form, parse_create, parse_list, parse_paging, parse_update
 from dialer.sim.trace import TraceRecord, to_json
+from dialer.twilio_words import API_VERSION
 
 AbortConnection = Callable[[tuple[str, int] | None], None]
 """Resets the TCP connection of the given client address, without an HTTP answer."""
@@ -78,21 +79,22 @@ def _parse_form(raw: bytes | str) -> Form:
     return form
 
 
-class SimApi:
-    """Request handling; state lives in the engine, faults, trace and config it is given."""
+Action = Callable[[Request, Form, SimAccount], Awaitable["_Outcome"]]
 
-    def __init__(self, *, config: SimConfig, engine: CallEngine, faults: Faults,
-                 trace: list[TraceRecord], abort_connection: AbortConnection,
-                 closing: asyncio.Event) -> None:
+
+class SimApi:
+    """Request handling; state lives in the engine, accounts, trace and config it is
+    given."""
+
+    def __init__(self, *, config: SimConfig, engine: CallEngine,
+                 accounts: dict[str, SimAccount], trace: list[TraceRecord],
+                 abort_connection: AbortConnection, closing: asyncio.Event) -> None:
         self._config = config
         self._engine = engine
-        self._faults = faults
+        self._accounts = accounts
         self._trace = trace
         self._abort_connection = abort_connection
         self._closing = closing
-        self._in_flight = 0
-        self._recent_creates: collections.deque[float] = collections.deque()
-        self._account = SimAccount(config, created=time.time())
 
     def app(self) -> Starlette:
         calls = f"{ACCOUNT_PATH}/Calls.json"
@@ -120,15 +122,18 @@ class SimApi:
                                 Exception: self._crash},
         )
 
-    def _api(
-        self, action: Callable[[Request, Form], Awaitable[_Outcome]]
-    ) -> Callable[[Request], Awaitable[Response]]:
+    def _api(self, action: Action) -> Callable[[Request], Awaitable[Response]]:
         """Wraps an action with authentication, limits, tracing and error JSON."""
 
         async def endpoint(request: Request) -> Response:
             arrived: float = request.scope[ARRIVED]
-            self._in_flight += 1
+            # Requests in flight are counted for the account in the path, as Twilio's
+            # Twilio-Concurrent-Requests header counts the account's.
+            counted = self._accounts.get(request.path_params.get("account_sid", ""))
+            if counted is not None:
+                counted.in_flight += 1
             form: Form = {}
+            in_flight = 1
             try:
                 if request.method == "POST":
                     body = await request.body()
@@ -136,13 +141,13 @@ class SimApi:
                     form = _parse_form(body)
                 else:
                     form = _parse_form(request.scope["query_string"])
-                self._authorize(request)
-                outcome = await action(request, form)
+                outcome = await action(request, form, self._authorize(request))
             except ApiError as error:
                 outcome = _Outcome(error.status, error.body())
             finally:
-                in_flight = self._in_flight
-                self._in_flight -= 1
+                if counted is not None:
+                    in_flight = counted.in_flight
+                    counted.in_flight -= 1
             self._trace.append(TraceRecord(
                 arrived, request.method, request.url.path, form, outcome.status, outcome.call_sid
             ))
@@ -160,44 +165,35 @@ class SimApi:
 
         return endpoint
 
-    def _authorize(self, request: Request) -> None:
+    def _authorize(self, request: Request) -> SimAccount:
+        """The account whose credentials the request carries, when they are right and
+        the path is that account's."""
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
         try:
             user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise errors.unauthorized() from None
-        good_user = hmac.compare_digest(user.encode(), self._config.account_sid.encode())
-        good_password = hmac.compare_digest(password.encode(), self._config.auth_token.encode())
-        if scheme.lower() != "basic" or not (good_user and good_password):
+        account = self._accounts.get(user)
+        if scheme.lower() != "basic" or account is None or not account.authenticates(password):
             raise errors.unauthorized()
-        if request.path_params["account_sid"] != self._config.account_sid:
+        if request.path_params["account_sid"] != account.sid:
             raise errors.not_found(request.url.path)
-        limit = self._config.strict_max_concurrent_requests
-        if self._config.strict and limit is not None and self._in_flight > limit:
+        if self._config.strict and account.over_concurrent_requests():
             raise errors.too_many_requests()
+        return account
 
-    def _check_strict_rate(self) -> None:
-        """At most ``strict_window_limit`` creates accepted in any one-second window."""
-        now = time.monotonic()
-        recent = self._recent_creates
-        while recent and recent[0] <= now - 1.0:
-            recent.popleft()
-        if len(recent) >= self._config.strict_window_limit:
-            raise errors.too_many_requests()
-        recent.append(now)
-
-    def _call(self, request: Request) -> SimCall:
+    def _call(self, request: Request, account: SimAccount) -> SimCall:
         call = self._engine.calls.get(request.path_params["sid"])
-        if call is None:
+        if call is None or call.account_sid != account.sid:
             raise errors.not_found(request.url.path)
         return call
 
-    async def _create(self, request: Request, form: Form) -> _Outcome:
-        if not self._account.active:
+    async def _create(self, request: Request, form: Form, account: SimAccount) -> _Outcome:
+        if not account.active:
             raise errors.account_not_active()
-        if self._config.strict:
-            self._check_strict_rate()
-        faults = self._faults
+        if self._config.strict and account.over_strict_rate():
+            raise errors.too_many_requests()
+        faults = account.faults
         refusal = faults.refusal()
         if refusal is Refusal.RESET:
             return _Outcome(None)
@@ -205,7 +201,7 @@ class SimApi:
             raise errors.too_many_requests()
         if refusal is Refusal.SERVER_ERROR:
             raise errors.server_error(faults.server_error_status)
-        call = self._engine.create(parse_create(form))
+        call = self._engine.create(parse_create(form), account.config)
         if faults.reset_after():
             return _Outcome(None, call_sid=call.sid)
         body = call.resource()  # as it was when created, however long the answer is held
@@ -214,39 +210,43 @@ class SimApi:
                 await asyncio.wait_for(self._closing.wait(), faults.response_delay)
         return _Outcome(201, body, call.sid)
 
-    async def _list(self, request: Request, form: Form) -> _Outcome:
-        newest_first = list(reversed(self._engine.calls.values()))
+    async def _list(self, request: Request, form: Form, account: SimAccount) -> _Outcome:
+        newest_first = [call for call in reversed(self._engine.calls.values())
+                        if call.account_sid == account.sid]
         return _Outcome(200, list_page(newest_first, parse_list(form), request.url.path))
 
-    async def _fetch(self, request: Request, form: Form) -> _Outcome:
-        call = self._call(request)
+    async def _fetch(self, request: Request, form: Form, account: SimAccount) -> _Outcome:
+        call = self._call(request, account)
         return _Outcome(200, call.resource(), None)
 
-    async def _update(self, request: Request, form: Form) -> _Outcome:
-        call = self._call(request)
+    async def _update(self, request: Request, form: Form, account: SimAccount) -> _Outcome:
+        call = self._call(request, account)
         self._engine.update(call, parse_update(form), form)
         return _Outcome(200, call.resource(), None)
 
-    async def _delete(self, request: Request, form: Form) -> _Outcome:
-        self._engine.delete(self._call(request))
+    async def _delete(self, request: Request, form: Form, account: SimAccount) -> _Outcome:
+        self._engine.delete(self._call(request, account))
         return _Outcome(204)
 
-    async def _events(self, request: Request, form: Form) -> _Outcome:
-        call = self._call(request)
+    async def _events(self, request: Request, form: Form, account: SimAccount) -> _Outcome:
+        call = self._call(request, account)
         page = page_of(
             list(enumerate(call.events())), paging=parse_paging(form), path=request.url.path,
             name="events", key=lambda item: str(item[0]), resource=lambda item: item[1],
         )
         return _Outcome(200, page)
 
-    async def _fetch_account(self, request: Request, form: Form) -> _Outcome:
-        return _Outcome(200, self._account.resource())
+    async def _fetch_account(self, request: Request, form: Form, account: SimAccount
+                             ) -> _Outcome:
+        return _Outcome(200, account.resource())
 
-    async def _incoming_numbers(self, request: Request, form: Form) -> _Outcome:
-        return _Outcome(200, self._account.incoming_numbers_page(form, request.url.path))
+    async def _incoming_numbers(self, request: Request, form: Form, account: SimAccount
+                                ) -> _Outcome:
+        return _Outcome(200, account.incoming_numbers_page(form, request.url.path))
 
-    async def _caller_ids(self, request: Request, form: Form) -> _Outcome:
-        return _Outcome(200, self._account.caller_ids_page(form, request.url.path))
+    async def _caller_ids(self, request: Request, form: Form, account: SimAccount
+                          ) -> _Outcome:
+        return _Outcome(200, account.caller_ids_page(form, request.url.path))
 
     async def _dump_trace(self, request: Request) -> Response:
         return Response(to_json(self._trace), media_type="application/json")

@@ -139,14 +139,16 @@ class CallbackSender:
             await self._deliver(record)
 
     def _signed(self, record: CallbackRecord, url: str) -> tuple[str, dict[str, str], bytes | None]:
-        """URL, headers and body of the request, signed as the configuration says."""
+        """URL, headers and body of the request, signed as the configuration says, with
+        the key of the call's account (its auth token, or its Webhooks Rule's key)."""
         config = self._config
+        account = config.account(record.params["AccountSid"]) or config
         headers = {"I-Twilio-Idempotency-Token": record.token}
-        key, algorithm = config.auth_token, HMAC_SHA1
-        if config.webhook_shared_key is not None:
-            key, algorithm = config.webhook_shared_key, config.webhook_signature_algorithm
+        key, algorithm = account.auth_token, HMAC_SHA1
+        if account.webhook_shared_key is not None:
+            key, algorithm = account.webhook_shared_key, account.webhook_signature_algorithm
             headers[SETTINGS_HEADER] = (
-                f"key={config.webhook_shared_key_sid},algorithm={algorithm}")
+                f"key={account.webhook_shared_key_sid},algorithm={algorithm}")
         params: dict[str, str] = record.params
         body = None
         if record.method == "GET":

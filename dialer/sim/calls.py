@@ -1,9 +1,10 @@
 """Simulated calls: the Call resource, the CPS queue and each call's life.
 
-A created call waits in the account's queue until its CPS slot (real time), then is
-dialed (``initiated``), rings, and is answered or not as its fate says; the
-progress events it asked for go to its StatusCallback. Ringing and talking take the
-fate's simulated seconds times ``time_scale``.
+A created call waits in its account's queue until its CPS slot (real time; every
+account has a queue of its own at its own CPS), then is dialed (``initiated``), rings,
+and is answered or not as its fate says; the progress events it asked for go to its
+StatusCallback. Ringing and talking take the fate's simulated seconds times
+``time_scale``.
 
 Resource conventions (as Twilio's): ``start_time`` is set when the call leaves the
 queue, ``end_time`` when it ends; ``duration`` (seconds, a string) is set once it
@@ -34,14 +35,14 @@ from typing import Any, Literal
 import structlog
 
 from dialer.sim.callbacks import CallbackRecord, CallbackSender
-from dialer.sim.config import SimConfig
+from dialer.sim.config import SimAccountConfig, SimConfig
 from dialer.sim.errors import bad_request, concurrent_calls_exceeded
 from dialer.sim.params import CreateParams, Form, Method, UpdateParams
 from dialer.sim.scenario import Fate
+from dialer.twilio_words import API_VERSION, STATUS_SOURCE
 
 log = structlog.get_logger(__name__)
 
-API_VERSION = "2010-04-01"
 LIVE_STATUSES = frozenset({"queued", "ringing", "in-progress"})
 # Twilio lists nine subresources; the simulator lists only the one it serves, so that
 # a client following ``subresource_uris`` never meets a 404.
@@ -176,32 +177,35 @@ def _resolve(future: asyncio.Future[bool], value: bool) -> None:
 
 
 class CallEngine:
-    """Creates calls, runs each through its fate, and applies updates."""
+    """Creates calls, runs each through its fate, and applies updates. ``calls`` holds
+    every account's calls (SIDs are unique); queues and live counts are per account."""
 
     def __init__(self, config: SimConfig, sender: CallbackSender) -> None:
         self.calls: dict[str, SimCall] = {}
-        self.live_calls = 0
+        self.live_calls: collections.Counter[str] = collections.Counter()
+        """Queued or live calls, by account SID."""
         self._config = config
         self._sender = sender
         self._scenario = config.make_scenario()
         self._dialed: collections.Counter[str] = collections.Counter()
-        self._next_start = 0.0
+        self._next_start: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def create(self, request: CreateParams) -> SimCall:
-        limit = self._config.max_concurrent_calls
-        if limit is not None and self.live_calls >= limit:
+    def create(self, request: CreateParams, account: SimAccountConfig) -> SimCall:
+        sid = account.account_sid
+        limit = account.max_concurrent_calls
+        if limit is not None and self.live_calls[sid] >= limit:
             raise concurrent_calls_exceeded(limit)
         now, wall = time.monotonic(), time.time()
-        start_at = max(now, self._next_start)
-        self._next_start = start_at + 1 / self._config.cps
+        start_at = max(now, self._next_start.get(sid, 0.0))
+        self._next_start[sid] = start_at + 1 / account.cps
         fate = self._scenario.fate(
             request.to, self._dialed[request.to], request.machine_detection, request.timeout
         )
         self._dialed[request.to] += 1
         call = SimCall(
             sid="CA" + uuid.uuid4().hex,
-            account_sid=self._config.account_sid,
+            account_sid=sid,
             to=request.to,
             from_=request.from_,
             request=request,
@@ -213,7 +217,7 @@ class CallEngine:
             status_callback_method=request.status_callback_method,
         )
         self.calls[call.sid] = call
-        self.live_calls += 1
+        self.live_calls[sid] += 1
         task = asyncio.create_task(self._run(call, start_at - now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -299,7 +303,7 @@ class CallEngine:
     def _end(self, call: SimCall, status: str, sip_response_code: int, duration: int) -> None:
         call.status, call.sip_response_code, call.duration = status, sip_response_code, duration
         call.end_time = call.date_updated = time.time()
-        self.live_calls -= 1
+        self.live_calls[call.account_sid] -= 1
 
     def _talked_so_far(self, answered_at: float) -> int:
         """Simulated seconds since the answer (real elapsed time unscaled)."""
@@ -325,7 +329,7 @@ class CallEngine:
             "Direction": "outbound-api",
             "ApiVersion": API_VERSION,
             "Timestamp": rfc2822(time.time()),
-            "CallbackSource": "call-progress-events",
+            "CallbackSource": STATUS_SOURCE,
             "SequenceNumber": str(call.sequence),
         }
         call.sequence += 1

@@ -5,24 +5,29 @@ The auth token comes from ``--auth-token`` or, better (a command line is visible
 every user of the machine), from the environment variable DIALER_SIM_AUTH_TOKEN; it
 is never printed. Without either, the simulator's documented default token is used.
 A Webhooks Rules shared key, likewise, from ``--webhook-shared-key`` or
-DIALER_SIM_WEBHOOK_SHARED_KEY.
+DIALER_SIM_WEBHOOK_SHARED_KEY. ``--accounts-file`` adds accounts from a file in the
+format of the dialer's credentials file (``dialer.credentials``), so that one file can
+serve a simulator and the daemon that dials it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import os
 import signal
 import sys
 
+from dialer import credentials
 from dialer.commands.sim import SHARED_KEY_ENV, TOKEN_ENV
 from dialer.runtime import event_loop_factory, settle_heap
 from dialer.sim.config import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
     DEFAULT_PHONE_NUMBER,
+    SimAccountConfig,
     SimConfig,
 )
 from dialer.sim.server import SimServer
@@ -31,7 +36,8 @@ OLD_GENERATION_NEVER = 2**31 - 1  # collections of the middle generation before 
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
-    return SimConfig(
+    """The simulator the options describe (ValueError naming what is wrong)."""
+    config = SimConfig(
         host=args.host,
         port=args.port,
         account_sid=args.account_sid or DEFAULT_ACCOUNT_SID,
@@ -55,6 +61,23 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         phone_numbers=tuple(args.phone_number or (DEFAULT_PHONE_NUMBER,)),
         caller_ids=tuple(args.caller_id or ()),
     )
+    if args.accounts_file is None:
+        return config
+    try:
+        found = credentials.read_file(args.accounts_file)
+    except credentials.CredentialsError as exc:
+        raise ValueError(str(exc).replace(credentials.FILE_SETTING, "--accounts-file")) from None
+    more = []
+    for sid, secrets in found.items():
+        if sid == config.account_sid or secrets.auth_token is None:
+            continue
+        shared_key = secrets.shared_key
+        more.append(SimAccountConfig(**{
+            **{f.name: getattr(config, f.name) for f in dataclasses.fields(SimAccountConfig)},
+            "account_sid": sid, "auth_token": secrets.auth_token.value,
+            "webhook_shared_key": None if shared_key is None else shared_key.value,
+        }))
+    return dataclasses.replace(config, more_accounts=tuple(more))
 
 
 async def _serve(config: SimConfig, args: argparse.Namespace) -> None:
@@ -64,16 +87,18 @@ async def _serve(config: SimConfig, args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with SimServer(config) as sim:
-            sim.faults.reset_after_create_probability = args.drop_after_create_probability
-            sim.faults.response_delay = args.response_delay
+            for account in config.accounts:
+                faults = sim.faults_of(account.account_sid)
+                faults.reset_after_create_probability = args.drop_after_create_probability
+                faults.response_delay = args.response_delay
             settle_heap()
             # Every call and request is kept for the trace, so the heap only grows, and
             # full collections of it (50-90 ms at a few thousand calls) stalled the loop
             # and bunched the arrival stamps the benches measure. Young objects are
             # still collected; the old generation, which holds the trace, is not.
             gc.set_threshold(*gc.get_threshold()[:2], OLD_GENERATION_NEVER)
-            print(f"dialer sim listening on {sim.base_url} for account {sim.account_sid}",
-                  flush=True)
+            sids = ", ".join(account.account_sid for account in config.accounts)
+            print(f"dialer sim listening on {sim.base_url} for account {sids}", flush=True)
             await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -25,14 +25,11 @@ from urllib.parse import urlsplit
 
 from dialer.sim.errors import ApiError, bad_request
 from dialer.sim.scenario import AmdMode
+from dialer.twilio_words import RESOURCE_STATUSES, STATUS_CALLBACK_EVENTS
 
 Form = dict[str, list[str]]
 Method = Literal["GET", "POST"]
 
-STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
-CALL_STATUSES = frozenset({
-    "queued", "ringing", "in-progress", "canceled", "completed", "failed", "busy", "no-answer",
-})
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _APPLICATION_SID = re.compile(r"^AP[0-9a-fA-F]{32}$")
 MAX_TIMEOUT = 600
@@ -174,7 +171,7 @@ def parse_create(form: Form) -> CreateParams:
         _method(form, name)
 
     events = {event for value in form.get("StatusCallbackEvent", []) for event in value.split()}
-    unknown = events - set(STATUS_EVENTS)
+    unknown = events - set(STATUS_CALLBACK_EVENTS)
     if unknown:
         raise _invalid("StatusCallbackEvent", " ".join(sorted(unknown)))
     detection = _amd_mode(last(form, "MachineDetection"))
@@ -307,7 +304,7 @@ _FILTER_NAMES = (
 
 def parse_list(form: Form) -> ListParams:
     status = last(form, "Status") or None
-    if status is not None and status not in CALL_STATUSES:
+    if status is not None and status not in RESOURCE_STATUSES:
         raise _invalid("Status", status)
     return ListParams(
         to=last(form, "To") or None,

@@ -22,6 +22,7 @@ from types import TracebackType
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from dialer.sim.accounts import SimAccount
 from dialer.sim.app import ARRIVED, SimApi
 from dialer.sim.callbacks import CallbackSender
 from dialer.sim.calls import CallEngine, SimCall
@@ -94,13 +95,21 @@ class SimServer:
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self.faults = Faults(rng=random.Random(self.config.seed))
+        created = time.time()
+        self._accounts = {
+            account.account_sid: SimAccount(
+                account, created=created,
+                faults=Faults(rng=random.Random(self.config.seed + position)))
+            for position, account in enumerate(self.config.accounts)
+        }
+        self.faults = self._accounts[self.config.account_sid].faults
+        """The first account's faults (``faults_of`` gives any account's)."""
         self.trace: list[TraceRecord] = []
         """Every API request received, in arrival order."""
         self._closing = asyncio.Event()
         self._sender = CallbackSender(self.config)
         self._engine = CallEngine(self.config, self._sender)
-        api = SimApi(config=self.config, engine=self._engine, faults=self.faults,
+        api = SimApi(config=self.config, engine=self._engine, accounts=self._accounts,
                      trace=self.trace, abort_connection=self._abort_connection,
                      closing=self._closing)
         self._server = _Server(uvicorn.Config(
@@ -118,6 +127,10 @@ class SimServer:
     def calls(self) -> dict[str, SimCall]:
         """Every call created, by SID, in creation order."""
         return self._engine.calls
+
+    def faults_of(self, account_sid: str) -> Faults:
+        """The faults injected into the creates of one account."""
+        return self._accounts[account_sid].faults
 
     @property
     def account_sid(self) -> str:

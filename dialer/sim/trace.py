@@ -28,12 +28,25 @@ class TraceRecord:
     def is_create(self) -> bool:
         return self.method == "POST" and self.path.endswith("/Calls.json")
 
+    @property
+    def account_sid(self) -> str | None:
+        """The account in the path (``/2010-04-01/Accounts/{Sid}/...``), if any."""
+        return account_in_path(self.path)
 
-def creates(records: Iterable[TraceRecord], *, accepted_only: bool = True) -> list[TraceRecord]:
-    """Create requests in arrival order; by default only those that made a call."""
+
+def account_in_path(path: str) -> str | None:
+    parts = path.split("/")
+    return parts[3].removesuffix(".json") if len(parts) > 3 and parts[2] == "Accounts" else None
+
+
+def creates(records: Iterable[TraceRecord], *, accepted_only: bool = True,
+            account_sid: str | None = None) -> list[TraceRecord]:
+    """Create requests in arrival order; by default only those that made a call, of
+    every account (or of ``account_sid``'s)."""
     return [
         record for record in records
         if record.is_create and (record.call_sid is not None or not accepted_only)
+        and (account_sid is None or record.account_sid == account_sid)
     ]
 
 

@@ -21,10 +21,16 @@ import pytest
 
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
+from dialer.testing import (
+    campaign_completed,
+    daemon_env,
+    free_port,
+    humans,
+    make_campaign,
+    sim_config,
+    wait_until,
+)
 from tests.chaos.killer import DaemonRunner, Kill, kill_at_random
-from tests.harness import campaign_completed, free_port, make_campaign, wait_until
-from tests.test_dispatcher import humans, sim_config
-from tests.test_processes import daemon_env
 
 CPS = 100
 

@@ -6,6 +6,7 @@ the simulator against Twilio's description, not against itself.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -14,7 +15,7 @@ import hmac
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -29,7 +30,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from dialer.commands import sim as sim_command
 from dialer.sim import SimConfig, SimServer
+from dialer.testing import wait_until
 
 DATA = Path(__file__).parents[1] / "data"
 FROM = "+15005550006"
@@ -44,6 +47,26 @@ def fast_config(**overrides: Any) -> SimConfig:
     return SimConfig(**values)
 
 
+ERROR_KEYS = {"code", "message", "more_info", "status"}
+
+
+def assert_error(response: httpx.Response, status: int, code: int) -> None:
+    """Twilio's error JSON with this status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == ERROR_KEYS
+    assert (body["status"], body["code"]) == (status, code)
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+    assert body["message"]
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    """``dialer sim``'s options as its command line would give them."""
+    parser = argparse.ArgumentParser()
+    sim_command.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
 def twilio_signature(url: str, params: Mapping[str, Sequence[str]], token: str) -> str:
     """Twilio's algorithm, written from its documentation, independent of dialer.signature."""
     payload = url + "".join(
@@ -51,16 +74,6 @@ def twilio_signature(url: str, params: Mapping[str, Sequence[str]], token: str) 
     )
     return base64.b64encode(hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()
                             ).decode()
-
-
-async def wait_until(predicate: Callable[[], bool], *, within: float = 5.0,
-                     what: str = "condition") -> None:
-    """Poll ``predicate`` every 5 ms (the simulator runs calls in milliseconds)."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 # --- The OpenAPI description as JSON Schema -------------------------------------------
@@ -232,7 +245,7 @@ async def serving(receiver: Receiver) -> AsyncIterator[Receiver]:
         receiver.app(), lifespan="off", log_level="warning", access_log=False, ws="none",
     ))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_until(lambda: server.started, what="receiver start")
+    await wait_until(lambda: server.started, interval=0.005, what="receiver start")
     receiver.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
         yield receiver

@@ -10,18 +10,18 @@ import httpx
 import pytest
 
 from dialer.sim import SimServer, cli
+from dialer.testing import wait_until
 from tests.sim.support import (
     FROM,
     Api,
     account_validator,
+    assert_error,
     fast_config,
     list_validator,
     openapi,
+    parse,
     running,
-    wait_until,
 )
-from tests.sim.test_api import assert_error
-from tests.sim.test_server import parse
 
 OWNED = ("+15005550006", "+14155550123", "+14155550199", "+12125550123")
 VERIFIED = ("+14155559999", "+442071838750")

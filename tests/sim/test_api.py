@@ -14,30 +14,21 @@ import httpx
 import pytest
 
 from dialer.sim import SimServer
+from dialer.testing import wait_until
 from tests.sim.support import (
+    ERROR_KEYS,
     FROM,
     TWIML_URL,
     Api,
     Receiver,
+    assert_error,
     call_validator,
     events,
     fast_config,
     list_validator,
     openapi,
     running,
-    wait_until,
 )
-
-ERROR_KEYS = {"code", "message", "more_info", "status"}
-
-
-def assert_error(response: httpx.Response, status: int, code: int) -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == ERROR_KEYS
-    assert (body["status"], body["code"]) == (status, code)
-    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
-    assert body["message"]
 
 
 async def test_create_answers_201_with_the_call_resource(api: Api, sim: SimServer) -> None:

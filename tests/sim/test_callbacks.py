@@ -15,6 +15,7 @@ from twilio.request_validator import (
 )
 
 from dialer.sim import SimCall
+from dialer.testing import wait_until
 from tests.sim.support import (
     Received,
     Receiver,
@@ -22,7 +23,6 @@ from tests.sim.support import (
     fast_config,
     running,
     twilio_signature,
-    wait_until,
 )
 
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]

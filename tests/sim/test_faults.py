@@ -6,7 +6,11 @@ import httpx
 import pytest
 
 from dialer.sim import Faults, SimServer
-from tests.sim.support import Api, api_for, wait_until
+from dialer.testing import wait_until
+from tests.sim.support import (
+    Api,
+    api_for,
+)
 
 
 async def test_reset_before_create_leaves_no_call(api: Api, sim: SimServer) -> None:

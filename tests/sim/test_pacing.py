@@ -12,7 +12,12 @@ import pytest
 
 from dialer.sim import SimServer
 from dialer.sim.trace import creates
-from tests.sim.support import Api, fast_config, running, wait_until
+from dialer.testing import wait_until
+from tests.sim.support import (
+    Api,
+    fast_config,
+    running,
+)
 
 
 async def test_calls_beyond_the_cps_are_queued_and_started_at_the_cps() -> None:

@@ -15,7 +15,12 @@ from dialer.sim.scenario import (
     Outcome,
     WeightedScenario,
 )
-from tests.sim.support import Receiver, fast_config, running, wait_until
+from dialer.testing import wait_until
+from tests.sim.support import (
+    Receiver,
+    fast_config,
+    running,
+)
 
 MODES: list[AmdMode] = [None, "Enable", "DetectMessageEnd"]
 HUMAN = ("completed", "human", 200)
@@ -114,7 +119,7 @@ async def test_calls_end_as_the_table_says(receiver: Receiver) -> None:
                 sid = await api.create_sid(to, StatusCallback=receiver.url(),
                                            MachineDetection="Enable", Timeout="30")
                 expected[sid] = deterministic_fate(to, attempt, "Enable", timeout=30)
-        await wait_until(lambda: len(receiver.requests) == 20, within=10)
+        await wait_until(lambda: len(receiver.requests) == 20, timeout=10)
     for received in receiver.requests:
         params = received.params
         fate = expected[params["CallSid"]]
@@ -136,6 +141,6 @@ async def test_weighted_simulator_mixes_outcomes() -> None:
     async with running(fast_config(scenario="weighted", seed=3, time_scale=0.0001)) as (sim, api):
         for _ in range(60):
             await api.create_sid(MachineDetection="DetectMessageEnd", Timeout="10")
-        await wait_until(lambda: not any(call.live for call in sim.calls.values()), within=10)
+        await wait_until(lambda: not any(call.live for call in sim.calls.values()), timeout=10)
     statuses = collections.Counter(call.status for call in sim.calls.values())
     assert len(statuses) >= 3 and statuses["completed"] > 20

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -12,15 +11,16 @@ import sys
 import httpx
 import pytest
 
-from dialer.commands import sim as sim_command
 from dialer.sim import SimConfig, SimServer, cli
-from tests.sim.support import FROM, TWIML_URL, Receiver, api_for, fast_config, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from dialer.testing import free_port, wait_until
+from tests.sim.support import (
+    FROM,
+    TWIML_URL,
+    Receiver,
+    api_for,
+    fast_config,
+    parse,
+)
 
 
 async def test_listens_on_a_given_port_and_stops_listening() -> None:
@@ -74,12 +74,6 @@ def test_bad_configuration_is_refused(bad: dict[str, object]) -> None:
 
 def test_the_token_stays_out_of_the_repr() -> None:
     assert "s3cret" not in repr(SimConfig(auth_token="s3cret"))
-
-
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    sim_command.add_arguments(parser)
-    return parser.parse_args(argv)
 
 
 def test_cli_options_make_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:

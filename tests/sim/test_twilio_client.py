@@ -17,8 +17,14 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from dialer.sim import SimServer
-from tests.sim.support import FROM, TWIML_URL, Receiver, fast_config, running, wait_until
-from tests.sim_process import simulator_process
+from dialer.testing import simulator_process, wait_until
+from tests.sim.support import (
+    FROM,
+    TWIML_URL,
+    Receiver,
+    fast_config,
+    running,
+)
 
 
 def official_client(sim: SimServer) -> Client:
@@ -95,7 +101,7 @@ async def test_delete_and_events_against_the_dialer_sim_command(receiver: Receiv
             status_callback=receiver.url("/events"),
             status_callback_event=["initiated", "ringing", "answered", "completed"],
         )
-        await wait_until(lambda: len(receiver.at("/events")) == 4, within=20)
+        await wait_until(lambda: len(receiver.at("/events")) == 4, timeout=20)
         events = await asyncio.to_thread(client.calls(call.sid).events.list)
         assert [e.request["parameters"]["CallStatus"] for e in events] == [
             "initiated", "ringing", "in-progress", "completed"]

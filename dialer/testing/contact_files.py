@@ -1,4 +1,4 @@
-"""Contact files for tests and the import benchmark.
+"""Contact files for tests and the import benchmark (bench/import.py).
 
 Numbers come from templates that ``dialer.phone.normalize`` accepts (several
 countries and time zones, E.164 and national spellings), so the generator can tell

@@ -1,11 +1,15 @@
-"""The simulator in a process of its own (``python -m dialer.cli sim``), for the
-benchmarks and for tests that measure pacing: its arrival stamps are then taken by a
-process that is neither the one being measured nor a busy test's event loop.
+"""The simulator for tests and benchmarks: its configuration, what it was asked, and
+the simulator in a process of its own (``python -m dialer.cli sim``).
+
+A process of its own matters when pacing is measured: its arrival stamps are then
+taken by a process that is neither the one being measured nor a busy test's event
+loop. Starting and stopping it block (about a second).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -18,14 +22,40 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.harness import SIM_SID, SIM_TOKEN
-from tests.helpers import clean_env
+from dialer.sim.config import SimAccountConfig, SimConfig
+from dialer.sim.server import SimServer
+from dialer.sim.trace import account_in_path, creates
+from dialer.testing.factories import SIM_SID, SIM_TOKEN, account_token
+from dialer.testing.processes import clean_env
 
 SIMULATOR_NICE = -10
 
 
+def sim_config(*, more_accounts: Sequence[str | SimAccountConfig] = (), **extra: Any
+               ) -> SimConfig:
+    """A fast simulator for SIM_SID (1000 CPS, calls a thousand times faster), and for
+    ``more_accounts`` (SIDs, each with ``account_token(sid)``, or configs)."""
+    values: dict[str, Any] = {
+        "account_sid": SIM_SID, "auth_token": SIM_TOKEN, "cps": 1000, "time_scale": 0.001,
+    }
+    values.update(extra)
+    values["more_accounts"] = tuple(
+        account if isinstance(account, SimAccountConfig)
+        else SimAccountConfig(account_sid=account, auth_token=account_token(account),
+                              cps=values["cps"])
+        for account in more_accounts)
+    return SimConfig(**values)
+
+
+def called_numbers(sim: SimServer, account_sid: str | None = None) -> collections.Counter[str]:
+    """How many times each number was called (calls made), of every account or one."""
+    return collections.Counter(r.params["To"][0]
+                               for r in creates(sim.trace, account_sid=account_sid))
+
+
 class Simulator:
-    """A running ``dialer sim`` process serving the harness account (SIM_SID/SIM_TOKEN)."""
+    """A running ``dialer sim`` process: SIM_SID/SIM_TOKEN, and the accounts of its
+    ``--accounts-file`` if it was given one."""
 
     def __init__(self, process: subprocess.Popen[str], base_url: str) -> None:
         self.process = process
@@ -40,20 +70,22 @@ class Simulator:
             records: list[dict[str, Any]] = json.load(answer)
         return records
 
-    def create_records(self) -> list[dict[str, Any]]:
-        """Accepted creates (a call was made), in arrival order."""
+    def create_records(self, account_sid: str | None = None) -> list[dict[str, Any]]:
+        """Accepted creates (a call was made), in arrival order, of every account or one."""
         return [r for r in self.trace() if r["method"] == "POST"
-                and r["path"].endswith("/Calls.json") and r["call_sid"] is not None]
+                and r["path"].endswith("/Calls.json") and r["call_sid"] is not None
+                and (account_sid is None or account_in_path(r["path"]) == account_sid)]
 
 
 @contextlib.contextmanager
-def simulator(*, cps: float = 1000, time_scale: float = 0.001,
+def simulator(*, cps: float = 1000, time_scale: float = 0.001, accounts_file: Path | None = None,
               extra: Sequence[str] = ()) -> Iterator[Simulator]:
-    """``dialer sim`` on a free port. Starting and stopping block (about a second):
-    do it while nothing else runs on the caller's event loop."""
+    """``dialer sim`` on a free port."""
     log = Path(tempfile.mkstemp(prefix="dialer-sim-", suffix=".log")[1])
     command = [sys.executable, "-m", "dialer.cli", "sim", "--port", "0", "--cps", str(cps),
                "--time-scale", str(time_scale), "--account-sid", SIM_SID, *extra]
+    if accounts_file is not None:
+        command += ["--accounts-file", str(accounts_file)]
     with log.open("w") as errors:
         process = subprocess.Popen(
             command, env=clean_env({"DIALER_ENV_FILE": os.devnull, "DIALER_LOG_LEVEL": "warning",
