@@ -138,7 +138,15 @@ class EmbeddedServer:
         return self._server.last_tick
 
     async def stop(self) -> None:
-        if self._task is None:
+        """Stop serving; idempotent. A server whose task died (its supervisor then stops
+        the daemon) did not close its socket and connections itself: closed here."""
+        task, self._task = self._task, None
+        if task is None:
             return
         self._server.should_exit = True
-        await self._task
+        if not task.done():
+            await task
+            return
+        self._server.force_exit = True
+        with contextlib.suppress(Exception):
+            await self._server.shutdown()

@@ -406,9 +406,13 @@ class Daemon:
 
 
 async def run(settings: Settings, dsn: str) -> int:
-    """Entry point of ``dialer run``: 0 after a clean stop, 1 when a supervised task
-    died (logged as it happened), 2 when it must not start."""
-    daemon = Daemon(settings, dsn=dsn)
+    """Entry point of ``dialer run``: see ``serve``."""
+    return await serve(Daemon(settings, dsn=dsn))
+
+
+async def serve(daemon: Daemon) -> int:
+    """Run ``daemon`` with its signal handlers: 0 after a clean stop, 1 when a
+    supervised task died (logged as it happened, naming it), 2 when it must not start."""
     remove_handlers = daemon.install_signal_handlers()
     try:
         await daemon.run()

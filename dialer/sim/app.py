@@ -19,7 +19,11 @@ account's status (401/20005), the strict rate (429/20429), the faults, validatio
 found (404/20404), and lists hold the authenticated account's calls only.
 
 ``GET /sim/trace`` (no authentication: it is the simulator's, not Twilio's) answers
-the request trace as JSON.
+the request trace as JSON. ``POST /sim/accounts/{Sid}`` changes one account of a
+running simulator process, as a test changes the config of one in its own process:
+form fields ``rate_limited`` (that many creates answered 429/20429: a storm),
+``auth_token`` (the token it accepts from now on: the old one gets 401/20003) and
+``cps``; 204, or 400 naming a bad field, 404 for an account it does not serve.
 
 The hot path (a create) parses the body with ``urllib.parse`` rather than a
 multipart parser and logs nothing: the simulator must outrun the clients it tests.
@@ -39,7 +43,7 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from dialer.sim import errors
@@ -115,6 +119,7 @@ class SimApi:
                 Route(f"{ACCOUNT_PATH}/OutgoingCallerIds.json",
                       self._api(self._caller_ids), methods=["GET"]),
                 Route("/sim/trace", self._dump_trace, methods=["GET"]),
+                Route("/sim/accounts/{account_sid}", self._change_account, methods=["POST"]),
             ],
             # Whatever the framework refuses (no route, a method a route lacks, a
             # crash) is answered as Twilio answers: its error JSON.
@@ -250,6 +255,24 @@ class SimApi:
 
     async def _dump_trace(self, request: Request) -> Response:
         return Response(to_json(self._trace), media_type="application/json")
+
+    async def _change_account(self, request: Request) -> Response:
+        account = self._accounts.get(request.path_params["account_sid"])
+        if account is None:
+            return PlainTextResponse("no such account", status_code=404)
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        config = account.config
+        try:
+            storm = int(form.get("rate_limited", "0"))
+            cps = float(form.get("cps", config.cps))
+            token = form.get("auth_token", config.auth_token)
+            if storm < 0 or not cps > 0 or not token:
+                raise ValueError("rate_limited >= 0, cps > 0 and a token are required")
+        except ValueError as exc:
+            return PlainTextResponse(f"bad field: {exc}", status_code=400)
+        account.faults.rate_limited += storm
+        config.cps, config.auth_token = cps, token
+        return Response(status_code=204)
 
     async def _framework_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

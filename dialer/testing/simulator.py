@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -133,3 +134,13 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 30) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+def change_account(sim: Simulator, account_sid: str, **fields: str | int | float) -> None:
+    """Change one account of a running simulator process (``POST /sim/accounts/SID``:
+    ``rate_limited``, ``auth_token``, ``cps``). Blocking: from async code run it in a
+    thread."""
+    body = urllib.parse.urlencode({k: str(v) for k, v in fields.items()}).encode()
+    request = urllib.request.Request(f"{sim.base_url}/sim/accounts/{account_sid}", data=body)
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 204, answer.status
