@@ -8,6 +8,9 @@ daemons read their tokens from."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from dialer import repository
+from dialer import repository, service
+from dialer.sim.server import SimServer
+from dialer.sim.trace import creates
 from dialer.testing import (
     Simulator,
     account_sid,
@@ -30,6 +35,7 @@ from dialer.testing import (
     make_campaign,
     max_in_window,
     running_daemon,
+    sim_config,
     simulator_process,
     wait_until,
     write_credentials,
@@ -165,3 +171,44 @@ async def _answered(sim: Simulator, sid: str, status: int, n: int) -> bool:
 
 async def _workers(pool: asyncpg.Pool, n: int) -> bool:
     return int(await pool.fetchval("SELECT count(*) FROM workers")) >= n
+
+
+async def test_a_token_rotated_in_the_file_applies_on_sighup_without_a_restart(
+    dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """Twilio's rotation: a secondary token is made, the dialer is given it, then it is
+    promoted and the old one stops working. No request and no callback is refused."""
+    sid, new = MIDDLE, "the-new-token"
+    tokens = write_credentials(tmp_path / "accounts", {sid: account_token(sid)})
+    await add_accounts(pool, {sid: 50})
+    campaign_id = await make_campaign(pool, "rotating", humans(150), account_sid=sid)
+    async with SimServer(sim_config(more_accounts=[sid])) as sim:
+        account = sim.config.account(sid)
+        assert account is not None
+        settings = daemon_settings(sim.base_url, cps=1, account_sid=None, auth_token=None,
+                                   credentials_file=tokens)
+        daemon = service.Daemon(settings, dsn=dsn)
+        running = asyncio.create_task(service.serve(daemon))
+        await wait_until(lambda: _created(sim, sid, 20), timeout=30, what="20 calls")
+        account.secondary_auth_token = new
+        await asyncio.to_thread(write_credentials, tokens, {sid: new})
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_until(lambda: _uses(daemon, sid, new), timeout=15, what="the new token")
+        account.auth_token, account.secondary_auth_token = new, None  # promoted
+        await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=60,
+                         what="completion")
+        daemon.stop.set()
+        assert await asyncio.wait_for(running, 30) == 0
+        statuses = collections.Counter(r.status for r in creates(sim.trace, accepted_only=False))
+    assert statuses == {201: 150}
+    assert dict(await pool.fetch("SELECT state, count(*) FROM contacts GROUP BY 1")) == {
+        "done": 150}
+
+
+async def _created(sim: SimServer, sid: str, n: int) -> bool:
+    return len(creates(sim.trace, account_sid=sid)) >= n
+
+
+async def _uses(daemon: service.Daemon, sid: str, token: str) -> bool:
+    accounts = daemon.accounts
+    return accounts is not None and accounts.keys[sid].auth_token == token
