@@ -78,15 +78,15 @@ async def run_rate(pg: Cluster, rate: float, seconds: float, index: int) -> Rate
     with simulator(cps=1000, time_scale=0.001) as sim:
         settings = daemon_settings(sim.base_url, cps=rate)
         async with running_daemon(settings, dsn) as daemon:
-            dispatcher = daemon.dispatcher
-            assert dispatcher is not None and dispatcher._pacer is not None
+            [runtime] = daemon.accounts or []
+            dispatcher, pacer = runtime.dispatcher, runtime.pacer
 
             async def enough() -> bool:
                 return bool(dispatcher.sent >= needed)
 
             await wait_until(enough, timeout=seconds * 1.5 + 30, interval=0.2,
                              what=f"{needed} calls at {rate} CPS")
-            skipped = dispatcher._pacer.skipped_slots
+            skipped = pacer.skipped_slots
         records = await asyncio.to_thread(sim.create_records)
     times = sorted(r["t"] for r in records)
     measured = [t for t in times if t <= times[0] + seconds]

@@ -71,6 +71,7 @@ def plan(quick: bool) -> list[Step]:
         Step("import", "import.py", ["--rows", "100000"] if quick else [], uses_json=False),
         Step("compliance", "compliance.py", q),
         Step("reports", "reports.py", q),
+        Step("accounts", "accounts.py", q),
     ]
 
 
@@ -263,6 +264,21 @@ class Report:
                      f"({claim['before_us_per_contact']:.1f} -> "
                      f"{claim['today_us_per_contact']:.1f})", None)
         self.reports()
+        acc = self.figures("accounts")
+        label = "accounts at 50 CPS each, 150 ms API latency: every one within 1 %"
+        if acc is None:
+            self.missing(label, "all", "accounts")
+        else:
+            for run in acc["runs"]:
+                worst = max(abs(p["error_pct"]) for p in run["per_account"])
+                over = sum(p["windows_over"] for p in run["per_account"])
+                self.add(f"{run['accounts']} account(s) at 50 CPS each: worst error, windows "
+                         "over", "< 1 %, 0", f"{worst:.2f} %, {over}", run["all_within_1pct"])
+                self.add(f"{run['accounts']} account(s): daemon CPU per call", "-",
+                         f"{run['cpu_ms_per_call']:.2f} ms", None)
+            self.add("highest total rate held, all accounts within 1 %, / one account's "
+                     "ceiling", "-", f"{acc['highest_total_held']:.0f}/s = "
+                     f"{acc['ratio_to_one_account_ceiling']:.2f}x", None)
         sim = self.figures("simulator")
         if sim is None:
             self.missing("simulator creates/s", "above the daemon's goal", "simulator")
