@@ -212,3 +212,54 @@ async def _created(sim: SimServer, sid: str, n: int) -> bool:
 async def _uses(daemon: service.Daemon, sid: str, token: str) -> bool:
     accounts = daemon.accounts
     return accounts is not None and accounts.keys[sid].auth_token == token
+
+
+async def test_accounts_added_edited_and_removed_apply_to_a_running_daemon(
+    dsn: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    tokens = write_credentials(tmp_path / "accounts", {SLOW: account_token(SLOW)})
+    await add_accounts(pool, {SLOW: 20})
+    await make_campaign(pool, "first", humans(20), account_sid=SLOW)
+    async with SimServer(sim_config(more_accounts=[SLOW, MIDDLE])) as sim:
+        settings = daemon_settings(sim.base_url, cps=1, account_sid=None, auth_token=None,
+                                   credentials_file=tokens)
+        daemon = service.Daemon(settings, dsn=dsn)
+        running = asyncio.create_task(service.serve(daemon))
+        await wait_until(lambda: _created(sim, SLOW, 20), timeout=30, what="the first account")
+        fleet = daemon.accounts
+        assert fleet is not None
+        # A new account's row (NOTIFY) is not dialed until its token comes (SIGHUP).
+        await add_accounts(pool, {MIDDLE: 20})
+        second = await make_campaign(pool, "second", humans(20, start=500), account_sid=MIDDLE)
+        await asyncio.sleep(1)
+        assert sorted(fleet.runtimes) == [SLOW]
+        await asyncio.to_thread(write_credentials, tokens,
+                                {sid: account_token(sid) for sid in (SLOW, MIDDLE)})
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_until(lambda: campaign_completed(pool, second), timeout=30,
+                         what="the added account's campaign")
+        # A changed CPS applies in place; a removed account's runtime stops.
+        assert await repository.update_account(pool, SLOW, label="slow", cps=7.5,
+                                               max_concurrent_calls=None, max_in_flight=None)
+        await wait_until(lambda: _retuned(daemon, SLOW, 7.5), timeout=15, what="new CPS")
+        await pool.execute("DELETE FROM call_attempts")
+        await pool.execute("DELETE FROM contacts")
+        await pool.execute("DELETE FROM campaigns WHERE account_sid = $1", MIDDLE)
+        assert await repository.delete_account(pool, MIDDLE)
+        await wait_until(lambda: _gone(daemon, MIDDLE), timeout=15, what="runtime stopped")
+        assert running.done() is False, "a retired runtime is no failure"
+        daemon.stop.set()
+        assert await asyncio.wait_for(running, 30) == 0
+
+
+async def _retuned(daemon: service.Daemon, sid: str, cps: float) -> bool:
+    accounts = daemon.accounts
+    if accounts is None:
+        return False
+    runtime = accounts.runtimes[sid]
+    return runtime.account.cps == cps and runtime.pacer.current_rate == cps
+
+
+async def _gone(daemon: service.Daemon, sid: str) -> bool:
+    accounts = daemon.accounts
+    return accounts is not None and sid not in accounts.runtimes and sid not in accounts.keys
