@@ -831,3 +831,24 @@ async def test_no_mutation_of_a_genuine_callback_is_stored_elsewhere(
     # The genuine callback itself is accepted (so the mutations were tried on a real one).
     genuine = await endpoint.post(path, form, signature=signature)
     assert genuine.status_code == 204, genuine.text
+
+
+async def test_each_account_signs_only_its_own_calls_callbacks(pool: asyncpg.Pool) -> None:
+    """Several accounts: a callback is checked with the key of its AccountSid, and an
+    account's genuine callback about another account's attempt is refused."""
+    other, other_token = "AC" + "1" * 32, "the-other-accounts-token"
+    keys = {ACCOUNT: AccountKeys(TOKEN), other: AccountKeys(other_token)}
+    async with serving(pool, accounts=keys) as endpoint:
+        attempt_id, sid = await live_attempt(pool)
+        path = status_path(attempt_id)
+        url = endpoint.base + path
+        foreign = {**status(sid, "ringing", 1), "AccountSid": other}
+        refused = await endpoint.post(path, foreign, signature=sign(url, foreign, other_token))
+        assert refused.status_code == 403
+        wrong_key = status(sid, "ringing", 1)
+        forged = await endpoint.post(path, wrong_key, signature=sign(url, wrong_key, other_token))
+        assert forged.status_code == 403
+        assert await events_of(pool, attempt_id) == 0
+        own = await endpoint.post(path, status(sid, "ringing", 1))
+        assert own.status_code == 204
+        assert await events_of(pool, attempt_id) == 1
