@@ -20,7 +20,15 @@ from dialer import service
 from dialer.httpserver import EmbeddedServer
 from dialer.sim.server import SimServer
 from dialer.tasks import Supervisor
-from dialer.testing import daemon_settings, humans, make_campaign, sim_config, wait_until
+from dialer.testing import (
+    SIM_SID,
+    daemon_settings,
+    humans,
+    make_campaign,
+    running_daemon,
+    sim_config,
+    wait_until,
+)
 
 
 async def _forever() -> None:
@@ -128,3 +136,34 @@ async def test_killing_the_callback_server_stops_the_daemon_naming_it(
 
 async def _ready(daemon: service.Daemon) -> bool:
     return daemon.ready.is_set()
+
+
+def _drain(sock: socket.socket) -> int:
+    """WATCHDOG=1 messages waiting on the socket (read without waiting)."""
+    pings = 0
+    while True:
+        try:
+            pings += sock.recv(4096).decode().splitlines().count("WATCHDOG=1")
+        except BlockingIOError:
+            return pings
+
+
+async def test_the_watchdog_is_fed_only_while_the_dispatch_loop_makes_progress(
+    dsn: str, pool: asyncpg.Pool, notify_socket: socket.socket
+) -> None:
+    """A dispatch loop stuck on the database (a lock held elsewhere) starves the
+    watchdog, so that systemd would restart a daemon that no longer dials."""
+    await make_campaign(pool, "busy", humans(300), cps=20)
+    async with SimServer(sim_config()) as sim, running_daemon(
+            daemon_settings(sim.base_url, cps=20), dsn):
+        await _watchdog_pings(notify_socket, 2)
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE campaigns IN ACCESS EXCLUSIVE MODE")
+            await asyncio.sleep(1.0)  # the loop stalls; half a WatchdogSec later, noticed
+            _drain(notify_socket)
+            with structlog.testing.capture_logs() as logs:
+                await asyncio.sleep(1.0)
+            assert _drain(notify_socket) == 0
+        stalled = [e["stalled"] for e in logs if e["event"] == "watchdog_not_fed"]
+        assert stalled and all(s == [SIM_SID] for s in stalled)
+        await _watchdog_pings(notify_socket, 2)  # progress again: fed again
