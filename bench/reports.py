@@ -56,13 +56,13 @@ from _common import (
     print_table,
     quiet_logs,
     status_kb,
-    throwaway_postgres,
     write_json,
 )
 
 from dialer import db, queries, repository
 from dialer.campaigns import Campaign
 from dialer.compliance import ClaimDecisions
+from dialer.testing import throwaway_cluster
 
 GOAL_SUMMARY_MS = 50.0
 GOAL_EXPORT_ROWS_PER_S = 200_000
@@ -616,7 +616,7 @@ def main() -> None:
         if args.dsn is not None:
             result = asyncio.run(measure(args, contacts, None, Path(folder)))
         else:
-            with throwaway_postgres(durable=not args.no_fsync) as pg:
+            with throwaway_cluster(durable=not args.no_fsync) as pg:
                 result = asyncio.run(measure(args, contacts, pg, Path(folder)))
     figures = report(result)
     write_json(args.json, "reports", args, figures)

@@ -23,10 +23,11 @@ from phonenumbers.tzdata import TIMEZONE_DATA
 from dialer import queries, repository
 from dialer.campaigns import Campaign
 from dialer.compliance import ClaimDecisions
+from dialer.live_buffer import LiveBuffer
 from dialer.outcomes import CallEvent, OutcomeRecorder
 from dialer.policy import classify
+from dialer.testing import make_campaign, recording
 from dialer.twilio import CallInfo
-from tests.harness import make_campaign
 
 NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 _numbers = itertools.count(1000)
@@ -93,7 +94,7 @@ async def claim(pool: asyncpg.Pool, campaign_id: int, limit: int) -> list[asyncp
 async def play(pool: asyncpg.Pool, recorder: OutcomeRecorder, claimed: Sequence[Any],
                endings: Sequence[Ending]) -> None:
     """End each claimed attempt as told, through the dialer's own writers."""
-    live = repository.LiveBuffer(pool)
+    live = LiveBuffer(pool)
     sids: dict[int, str] = {}
     for row, ending in zip(claimed, itertools.cycle(endings)):
         attempt = row["attempt_id"]
@@ -122,23 +123,23 @@ async def play(pool: asyncpg.Pool, recorder: OutcomeRecorder, claimed: Sequence[
 async def populate(pool: asyncpg.Pool) -> dict[str, int]:
     """Four campaigns, each with every ending twice over two rounds of claims, plus a
     draft campaign with no contacts; returns {name: id}."""
-    recorder = OutcomeRecorder(pool)
     ids: dict[str, int] = {}
-    for name, spec in SPECS.items():
-        ids[name] = await make_campaign(pool, name, phones(4 * len(ENDINGS)), **spec)
-        await play(pool, recorder, await claim(pool, ids[name], 2 * len(ENDINGS)), ENDINGS)
-        # Second round: the retries are due now (an operator's UPDATE) and called again.
-        await pool.execute("UPDATE contacts SET next_attempt_at = '-infinity' "
-                           "WHERE campaign_id = $1 AND state = 'retry_wait'", ids[name])
-        await play(pool, recorder, await claim(pool, ids[name], len(ENDINGS)),
-                   list(reversed(FINAL)))
-        skipped_phone = await pool.fetchval(
-            "SELECT phone FROM contacts WHERE campaign_id = $1 AND state = 'pending' "
-            "ORDER BY id LIMIT 1", ids[name])
-        await repository.dnc_add(pool, skipped_phone, ids[name], "asked not to be called")
-        await pool.execute("UPDATE campaigns SET state = $2 WHERE id = $1", ids[name],
-                           FINAL_STATES[name])
-    ids["draft"] = await make_campaign(pool, "draft", [], state="draft")
+    async with recording(OutcomeRecorder(pool)) as recorder:
+        for name, spec in SPECS.items():
+            ids[name] = await make_campaign(pool, name, phones(4 * len(ENDINGS)), **spec)
+            await play(pool, recorder, await claim(pool, ids[name], 2 * len(ENDINGS)), ENDINGS)
+            # Second round: the retries are due now (an operator's UPDATE) and called again.
+            await pool.execute("UPDATE contacts SET next_attempt_at = '-infinity' "
+                               "WHERE campaign_id = $1 AND state = 'retry_wait'", ids[name])
+            await play(pool, recorder, await claim(pool, ids[name], len(ENDINGS)),
+                       list(reversed(FINAL)))
+            skipped_phone = await pool.fetchval(
+                "SELECT phone FROM contacts WHERE campaign_id = $1 AND state = 'pending' "
+                "ORDER BY id LIMIT 1", ids[name])
+            await repository.dnc_add(pool, skipped_phone, ids[name], "asked not to be called")
+            await pool.execute("UPDATE campaigns SET state = $2 WHERE id = $1", ids[name],
+                               FINAL_STATES[name])
+        ids["draft"] = await make_campaign(pool, "draft", [], state="draft")
     return ids
 
 
@@ -303,7 +304,6 @@ async def test_counts_agree_under_concurrent_writers_and_compactions(
 ) -> None:
     """Claims, callbacks and compactions of two campaigns at once, on several
     connections: the sums come out right."""
-    recorder = OutcomeRecorder(pool)
     ids = [await make_campaign(pool, f"busy{i}", phones(120)) for i in range(2)]
 
     async def work(campaign_id: int) -> None:
@@ -315,7 +315,8 @@ async def test_counts_agree_under_concurrent_writers_and_compactions(
             await pool.execute("SELECT compact_campaign_counts($1)", ids)
             await asyncio.sleep(0)
 
-    await asyncio.gather(*(work(i) for i in ids), compact(), compact())
+    async with recording(OutcomeRecorder(pool)) as recorder:
+        await asyncio.gather(*(work(i) for i in ids), compact(), compact())
     for campaign_id, name in zip(ids, ("busy0", "busy1"), strict=True):
         summary = await repository.campaign_summary(pool, name)
         expected = await expected_summary(pool, campaign_id)
@@ -432,8 +433,8 @@ async def test_outcomes_by_local_hour_zone_and_country_equal_the_tables(
     equals what the attempts and records say, counted here."""
     numbers = [prefix + f"{150 + i:04d}" for prefix in PLACES for i in range(12)]
     campaign_id = await make_campaign(pool, "places", numbers, amd_mode="Enable")
-    await play(pool, OutcomeRecorder(pool), await claim(pool, campaign_id, len(numbers)),
-               FINAL)
+    async with recording(OutcomeRecorder(pool)) as recorder:
+        await play(pool, recorder, await claim(pool, campaign_id, len(numbers)), FINAL)
     ended = await pool.fetch(
         """SELECT a.outcome, a.call_status, r.zones, r.local_times
            FROM call_attempts a JOIN attempt_compliance r ON r.attempt_id = a.id

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.harness import make_campaign
-from tests.helpers import clean_env, run_cli
+from dialer.testing import clean_env, make_campaign, run_cli
 
 START = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 HEADER = ["campaign", "contact_id", "phone", "contact_state", "contact_outcome",
