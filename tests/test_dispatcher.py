@@ -55,8 +55,8 @@ async def test_200_contacts_at_20_cps(dsn: str, pool: asyncpg.Pool) -> None:
 
 
 async def test_weights_share_the_account_cps(dsn: str, pool: asyncpg.Pool) -> None:
-    light = await make_campaign(pool, "light", humans(150), cps=40, weight=1)
-    heavy = await make_campaign(pool, "heavy", humans(150, start=1000), cps=40, weight=3)
+    await make_campaign(pool, "light", humans(150), cps=40, weight=1)
+    await make_campaign(pool, "heavy", humans(150, start=1000), cps=40, weight=3)
     async with SimServer(sim_config()) as sim:
         settings = daemon_settings(sim.base_url, cps=40)
         async with running_daemon(settings, dsn):
@@ -65,7 +65,6 @@ async def test_weights_share_the_account_cps(dsn: str, pool: asyncpg.Pool) -> No
     light_phones = set(humans(150))
     light_calls = sum(1 for r in first if r.params["To"][0] in light_phones)
     assert light_calls / (len(first) - light_calls) == pytest.approx(1 / 3, rel=0.2)
-    assert {light, heavy}
 
 
 async def _count_creates(sim: SimServer, n: int) -> bool:
