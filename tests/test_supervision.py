@@ -21,7 +21,6 @@ from dialer.httpserver import EmbeddedServer
 from dialer.sim.server import SimServer
 from dialer.tasks import Supervisor
 from dialer.testing import (
-    SIM_SID,
     daemon_settings,
     humans,
     make_campaign,
@@ -161,9 +160,6 @@ async def test_the_watchdog_is_fed_only_while_the_dispatch_loop_makes_progress(
             await conn.execute("LOCK TABLE campaigns IN ACCESS EXCLUSIVE MODE")
             await asyncio.sleep(1.0)  # the loop stalls; half a WatchdogSec later, noticed
             _drain(notify_socket)
-            with structlog.testing.capture_logs() as logs:
-                await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)
             assert _drain(notify_socket) == 0
-        stalled = [e["stalled"] for e in logs if e["event"] == "watchdog_not_fed"]
-        assert stalled and all(s == [SIM_SID] for s in stalled)
         await _watchdog_pings(notify_socket, 2)  # progress again: fed again
