@@ -51,7 +51,8 @@ from _common import (
 
 from dialer import db, repository, rules
 from dialer.campaigns import CampaignSpec
-from dialer.compliance import CallingPolicy, ClaimDecisions, Location, Planner, Take
+from dialer.caps import CapPolicy
+from dialer.compliance import CallingPolicy, ClaimCaps, ClaimDecisions, Location, Planner, Take
 from dialer.importer import parse_header, parse_rows
 from dialer.windows import WeeklyHours, parse_weekly
 
@@ -271,7 +272,8 @@ async def todays_claim(pool: asyncpg.Pool, campaign_id: int, now: dt.datetime,
     claimed = await repository.claim_due(
         pool, campaign_id=campaign_id, account_sid=ACCOUNT, limit=CLAIM, max_concurrent=None,
         account_max_concurrent=None, worker_id="bench", now=now,
-        decide=ClaimDecisions(planner, now), rule_packs=planner.policy.pack_tags)
+        decide=ClaimDecisions(planner, now), caps=ClaimCaps(CapPolicy(), planner, now),
+        rule_packs=planner.policy.pack_tags)
     return len(claimed)
 
 

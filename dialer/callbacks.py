@@ -1,4 +1,5 @@
-"""The HTTP endpoint Twilio reports to: status and AMD callbacks, health, metrics.
+"""The HTTP endpoint Twilio reports to: status and AMD callbacks, the opt-out Gather
+action (dialer.optout), health, metrics.
 
 Answers are chosen for Twilio's retry behaviour: 2xx once an event is stored (and
 for duplicates, which are already stored), 5xx only when the database could not
@@ -15,6 +16,9 @@ stored from a request that fails a check:
    (so no boundary was moved, see ``resplit_field``), AccountSid is an account of
    this dialer, and the signature checks out with that account's key;
 4. every field the dialer reads has the type and range its column takes, 400.
+
+A Gather action request passes the same checks (its fields: ``optout.READ_FIELDS``,
+and the one lowercase name Twilio sends, ``msg``) and is answered with TwiML.
 
 So an event that reaches the group-commit batch cannot make Postgres refuse it, and
 one bad request cannot spoil the others in its batch (see dialer.outcomes).
@@ -37,7 +41,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from dialer import metrics
+from dialer import metrics, optout
 from dialer.callback_urls import CallbackTarget, NotACallbackUrl, parse_target, signed_urls
 from dialer.outcomes import CallEvent, OutcomeRecorder, Result
 from dialer.repository import DATABASE_ERRORS, DATABASE_FAILURES
@@ -78,6 +82,10 @@ MAX_FIELDS = 256
 
 HangUp = Callable[[str], None]
 Health = Callable[[], Awaitable[dict[str, Any]]]
+# dialer.repository.record_opt_out with its pool: (attempt id, Call SID, whether the row's
+# campaign settings make the keys pressed an opt-out) -> the attempt's row, or None.
+RecordOptOut = Callable[[int, str, Callable[[Any], bool]], Awaitable[Any]]
+TWIML_TYPE = "text/xml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +160,7 @@ def _one(form: Params, name: str) -> str | None:
     return values[0] if values else None
 
 
-def resplit_field(form: Params) -> str | None:
+def resplit_field(form: Params, read: Sequence[str] = READ_FIELDS) -> str | None:
     """The first field the dialer reads whose name appears in the signed string other
     than as that field, or None.
 
@@ -168,14 +176,15 @@ def resplit_field(form: Params) -> str | None:
     names = sorted(form)
     in_names = "\x00".join(names)  # names are checked first: none holds a NUL
     signed = signed_params(form)
-    for read in READ_FIELDS:
-        inside = in_names.count(read)
-        if signed.count(read) != inside:
-            return read  # in a value, or across a boundary
-        if inside > (read in form) and not all(
-            _later_word(name, read) for name in names if read in name and name != read
+    for field_name in read:
+        inside = in_names.count(field_name)
+        if signed.count(field_name) != inside:
+            return field_name  # in a value, or across a boundary
+        if inside > (field_name in form) and not all(
+            _later_word(name, field_name) for name in names
+            if field_name in name and name != field_name
         ):
-            return read
+            return field_name
     return None
 
 
@@ -189,13 +198,15 @@ def _later_word(name: str, word: str) -> bool:
     return True
 
 
-def check_names(form: Params) -> None:
-    """Every name looks like Twilio's, and no boundary of a field we read was moved."""
+def check_names(form: Params, read: Sequence[str] = READ_FIELDS,
+                lowercase: frozenset[str] = frozenset()) -> None:
+    """Every name looks like Twilio's (or is one of the ``lowercase`` names it sends),
+    and no boundary of a field we read was moved."""
     for name in form:
-        if not _TWILIO_NAME.fullmatch(name):
+        if not _TWILIO_NAME.fullmatch(name) and name not in lowercase:
             raise NotTwilios("parameter name not Twilio's", f"parameter name not Twilio's: "
                              f"{name[:40]!r}")
-    moved = resplit_field(form)
+    moved = resplit_field(form, read)
     if moved is not None:
         raise NotTwilios("field boundary moved", f"{moved} appears inside another field")
 
@@ -287,15 +298,19 @@ def build_app(
     hang_up: HangUp,
     health: Health,
     clock: Callable[[], dt.datetime],
+    record_opt_out: RecordOptOut,
 ) -> Starlette:
     """The callback application; collaborators are passed in so tests can wire it.
     ``accounts`` holds the keys of every account whose callbacks are accepted, by
     AccountSid; ``callback_retries`` is what the dialer's StatusCallback URLs asked
     for (it decides the one fragment a signature may cover)."""
 
-    def authenticate(request: Request, form: dict[str, list[str]], path: str, query: str
-                     ) -> None:
-        check_names(form)
+    def authenticate(request: Request, form: dict[str, list[str]], path: str, query: str,
+                     *, gather: bool) -> None:
+        if gather:
+            check_names(form, optout.READ_FIELDS, optout.LOWERCASE_FIELDS)
+        else:
+            check_names(form)
         account_sid = _one(form, "AccountSid") or ""
         keys = accounts.get(account_sid)
         if keys is None:
@@ -318,7 +333,9 @@ def build_app(
         if not validate_signature(urls, form, signature, key, algorithm):
             raise NotTwilios("bad signature")
 
-    async def callback(request: Request) -> Response:
+    async def signed_form(request: Request, *, gather: bool
+                          ) -> tuple[CallbackTarget, dict[str, list[str]]] | Response:
+        """The target and form of a request that passed checks 1 to 3, or the refusal."""
         path = request.scope["raw_path"].decode("latin-1")
         query = request.scope["query_string"].decode("latin-1")
         try:
@@ -339,14 +356,24 @@ def build_app(
             return _reject("body too large", 413)
         try:
             form = parse_form(body)
-            authenticate(request, form, path, query)
-            event = parse_event(
-                form, target, idempotency_token=request.headers.get("i-twilio-idempotency-token"))
+            authenticate(request, form, path, query, gather=gather)
         except SharedKeyMissing as exc:
             # Loud: every callback is refused until the operator sets the key.
             return _reject("shared key not configured", 403, loud=True, detail=str(exc),
                            setting=SHARED_KEY_SETTING, account_sid=exc.account_sid,
                            key=exc.key_id)
+        except Refusal as exc:
+            return _reject(exc.reason, exc.status, detail=str(exc), attempt=target.attempt_id)
+        return target, form
+
+    async def callback(request: Request) -> Response:
+        taken = await signed_form(request, gather=False)
+        if isinstance(taken, Response):
+            return taken
+        target, form = taken
+        try:
+            event = parse_event(
+                form, target, idempotency_token=request.headers.get("i-twilio-idempotency-token"))
         except Refusal as exc:
             return _reject(exc.reason, exc.status, detail=str(exc), attempt=target.attempt_id)
         try:
@@ -370,6 +397,39 @@ def build_app(
             hang_up(recorded.hang_up)
         return Response(status_code=204)
 
+    async def gather(request: Request) -> Response:
+        """A key pressed in the campaign's Gather: the opt-out key puts the number on the
+        do-not-call list at once and is answered with the confirmation; anything else
+        with an empty document (the call ends)."""
+        taken = await signed_form(request, gather=True)
+        if isinstance(taken, Response):
+            return taken
+        target, form = taken
+        try:
+            pressed = optout.parse_pressed(form)
+        except optout.BadPress as exc:
+            return _reject("gather field malformed", 400, detail=str(exc),
+                           attempt=target.attempt_id)
+        try:
+            row = await record_opt_out(
+                target.attempt_id, pressed.call_sid,
+                lambda found: optout.is_opt_out(pressed.digits, found["opt_out_digit"]))
+        except DATABASE_FAILURES as exc:
+            metrics.CALLBACK_REJECTS.labels("database unavailable").inc()
+            log.error("opt_out_not_recorded", call_sid=pressed.call_sid, error=repr(exc))
+            return PlainTextResponse("not recorded, retry", status_code=503)
+        if row is None:
+            return _reject("unknown call", 404, call_sid=pressed.call_sid,
+                           attempt=target.attempt_id)
+        if not optout.is_opt_out(pressed.digits, row["opt_out_digit"]):
+            return Response(optout.NOTHING, media_type=TWIML_TYPE)
+        metrics.OPT_OUTS.labels(row["campaign"]).inc()
+        log.info("opted_out", campaign=row["campaign"], contact=row["contact_id"],
+                 attempt=target.attempt_id, call_sid=pressed.call_sid,
+                 scope=row["opt_out_scope"])
+        message = row["opt_out_message"] or optout.DEFAULT_MESSAGE
+        return Response(optout.confirmation(message), media_type=TWIML_TYPE)
+
     async def healthz(request: Request) -> Response:
         started = time.monotonic()
         report = await health()
@@ -382,6 +442,7 @@ def build_app(
     return Starlette(routes=[
         Route("/twilio/attempts/{attempt}/status", callback, methods=["POST"]),
         Route("/twilio/attempts/{attempt}/amd", callback, methods=["POST"]),
+        Route("/twilio/attempts/{attempt}/gather", gather, methods=["POST"]),
         Route("/twilio/status", callback, methods=["POST"]),
         Route("/twilio/amd", callback, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -37,8 +37,9 @@ import structlog
 from dialer import metrics, personalise, repository
 from dialer.callback_urls import callback_url
 from dialer.campaigns import Campaign
-from dialer.compliance import ClaimDecisions
+from dialer.compliance import ClaimCaps, ClaimDecisions
 from dialer.config import Settings
+from dialer.dnc import DncBarrier
 from dialer.pacer import AccountPacer
 from dialer.policy import AmdMode
 from dialer.safetext import without_controls
@@ -81,6 +82,9 @@ class Claimed:
     # The request must go out before this instant (the calling window's end minus the
     # campaign's last-call margin); a send that would be later hands the contact back.
     send_by: dt.datetime
+    # time.monotonic() when its claim began: a number listed later is not sent to
+    # (dialer.dnc.DncBarrier).
+    claimed_since: float
 
 
 @dataclass(slots=True)
@@ -116,9 +120,11 @@ def call_params(
     ``personalise.TemplateError`` for a TwiML URL that must not be filled."""
     spec = campaign.spec
     params = [("To", item.phone), ("From", spec.from_number)]
+    opt_out_url = "" if spec.opt_out_digit is None else callback_url(
+        public_base_url, item.attempt_id, "gather", retries=callback_retries)
     values = personalise.contact_fields(
         item.attributes, phone=item.phone, contact_id=item.contact_id,
-        attempt=item.attempt_no, campaign=campaign.name,
+        attempt=item.attempt_no, campaign=campaign.name, opt_out_url=opt_out_url,
     )
     if spec.twiml_url is not None:
         params.append(("Url", personalise.fill_url(spec.twiml_url, values)))
@@ -159,6 +165,7 @@ class Dispatcher:
         wake: asyncio.Event,
         clock: Clock = utcnow,
         tasks: TaskGroup,
+        dnc: DncBarrier | None = None,
     ) -> None:
         self._pool = pool
         self._client = client
@@ -169,11 +176,13 @@ class Dispatcher:
         self._clock = clock
         self._tasks = tasks
         self._queues: dict[int, CampaignQueue] = {}
+        self._caps = settings.cap_rules
+        self._dnc = dnc or DncBarrier()  # fed by NOTIFY dialer_dnc (dialer.service)
         self._in_flight = asyncio.Semaphore(settings.twilio_max_in_flight)
         self._live = repository.LiveBuffer(pool)
         self._refreshed_at = 0.0
         self._claimed = asyncio.Event()
-        self._sending: set[int] = set()  # attempts handed to a send task, not yet done
+        self._sending: dict[int, Claimed] = {}  # handed to a send task, not yet done
         # A claim failed (it may have committed anyway) or the database went away:
         # look for claims in no queue (see _release_orphans).
         self._orphans_possible = False
@@ -265,6 +274,7 @@ class Dispatcher:
         campaign = queue.campaign
         planner = campaign.planner
         decide = ClaimDecisions(planner, now)
+        caps = ClaimCaps(campaign.caps(self._caps), planner, now)
         claimed = await repository.claim_due(
             self._pool,
             campaign_id=campaign.id,
@@ -275,14 +285,18 @@ class Dispatcher:
             worker_id=self._worker_id,
             now=now,
             decide=decide,
+            caps=caps,
             rule_packs=planner.policy.pack_tags,
         )
         metrics.CLAIM_SECONDS.observe(time.monotonic() - started)
+        if caps.capped:
+            metrics.CONTACTS_CAPPED.labels(campaign.name).inc(caps.capped)
+            log.info("contacts_capped", campaign=campaign.name, count=caps.capped)
         if not claimed:
             queue.idle_until = time.monotonic() + self._settings.poll_seconds
         queue.ready.extend(
             Claimed(r["attempt_id"], r["contact_id"], r["attempt_no"], r["phone"],
-                    r["attributes"], campaign.id, decide.send_by[r["contact_id"]])
+                    r["attributes"], campaign.id, decide.send_by[r["contact_id"]], started)
             for r in claimed
         )
         self._claimed.set()
@@ -323,7 +337,7 @@ class Dispatcher:
         any database error in the loop: one query proves nothing claimed was forgotten.
         Run only while no claim is under way, so that every claim that succeeded is in
         a queue; attempts being sent, or sent but not yet written ``live``, are held too."""
-        held = (self._sending | self._live.unwritten
+        held = (self._sending.keys() | self._live.unwritten
                 | {i.attempt_id for q in self._queues.values() for i in q.ready})
         mine = await repository.requested_attempts_of_worker(self._pool, self._worker_id)
         orphans = [attempt_id for attempt_id in mine if attempt_id not in held]
@@ -341,6 +355,8 @@ class Dispatcher:
         if self._wake.is_set() or stale:
             self._wake.clear()
             await self.refresh_campaigns()
+            if self._dnc.check_due or stale:
+                await self._stop_listed()
         for queue in self._queues.values():
             self._top_up(queue)
         picked = self._pick()
@@ -348,6 +364,35 @@ class Dispatcher:
             await self._idle(stop)
             return
         await self._send_next(picked, stop)
+
+    async def _stop_listed(self) -> None:
+        """Claims whose number was put on a do-not-call list after they were claimed: those
+        still queued are handed back as skipped, those a send task holds are barred (the
+        task checks the barrier just before the request goes out)."""
+        self._dnc.check_due = False
+        queued = {i.attempt_id: (q, i) for q in self._queues.values() for i in q.ready}
+        if not queued and not self._sending:
+            return
+        listed = await repository.held_on_dnc(self._pool, [*queued, *self._sending])
+        drop: list[int] = []
+        for row in listed:
+            found = queued.get(row["id"])
+            item = found[1] if found is not None else self._sending.get(row["id"])
+            if item is None:
+                continue
+            self._dnc.bar(row["phone"], item.campaign_id)
+            if found is not None:
+                drop.append(item.attempt_id)
+        if not drop:
+            return
+        await repository.release_unsent(self._pool, drop, skip_reason="dnc")
+        gone = set(drop)
+        for queue in self._queues.values():
+            before = len(queue.ready)
+            queue.ready = collections.deque(i for i in queue.ready if i.attempt_id not in gone)
+            if len(queue.ready) != before:
+                metrics.CLAIMS_LISTED.labels(queue.campaign.name).inc(before - len(queue.ready))
+        log.info("listed_claims_skipped", count=len(drop))
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._claimed.clear()
@@ -372,7 +417,7 @@ class Dispatcher:
                 return
             item = queue.ready.popleft()
             self._top_up(queue)
-            self._sending.add(item.attempt_id)
+            self._sending[item.attempt_id] = item
             self._tasks.spawn(self._send(queue, item, slot, waiting_since, stop),
                               name=f"send-{item.attempt_id}")
         except BaseException:
@@ -386,7 +431,7 @@ class Dispatcher:
         try:
             await self._send_paced(queue, item, slot, waiting_since, stop)
         finally:
-            self._sending.discard(item.attempt_id)
+            self._sending.pop(item.attempt_id, None)
 
     async def _send_paced(
         self, queue: CampaignQueue, item: Claimed, slot: float | None, waiting_since: float,
@@ -411,9 +456,14 @@ class Dispatcher:
             late = self._clock() >= item.send_by
             if late:
                 bound.warning("call_not_sent_window_closing", send_by=item.send_by.isoformat())
-            if stop.is_set() or not queue.running or late:
+            listed = self._dnc.bars(item.phone, campaign.id, claimed_since=item.claimed_since)
+            if listed:
+                bound.info("call_not_sent_number_listed", state="skipped")
+                metrics.CLAIMS_LISTED.labels(campaign.name).inc()
+            if stop.is_set() or not queue.running or late or listed:
                 await repository.persist(
-                    lambda: repository.release_unsent(self._pool, [item.attempt_id]),
+                    lambda: repository.release_unsent(
+                        self._pool, [item.attempt_id], skip_reason="dnc" if listed else None),
                     what="unsent attempt",
                 )
                 self._in_flight.release()

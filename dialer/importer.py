@@ -75,10 +75,12 @@ from dialer.campaigns import check_zone
 from dialer.compliance import locate
 from dialer.places import parse_state
 from dialer.safetext import has_controls, shown
+from dialer.windows import parse_until
 
 __all__ = [
     "BATCH_ROWS",
     "ERROR_COLUMNS",
+    "EXPIRES_COLUMN",
     "MAX_FIELD_CHARS",
     "MAX_ROW_CHARS",
     "STATE_COLUMN",
@@ -111,6 +113,9 @@ TIMEZONE_COLUMN = "timezone"
 # A US state or territory (code or name), read for NANP numbers; kept in the
 # attributes too, for personalisation.
 STATE_COLUMN = "state"
+# A do-not-call import's optional column: when each entry stops blocking (a date or an
+# ISO-8601 instant; empty: never). Stored, as ISO-8601 UTC, in the record's attributes.
+EXPIRES_COLUMN = "expires"
 # The error file: the row number (header = row 1), the column at fault (empty when
 # the whole row is), why, and the row as read (re-quoted as one CSV line; bytes that
 # were not UTF-8 shown as \xNN).
@@ -172,7 +177,7 @@ class Layout:
     """How to read the rows of one file, derived from its header.
 
     ``timezone_index``, ``state_index`` and ``attributes`` are only filled for
-    contact imports; a do-not-call import needs the number alone.
+    contact imports; a do-not-call import needs the number and ``expires_index``.
     """
 
     names: tuple[str, ...]
@@ -182,6 +187,7 @@ class Layout:
     region: str
     with_zone: bool
     state_index: int | None = None
+    expires_index: int | None = None
 
     @property
     def columns(self) -> int:
@@ -249,7 +255,8 @@ def parse_header(
         (i, name) for i, name in enumerate(names) if contacts and name and i not in skip
     )
     return Layout(names, phone_index, zone_index, attributes, region, with_zone=contacts,
-                  state_index=state_index)
+                  state_index=state_index,
+                  expires_index=None if contacts else _find(names, EXPIRES_COLUMN))
 
 
 def _find(names: Sequence[str], wanted: str) -> int | None:
@@ -309,6 +316,7 @@ def parse_rows(
     phone_index = layout.phone_index
     zone_index = layout.timezone_index
     state_index = layout.state_index
+    expires_index = layout.expires_index
     attributes = layout.attributes
     region = layout.region
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -372,6 +380,14 @@ def parse_rows(
         where = locate(csv_zone=zone, number_zones=number_zones, csv_state=state,
                        number_state=number_state)
         attrs = dumps({name: fields[i] for i, name in attributes}) if attributes else "{}"
+        if expires_index is not None and fields[expires_index].strip():
+            try:
+                expires = parse_until(fields[expires_index])
+            except ValueError as exc:
+                rejected.append(Rejected(row_no, layout.names[expires_index], str(exc),
+                                         _render(fields)))
+                continue
+            attrs = dumps({EXPIRES_COLUMN: expires.isoformat()})
         records.append((row_no, e164, " ".join(where.zones), where.zone_source,
                         " ".join(where.states), " ".join(where.state_sources), attrs))
     return records, rejected

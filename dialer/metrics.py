@@ -21,6 +21,19 @@ CLAIM_SECONDS = Histogram(
     "dialer_claim_seconds", "Latency of one claim transaction",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
+CONTACTS_CAPPED = Counter(
+    "dialer_contacts_capped",
+    "Contacts a claim deferred because a cap or quiet period allowed no call yet", ["campaign"],
+)
+OPT_OUTS = Counter(
+    "dialer_opt_outs", "Numbers put on a do-not-call list by a key pressed during a call",
+    ["campaign"],
+)
+CLAIMS_LISTED = Counter(
+    "dialer_claims_listed",
+    "Claimed calls not sent because the number was put on a do-not-call list meanwhile",
+    ["campaign"],
+)
 TWILIO_LATENCY = Histogram(
     "dialer_twilio_request_seconds", "Latency of Create Call requests",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

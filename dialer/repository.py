@@ -16,7 +16,8 @@ import asyncpg
 import structlog
 
 from dialer import db, queries
-from dialer.compliance import Decision, Defer, Location, Record, Take
+from dialer.caps import Call, call_seen
+from dialer.compliance import ClaimCaps, Decision, Defer, Location, Record, Take
 from dialer.pacer import Reservation
 from dialer.twilio import CallInfo
 
@@ -102,12 +103,16 @@ async def claim_due(
     worker_id: str,
     now: dt.datetime,
     decide: DecideRow,
+    caps: ClaimCaps,
     rule_packs: Sequence[str],
 ) -> list[asyncpg.Record]:
     """Claim up to ``limit`` due contacts in one transaction that commits before any
     request is sent. ``decide(row)`` says whether each may be called now (and gives
-    the location it worked out for a contact that had none stored); taken contacts get
-    their attempt row and its compliance record, the others are deferred or skipped."""
+    the location it worked out for a contact that had none stored); then the numbers of
+    those it allows are locked (lock_numbers: this is what makes the cap check atomic
+    with the attempt insert across campaigns and processes), their recent calls read,
+    and ``caps`` says whether each call stays under every cap. Taken contacts get their
+    attempt row and its compliance record, the others are deferred or skipped."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _CLAIM_LOCK_SPACE, campaign_id)
         if max_concurrent is not None or account_max_concurrent is not None:
@@ -119,11 +124,12 @@ async def claim_due(
                 limit = min(limit, account_max_concurrent - counts["account_open"])
         if limit <= 0:
             return []
-        due = await conn.fetch(queries.get("select_due_contacts"), campaign_id, now, limit)
+        due = await conn.fetch(queries.get("select_due_contacts"), campaign_id, now, limit,
+                               caps.policy.subject_column)
         skip: list[tuple[int, str]] = []
         defer: list[tuple[int, dt.datetime]] = []
         located: list[tuple[int, Location]] = []
-        take: list[tuple[int, Record]] = []
+        allowed: list[tuple[asyncpg.Record, Record]] = []
         for row in due:
             if row["on_dnc"]:
                 skip.append((row["id"], "dnc"))
@@ -132,11 +138,22 @@ async def claim_due(
             if fresh is not None:
                 located.append((row["id"], fresh))
             if isinstance(decision, Take):
-                take.append((row["id"], decision.record))
+                allowed.append((row, decision.record))
             elif isinstance(decision, Defer):
                 defer.append((row["id"], decision.at))
             else:
                 skip.append((row["id"], decision.reason))
+        take: list[tuple[int, Record]] = []
+        if allowed:
+            phones = [row["phone"] for row, _ in allowed]
+            await conn.execute(queries.get("lock_numbers"), phones)
+            calls = await _recent_calls(conn, phones, caps.since) if caps.counts else {}
+            for row, record in allowed:
+                checked = caps(record, row["subject_value"], calls.get(row["phone"], ()))
+                if isinstance(checked, dt.datetime):
+                    defer.append((row["id"], checked))
+                else:
+                    take.append((row["id"], checked))
         if located:
             await conn.execute(queries.get("store_locations"), *_columns(
                 (i, _joined(loc.zones), loc.zone_source, _joined(loc.states),
@@ -147,13 +164,30 @@ async def claim_due(
             await conn.execute(queries.get("defer_contacts"), *_columns(defer))
         if not take:
             return []
-        ids, zones, zone_sources, states, state_sources, local_times, rules, until = _columns(
+        (ids, zones, zone_sources, states, state_sources, local_times, rules, until, subjects,
+         counted) = _columns(
             (i, _joined(r.location.zones), r.location.zone_source, _joined(r.location.states),
              _joined(r.location.state_sources), _joined(r.local_times), _joined(r.rules),
-             r.open_until) for i, r in take)
+             r.open_until, r.subject, _joined(r.caps)) for i, r in take)
         return list(await conn.fetch(
             queries.get("claim_contacts"), ids, worker_id, now, list(rule_packs), zones,
-            zone_sources, states, state_sources, local_times, rules, until))
+            zone_sources, states, state_sources, local_times, rules, until, subjects, counted))
+
+
+async def _recent_calls(
+    conn: Executor, phones: Sequence[str], since: dt.datetime
+) -> dict[str, list[Call]]:
+    calls: dict[str, list[Call]] = {}
+    for row in await conn.fetch(queries.get("recent_calls"), list(phones), since):
+        calls.setdefault(row["phone"], []).append(call_seen(
+            at=row["at"], subject=row["subject"], state=row["state"], outcome=row["outcome"],
+            final_at=row["final_at"]))
+    return calls
+
+
+async def recent_calls(db: Executor, phone: str, since: dt.datetime) -> list[Call]:
+    """The calls to one number since ``since`` that count against caps (`dialer why`)."""
+    return (await _recent_calls(db, [phone], since)).get(phone, [])
 
 
 def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
@@ -162,9 +196,17 @@ def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
 
 
 async def release_unsent(
-    db: Executor, attempt_ids: Sequence[int], *, due_at: dt.datetime | None = None
+    db: Executor, attempt_ids: Sequence[int], *, due_at: dt.datetime | None = None,
+    skip_reason: str | None = None,
 ) -> None:
-    await db.execute(queries.get("release_unsent"), list(attempt_ids), due_at)
+    """Hand back claims never sent: pending again (due at ``due_at`` when given), or
+    skipped with ``skip_reason``."""
+    await db.execute(queries.get("release_unsent"), list(attempt_ids), due_at, skip_reason)
+
+
+async def held_on_dnc(db: Executor, attempt_ids: Sequence[int]) -> list[asyncpg.Record]:
+    """(id, phone) of the claimed, unsent attempts whose number is now on a list."""
+    return list(await db.fetch(queries.get("held_on_dnc"), list(attempt_ids)))
 
 
 async def reject_attempt(db: Executor, attempt_id: int, *, code: int | None, message: str) -> None:
@@ -346,7 +388,8 @@ _CAMPAIGN_COLUMNS = (
     "from_number", "twiml_url", "twiml", "weight", "max_concurrent", "ring_timeout",
     "amd_mode", "amd_async", "machine_policy", "unknown_is_machine", "retry_policy",
     "calendar", "blackout_dates", "start_at", "end_at", "last_call_margin", "rule_packs",
-    "default_timezone",
+    "default_timezone", "caps", "subject", "subject_column", "quiet_after_human",
+    "opt_out_digit", "opt_out_scope", "opt_out_message",
 )
 
 
@@ -367,8 +410,11 @@ async def update_campaign(db: Executor, campaign_id: int, row: Mapping[str, obje
     return await db.fetchrow(queries.get("update_campaign"), campaign_id, *values) is not None
 
 
-async def contact_for_why(db: Executor, campaign_id: int, phone: str) -> asyncpg.Record | None:
-    return await db.fetchrow(queries.get("contact_for_why"), campaign_id, phone)
+async def contact_for_why(
+    db: Executor, campaign_id: int, phone: str, *, at: dt.datetime, subject_column: str | None
+) -> asyncpg.Record | None:
+    return await db.fetchrow(queries.get("contact_for_why"), campaign_id, phone, at,
+                             subject_column)
 
 
 async def campaign_contact_counts(db: Executor, campaign_id: int) -> dict[str, int]:
@@ -408,21 +454,40 @@ async def requeue_location_skips(db: Executor, campaign_id: int) -> int:
     return int(status.split()[-1])
 
 
+async def redecide_waiting(db: Executor, campaign_id: int) -> int:
+    """Contacts deferred to a later instant are due now (their claim decides again);
+    returns how many."""
+    status = await db.execute(queries.get("redecide_waiting"), campaign_id)
+    return int(status.split()[-1])
+
+
 async def dnc_add(
-    db: Executor, phone: str, campaign_id: int | None, reason: str | None
+    db: Executor, phone: str, campaign_id: int | None, reason: str | None, *,
+    source: str = "api", expires_at: dt.datetime | None = None,
+    origin_campaign_id: int | None = None, call_sid: str | None = None,
 ) -> tuple[bool, int]:
-    """(whether the entry is new, contacts skipped because of it)."""
-    row = await db.fetchrow(queries.get("dnc_add"), phone, campaign_id, reason)
+    """Put a number on a list; (whether the entry is new, contacts skipped because of
+    it). Wakes every dispatcher, which stops calls it claimed but has not sent."""
+    row = await db.fetchrow(queries.get("dnc_add"), phone, campaign_id, reason, source,
+                            expires_at, origin_campaign_id, call_sid)
     assert row is not None
     return bool(row["added"]), int(row["skipped"])
 
 
-async def dnc_remove(db: Executor, phone: str, campaign_id: int | None) -> bool:
-    return await db.fetchrow(queries.get("dnc_remove"), phone, campaign_id) is not None
+async def dnc_remove(
+    db: Executor, phone: str, campaign_id: int | None, *, by: str, reason: str | None = None
+) -> bool:
+    """Mark the number's entries on one list removed, by ``by``; False if it had none."""
+    return await db.fetchrow(queries.get("dnc_remove"), phone, campaign_id, by,
+                             reason) is not None
 
 
-async def dnc_list(db: Executor, campaign_id: int | None) -> list[asyncpg.Record]:
-    return list(await db.fetch(queries.get("dnc_list"), campaign_id))
+async def dnc_list(
+    db: Executor, campaign_id: int | None, *, source: str | None = None,
+    state: str | None = None, origin_campaign_id: int | None = None,
+) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("dnc_list"), campaign_id, source, state,
+                               origin_campaign_id))
 
 
 async def create_dnc_staging(conn: db.Connection) -> None:
@@ -430,17 +495,42 @@ async def create_dnc_staging(conn: db.Connection) -> None:
 
 
 async def merge_dnc_batch(
-    conn: db.Connection, phones: Sequence[str], campaign_id: int | None, reason: str | None
+    conn: db.Connection, numbers: Sequence[tuple[str, dt.datetime | None]],
+    campaign_id: int | None, reason: str | None, *, expires_at: dt.datetime | None = None,
 ) -> tuple[int, int, int]:
-    """COPY numbers into the staging table and add them to a list in one transaction.
-    Returns (distinct numbers in the batch, new entries, contacts skipped)."""
+    """COPY (number, expiry) pairs into the staging table and add them to a list in one
+    transaction (``expires_at`` for those without one). Returns (distinct numbers in the
+    batch, new entries, contacts skipped)."""
     async with conn.transaction():
         await conn.copy_records_to_table(
-            "dialer_dnc_staging", records=[(phone,) for phone in phones], columns=("phone",)
+            "dialer_dnc_staging", records=numbers, columns=("phone", "expires_at")
         )
-        row = await conn.fetchrow(queries.get("merge_dnc_batch"), campaign_id, reason)
+        row = await conn.fetchrow(queries.get("merge_dnc_batch"), campaign_id, reason,
+                                  expires_at)
     assert row is not None
     return int(row["distinct_numbers"]), int(row["added"]), int(row["skipped"])
+
+
+async def record_opt_out(
+    pool: asyncpg.Pool, attempt_id: int, call_sid: str, decide: Callable[[Any], bool],
+) -> asyncpg.Record | None:
+    """In one transaction: the attempt a Gather action names (with its campaign's opt-out
+    settings, see opt_out_target), and when ``decide(row)`` says the keys pressed opt
+    out, the number on the do-not-call list of the campaign's scope (source opt-out, with
+    the campaign and the call) and the attempt's outcome ``opted_out``. None when the
+    attempt is unknown or belongs to another call."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(queries.get("opt_out_target"), attempt_id)
+        if row is None or row["call_sid"] not in (None, call_sid) or (
+                row["call_sid"] is None and row["state"] not in ("requested", "unknown")):
+            return None
+        if decide(row):
+            scope = None if row["opt_out_scope"] == "global" else row["campaign_id"]
+            await dnc_add(conn, row["phone"], scope, "opted out during the call",
+                          source="opt-out", origin_campaign_id=row["campaign_id"],
+                          call_sid=call_sid)
+            await conn.execute(queries.get("mark_opted_out"), attempt_id)
+        return row
 
 
 # ==== dialer check ====

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -30,6 +31,8 @@ from dialer import db, metrics, preflight, repository
 from dialer.callbacks import AccountKeys, build_app
 from dialer.config import Settings
 from dialer.dispatcher import Clock, Dispatcher, utcnow
+from dialer.dnc import NOTIFY_CHANNEL as DNC_CHANNEL
+from dialer.dnc import DncBarrier
 from dialer.httpserver import EmbeddedServer
 from dialer.outcomes import OutcomeRecorder
 from dialer.pacer import AccountPacer
@@ -48,12 +51,20 @@ CALL_ALREADY_ENDED = 21220
 
 
 @contextlib.asynccontextmanager
-async def campaign_listener(dsn: str, wake: asyncio.Event) -> AsyncIterator[None]:
+async def campaign_listener(
+    dsn: str, wake: asyncio.Event, dnc: DncBarrier | None = None
+) -> AsyncIterator[None]:
     """LISTEN on its own connection; a NOTIFY only sets ``wake`` (polling is the
-    fallback, so a lost connection delays reactions, it does not lose them)."""
+    fallback, so a lost connection delays reactions, it does not lose them), and one on
+    dialer_dnc is noted by ``dnc`` (which the dispatcher checks before sending)."""
     conn: asyncpg.Connection | None = None
 
     def on_notify(*_: Any) -> None:
+        wake.set()
+
+    def on_dnc(connection: Any, pid: int, channel: str, payload: object) -> None:
+        if dnc is not None:
+            dnc.note(str(payload))
         wake.set()
 
     async def keep_listening() -> None:
@@ -64,6 +75,9 @@ async def campaign_listener(dsn: str, wake: asyncio.Event) -> AsyncIterator[None
                 if conn is None or conn.is_closed():
                     conn = await asyncpg.connect(dsn)
                     await conn.add_listener(CAMPAIGN_CHANNEL, on_notify)
+                    await conn.add_listener(DNC_CHANNEL, on_dnc)
+                    if dnc is not None:
+                        dnc.check_due = True
                     wake.set()  # we may have missed notifications while away
                     delay = 0.5
                 await conn.execute("SELECT 1")
@@ -175,6 +189,7 @@ class Daemon:
                 public_base_url=settings.public_base_url,
                 callback_retries=settings.callback_retries, max_body=settings.callback_max_body,
                 hang_up=hang_up, health=self._health, clock=self.clock,
+                record_opt_out=functools.partial(repository.record_opt_out, pool),
             )
             server = EmbeddedServer(
                 app, host=settings.bind_host, port=settings.bind_port,
@@ -196,7 +211,8 @@ class Daemon:
             except (TwilioError, TimeoutError) as exc:
                 log.warning("twilio_warm_up_failed", error=str(exc))
             wake = self._wake
-            await stack.enter_async_context(campaign_listener(self.dsn, wake))
+            listed = DncBarrier()
+            await stack.enter_async_context(campaign_listener(self.dsn, wake, listed))
             pacer = None
             if self.pacing:
                 pacer = AccountPacer(
@@ -206,7 +222,7 @@ class Daemon:
                 metrics.CURRENT_CPS.labels(account_sid).set_function(lambda: pacer.current_rate)
             dispatcher = Dispatcher(
                 pool=pool, client=client, pacer=pacer, settings=settings,
-                worker_id=self.worker_id, wake=wake, clock=self.clock, tasks=tasks,
+                worker_id=self.worker_id, wake=wake, clock=self.clock, tasks=tasks, dnc=listed,
             )
             self.dispatcher = dispatcher
             reconciler = Reconciler(

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import itertools
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import HMAC_SHA256, RequestValidator
 
+from dialer import repository
 from dialer.callback_urls import callback_url
 from dialer.callbacks import SHARED_KEY_SETTING, AccountKeys, build_app
 from dialer.httpserver import EmbeddedServer
@@ -89,7 +91,7 @@ async def serving(pool: asyncpg.Pool, *, shared_key: str | None = SHARED_KEY,
         recorder=recorder or OutcomeRecorder(pool),
         accounts={ACCOUNT: AccountKeys(TOKEN, shared_key)}, public_base_url=base,
         callback_retries=RETRIES, max_body=8192, hang_up=hangups.append, health=health,
-        clock=lambda: NOW,
+        clock=lambda: NOW, record_opt_out=functools.partial(repository.record_opt_out, pool),
     )
     server = EmbeddedServer(app, host="127.0.0.1", port=port, read_timeout=read_timeout,
                             max_connections=max_connections)

@@ -87,7 +87,8 @@ async def test_campaign_lists_are_separate(pool: asyncpg.Pool, dsn: str) -> None
     removed = await cli(dsn, "dnc", "remove", "+442079460958", "--campaign", "spring")
     assert removed.returncode == 0
     assert "removed from the do-not-call list of spring" in removed.stdout
-    assert await pool.fetchval("SELECT count(*) FROM dnc_numbers") == 1
+    assert await pool.fetchval("SELECT count(*) FROM dnc_active") == 1
+    assert await pool.fetchval("SELECT count(*) FROM dnc_numbers") == 2  # kept as history
     # Contacts skipped for it stay skipped.
     assert await pool.fetchval("SELECT state FROM contacts WHERE campaign_id = $1", spring) == (
         "skipped"

@@ -42,7 +42,7 @@ async def make_why_campaign(pool: asyncpg.Pool, name: str = "why", **spec: objec
          (campaign_id, AUSSIE, ["Australia/Perth", "Australia/Sydney"], [], [], "pending", None,
           0),
          (campaign_id, SOMEWHERE, [], [], [], "pending", None, 0)])
-    await repository.dnc_add(pool, LISTED, None, "asked on the phone")
+    await repository.dnc_add(pool, LISTED, None, "asked on the phone", source="cli")
     return campaign_id
 
 
@@ -151,7 +151,7 @@ async def test_blackout_holiday_and_margin_blocked(
 
 async def test_dnc_attempts_and_zones(why_db: str, capsys: pytest.CaptureFixture[str]) -> None:
     _, out = await why(capsys, "why", LISTED, "--at", "2026-12-02T12:00-08:00")
-    assert "listed: asked on the phone (global list)" in blocked(out, "dnc")
+    assert "listed: asked on the phone (global list, cli)" in blocked(out, "dnc")
     assert "next times" not in out and "verdict: may not be called" in out
     _, out = await why(capsys, "why", SPENT, "--at", "2026-12-02T12:00-08:00")
     assert "3 of 3 used, 0 left" in blocked(out, "attempts")

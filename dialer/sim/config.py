@@ -27,7 +27,9 @@ DEFAULT_SHARED_KEY_SID = "webhooks_sharedkey_" + "5151" * 8
 # Twilio's test credentials accept this one From number; the simulator's account owns it.
 DEFAULT_PHONE_NUMBER = "+15005550006"
 ACCOUNT_STATUSES = ("active", "suspended", "closed")
+ANY_NUMBER = "*"
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_PRESS = re.compile(r"^[0-9*#]{1,32}(@[1-9][0-9]{0,5})?$")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 
 
@@ -64,6 +66,10 @@ class SimConfig:
         ``suspended`` or ``closed``: see ``accounts`` for what it refuses), the
         numbers it owns (IncomingPhoneNumbers) and its verified caller IDs
         (OutgoingCallerIds), all E.164.
+    press_digits: the keys a person who answers presses into the call's ``<Gather>``
+        (inline TwiML with an action: see ``twiml``), by To number or ``*`` for every
+        number: ``"9"`` on every call, ``"9@1"`` on the first call to the number only.
+        Machines, faxes and unanswered calls press nothing.
     """
 
     host: str = "127.0.0.1"
@@ -90,6 +96,7 @@ class SimConfig:
     account_status: Literal["active", "suspended", "closed"] = "active"
     phone_numbers: tuple[str, ...] = (DEFAULT_PHONE_NUMBER,)
     caller_ids: tuple[str, ...] = ()
+    press_digits: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _ACCOUNT_SID.match(self.account_sid):
@@ -111,6 +118,12 @@ class SimConfig:
             raise ValueError(f"unknown scenario {self.scenario!r}")
         self.make_scenario()  # rejects bad weights now rather than at the first call
         self._check_account()
+        for number, keys in self.press_digits.items():
+            if number != ANY_NUMBER and not _E164.match(number):
+                raise ValueError(f"press_digits: {number!r} is not E.164 (or {ANY_NUMBER})")
+            if not _PRESS.match(keys):
+                raise ValueError(f"press_digits: {keys!r} is not keys (0-9 * #), optionally "
+                                 "@N for the Nth call only")
 
     def _check_account(self) -> None:
         if self.account_status not in ACCOUNT_STATUSES:
@@ -118,6 +131,14 @@ class SimConfig:
         for number in (*self.phone_numbers, *self.caller_ids):
             if not _E164.match(number):
                 raise ValueError(f"phone numbers and caller IDs must be E.164: {number!r}")
+
+    def keys_for(self, to: str, previous_calls: int) -> str | None:
+        """The keys pressed on a call to ``to`` that ``previous_calls`` calls preceded."""
+        spec = self.press_digits.get(to, self.press_digits.get(ANY_NUMBER))
+        if spec is None:
+            return None
+        keys, _, nth = spec.partition("@")
+        return keys if not nth or int(nth) == previous_calls + 1 else None
 
     def make_scenario(self) -> Scenario:
         if self.scenario == "weighted":
