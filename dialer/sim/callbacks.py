@@ -188,7 +188,7 @@ class CallbackSender:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
-                    body = await response.read()
+                    answer = await response.read()
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:
                 record.attempts.append(
@@ -199,7 +199,7 @@ class CallbackSender:
             if status < 500:
                 record.state = "rejected" if status >= 400 else "delivered"
                 if status < 300:
-                    record.answer = body.decode("utf-8", errors="replace")
+                    record.answer = answer.decode("utf-8", errors="replace")
                 return
         record.state = "failed"
         log.info("callback_failed", callback_event=record.event, attempts=len(record.attempts))
