@@ -321,7 +321,7 @@ def decide(
     retry = policy.retry
     base: timedelta | None
     match outcome:
-        case Outcome.HUMAN | Outcome.COMPLETED | Outcome.VOICEMAIL_LEFT:
+        case Outcome.HUMAN | Outcome.COMPLETED | Outcome.VOICEMAIL_LEFT | Outcome.OPTED_OUT:
             return Done(outcome)
         case Outcome.MACHINE:
             if policy.machine_policy is not MachinePolicy.HANGUP_RETRY:
