@@ -167,7 +167,9 @@ async def list_(settings: Settings, args: argparse.Namespace) -> int:
     table = Table(title="do-not-call")
     for column in ("phone", "list", "state", "source", "reason", "added", "expires",
                    "origin", "call", "removed"):
-        table.add_column(column)
+        # Numbers, dates and words whole; free text and call SIDs fold.
+        table.add_column(column, no_wrap=column not in ("reason", "call", "removed", "list",
+                                                        "origin"))
     for row in rows:
         removed = ""
         if row["removed_at"] is not None:
