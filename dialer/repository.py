@@ -9,7 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import asyncpg
@@ -83,6 +91,10 @@ async def reserve_slots(db: Executor, account_sid: str, count: int, spacing: flo
 # Claims of one campaign are serialised (per campaign, across processes) so that the
 # max-concurrent counts they check cannot be raced past.
 _CLAIM_LOCK_SPACE = 0x636C61  # "cla"
+# Writes to one do-not-call list (key: campaign id, 0 for the global list) take turns, so
+# that two adds of one number at once (an opt-out, an operator, an import) keep one
+# active entry: the second statement starts after the first committed, and sees it.
+_DNC_LOCK_SPACE = 0x646E63  # "dnc"
 
 
 DecideRow = Callable[[asyncpg.Record], tuple[Decision, Location | None]]
@@ -467,11 +479,30 @@ async def dnc_add(
     origin_campaign_id: int | None = None, call_sid: str | None = None,
 ) -> tuple[bool, int]:
     """Put a number on a list; (whether the entry is new, contacts skipped because of
-    it). Wakes every dispatcher, which stops calls it claimed but has not sent."""
-    row = await db.fetchrow(queries.get("dnc_add"), phone, campaign_id, reason, source,
-                            expires_at, origin_campaign_id, call_sid)
+    it). Wakes every dispatcher, which stops calls it claimed but has not sent. In a
+    transaction of its own, or the caller's (the list stays locked until it ends)."""
+    async with _connection(db) as conn, conn.transaction():
+        await _lock_dnc_list(conn, campaign_id)
+        row = await conn.fetchrow(queries.get("dnc_add"), phone, campaign_id, reason, source,
+                                  expires_at, origin_campaign_id, call_sid)
     assert row is not None
     return bool(row["added"]), int(row["skipped"])
+
+
+@contextlib.asynccontextmanager
+async def _connection(executor: Executor) -> AsyncIterator[db.Connection]:
+    """The connection given, or one of the pool's for the block."""
+    if isinstance(executor, asyncpg.Pool):
+        async with executor.acquire() as conn:
+            yield conn
+    else:
+        yield executor
+
+
+async def _lock_dnc_list(conn: db.Connection, campaign_id: int | None) -> None:
+    """Until the transaction ends (see _DNC_LOCK_SPACE)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _DNC_LOCK_SPACE,
+                       campaign_id or 0)
 
 
 async def dnc_remove(
@@ -502,6 +533,7 @@ async def merge_dnc_batch(
     transaction (``expires_at`` for those without one). Returns (distinct numbers in the
     batch, new entries, contacts skipped)."""
     async with conn.transaction():
+        await _lock_dnc_list(conn, campaign_id)
         await conn.copy_records_to_table(
             "dialer_dnc_staging", records=numbers, columns=("phone", "expires_at")
         )

@@ -296,3 +296,23 @@ async def test_every_daemon_is_told_when_a_number_is_listed(pool: asyncpg.Pool, 
     assert not barrier.bars("+14155550002", spring + 1, claimed_since=0.0)
     # A claim that began after the number was listed saw the entry itself.
     assert not barrier.bars("+14155550001", 7, claimed_since=time.monotonic() + 1)
+
+
+
+async def test_adds_at_once_keep_one_active_entry(pool: asyncpg.Pool) -> None:
+    # An opt-out is recorded in a transaction (repository.record_opt_out) while an
+    # operator lists the same number: the second add waits for the first to commit and
+    # extends its entry, rather than writing a second active one beside it.
+    number = "+14155552671"
+    async with pool.acquire() as conn:
+        opt_out = conn.transaction()
+        await opt_out.start()
+        assert (await repository.dnc_add(conn, number, None, "pressed 9", source="opt-out"))[0]
+        operator = asyncio.create_task(
+            repository.dnc_add(pool, number, None, "asked by letter", source="cli"))
+        await asyncio.sleep(0.3)
+        assert not operator.done()  # waiting for the opt-out's transaction
+        await opt_out.commit()
+    assert await operator == (False, 0)
+    rows = await pool.fetch("SELECT source, reason FROM dnc_active")
+    assert [(r["source"], r["reason"]) for r in rows] == [("opt-out", "asked by letter")]
