@@ -279,10 +279,15 @@ class Report:
                      week["allowed_outside_window"], week["allowed_outside_window"] == 0)
             self.add("calling-time decision per claimed contact", "-",
                      f"{week['decision_us_per_contact']:.2f} µs", None)
-            self.add("added to the claim query per contact (zones, rules, record)", "-",
+            self.add("added to the claim query per contact (zones, rules, record, number "
+                     "lock)", "-",
                      f"{claim['added_us_per_contact']:+.1f} µs "
                      f"({claim['before_us_per_contact']:.1f} -> "
                      f"{claim['today_us_per_contact']:.1f})", None)
+            self.add("the cap check in the claim per contact (caps 3/24h, 7/7d, quiet 7d)",
+                     "-", f"{claim['cap_added_us_per_contact']:+.1f} µs "
+                     f"({claim['today_ms_per_claim']:.2f} -> "
+                     f"{claim['capped_ms_per_claim']:.2f} ms per claim of 200)", None)
         self.reports()
         sim = self.figures("simulator")
         if sim is None:
