@@ -29,12 +29,14 @@ async def state_of(pool: asyncpg.Pool, campaign_id: int) -> str:
 async def test_a_claimed_number_listed_before_its_send_is_not_called(
         dsn: str, pool: asyncpg.Pool, how: str) -> None:
     campaign_id = await make_campaign(pool, "claimed", [PHONE], cps=1, state="paused")
-    # The account's next send slot is a few seconds away: the contact is claimed now and
-    # waits for it in the daemon's memory.
-    await pool.execute("UPDATE accounts SET next_slot = now() + make_interval(secs => $2) "
-                       "WHERE sid = $1", SIM_SID, SLOT_AHEAD_SECONDS)
     async with SimServer(sim_config()) as sim:
         async with running_daemon(daemon_settings(sim.base_url, cps=1), dsn):
+            # The account's next send slot is a few seconds away (from now: the daemon's
+            # start may take seconds on a busy machine): the contact is claimed now and
+            # waits for it in the daemon's memory.
+            await pool.execute(
+                "UPDATE accounts SET next_slot = now() + make_interval(secs => $2) "
+                "WHERE sid = $1", SIM_SID, SLOT_AHEAD_SECONDS)
             await pool.execute("UPDATE campaigns SET state = 'running' WHERE id = $1",
                                campaign_id)
             await wait_until(lambda: _is(pool, campaign_id, "dialing"), timeout=10,
