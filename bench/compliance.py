@@ -25,7 +25,8 @@ Printed:
   claim locks the numbers it takes (the lock that makes caps race-free, taken with or
   without a cap); "capped" is today's claim under the caps 3/24h and 7/7d (settings)
   with a 7-day quiet period, which also reads the numbers' recent calls and counts
-  them: the difference is the cap check's cost (here every number has no call yet).
+  them: the difference is the cap check's cost (here every number has no call yet; the
+  numbers' lock rows exist already).
 """
 
 from __future__ import annotations
@@ -319,6 +320,10 @@ async def claim_cost(rows: list[dict[str, Any]], durable: bool, rounds: int) -> 
             warm = ClaimDecisions(planner, now)  # intervals per place, as a running daemon has
             for row in rows:
                 warm(row)
+            # The numbers' lock rows exist, so that whichever claim runs first does not pay
+            # for creating them (a number's first claim ever does, once).
+            await pool.execute("INSERT INTO number_locks SELECT DISTINCT phone FROM contacts "
+                               "ON CONFLICT DO NOTHING")
             before: list[float] = []
             today: list[float] = []
             capped: list[float] = []
