@@ -10,8 +10,9 @@ migration 0006), for every check: the claim, the import, `dialer why`.
 
 Putting a number on a list skips the matching contacts that have not been dialed yet
 (reason ``dnc``), and the claim checks the list again. A contact claimed before the
-entry and not yet sent is stopped too: the statement that adds the entry sends NOTIFY
-``dialer_dnc`` with the number, every daemon notes it in its ``DncBarrier`` (checked
+entry and not yet sent is stopped too: the table's trigger (``dnc_listed``, migration
+0006: however the entry was written) sends NOTIFY ``dialer_dnc`` with the number, every
+daemon notes it in its ``DncBarrier`` (checked
 just before each request goes out) and asks the database which of its claims are now
 listed (also at every poll, in case a notification was lost), and hands them back as
 skipped.

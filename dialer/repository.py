@@ -534,6 +534,7 @@ async def merge_dnc_batch(
     batch, new entries, contacts skipped)."""
     async with conn.transaction():
         await _lock_dnc_list(conn, campaign_id)
+        await conn.execute("SET LOCAL dialer.dnc_bulk = 'on'")  # see trigger dnc_listed
         await conn.copy_records_to_table(
             "dialer_dnc_staging", records=numbers, columns=("phone", "expires_at")
         )

@@ -576,7 +576,7 @@ WHERE campaign_id = $1 AND state = 'pending' AND next_attempt_at > now();
 -- Put a number on a do-not-call list ($2 NULL: every campaign's) from source $4, until $5
 -- (NULL: for good), for an opt-out with the campaign $6 and call $7 that recorded it, and
 -- skip the matching contacts that have not been dialed yet. Contacts claimed but not sent
--- are stopped by the dispatchers, woken by NOTIFY dialer_dnc ("phone" or "phone list").
+-- are stopped by the dispatchers, told by NOTIFY dialer_dnc (trigger dnc_listed).
 -- A number already active on the list keeps its entry: a new reason replaces the old one
 -- and a later expiry (or none) extends it; an expired or removed entry stays as history
 -- beside the new one.
@@ -603,8 +603,7 @@ WITH current AS (
       AND k.phone = $1 AND k.state IN ('pending', 'retry_wait')
     RETURNING k.id
 )
-SELECT EXISTS (SELECT 1 FROM entry) AS added, (SELECT count(*) FROM skipped) AS skipped,
-       pg_notify('dialer_dnc', $1 || coalesce(' ' || $2::text, ''));
+SELECT EXISTS (SELECT 1 FROM entry) AS added, (SELECT count(*) FROM skipped) AS skipped;
 
 -- name: dnc_remove
 -- Take a number off one list ($2 NULL: the global one): its entries there (active or
@@ -646,7 +645,8 @@ CREATE TEMP TABLE IF NOT EXISTS dialer_dnc_staging (
 -- 'import', each until its own expiry or $3, and skip the matching contacts not dialed
 -- yet, as dnc_add does for one number (a number repeated keeps its longest expiry; one
 -- already active keeps its entry, extended by a later expiry). Entries that have already
--- expired are kept as history and skip nothing. Every dispatcher is woken once.
+-- expired are kept as history and skip nothing. The rows' trigger is off (bulk); every
+-- dispatcher is told once to look its claims up.
 WITH s AS (
     SELECT DISTINCT ON (phone) phone, coalesce(expires_at, $3) AS expires_at
     FROM dialer_dnc_staging ORDER BY phone, coalesce(expires_at, $3) DESC NULLS FIRST

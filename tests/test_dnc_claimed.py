@@ -1,6 +1,6 @@
 """A number put on a do-not-call list after its contact was claimed, before the request
-went out, is not called: told by NOTIFY, or found at the next poll when a program wrote
-the entry without one."""
+went out, is not called: every daemon is told by NOTIFY, sent by the table's trigger
+however the entry was written (dnc add, or a program inserting the row)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ async def state_of(pool: asyncpg.Pool, campaign_id: int) -> str:
     return state
 
 
-@pytest.mark.parametrize("how", ["dnc add (NOTIFY)", "a plain INSERT (found by polling)"])
+@pytest.mark.parametrize("how", ["dnc add", "a plain INSERT"])
 async def test_a_claimed_number_listed_before_its_send_is_not_called(
         dsn: str, pool: asyncpg.Pool, how: str) -> None:
     campaign_id = await make_campaign(pool, "claimed", [PHONE], cps=1, state="paused")

@@ -72,6 +72,23 @@ ALTER TABLE dnc_numbers DROP CONSTRAINT dnc_once;
 CREATE INDEX dnc_current ON dnc_numbers (phone) WHERE removed_at IS NULL;
 CREATE INDEX dnc_origin ON dnc_numbers (origin_campaign_id) WHERE origin_campaign_id IS NOT NULL;
 
+-- Every daemon hears of a number put on a list, however it was written (dnc add, an
+-- import, an opt-out, or a program inserting rows): NOTIFY dialer_dnc "phone" (global
+-- list) or "phone campaign_id", which stops the calls to it claimed and not yet sent
+-- (dialer.dnc.DncBarrier). Identical notifications of one transaction are delivered once.
+-- A bulk import (merge_dnc_batch) sets dialer.dnc_bulk and sends one "" instead (look
+-- every claim up): a million numbers must not be a million notifications.
+CREATE FUNCTION dnc_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('dialer.dnc_bulk', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_notify('dialer_dnc', NEW.phone || coalesce(' ' || NEW.campaign_id::text, ''));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER dnc_listed AFTER INSERT OR UPDATE OF expires_at, removed_at ON dnc_numbers
+    FOR EACH ROW EXECUTE FUNCTION dnc_notify();
+
 -- What "on the list" means, defined once: an entry blocks calls at `at` when it was not
 -- removed and has not expired. Every check (claim, import, why) goes through it, and
 -- dnc_active is it at now(). Inlined by the planner, so the partial index serves it.
