@@ -115,7 +115,7 @@ async def claim_due(
     worker_id: str,
     now: dt.datetime,
     decide: DecideRow,
-    caps: ClaimCaps,
+    caps: ClaimCaps | None = None,
     rule_packs: Sequence[str],
 ) -> list[asyncpg.Record]:
     """Claim up to ``limit`` due contacts in one transaction that commits before any
@@ -123,7 +123,8 @@ async def claim_due(
     the location it worked out for a contact that had none stored); then the numbers of
     those it allows are locked (lock_numbers: this is what makes the cap check atomic
     with the attempt insert across campaigns and processes), their recent calls read,
-    and ``caps`` says whether each call stays under every cap. Taken contacts get their
+    and ``caps`` says whether each call stays under every cap (None: no cap, the
+    shared subject; the number lock is taken all the same). Taken contacts get their
     attempt row and its compliance record, the others are deferred or skipped."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _CLAIM_LOCK_SPACE, campaign_id)
@@ -137,7 +138,7 @@ async def claim_due(
         if limit <= 0:
             return []
         due = await conn.fetch(queries.get("select_due_contacts"), campaign_id, now, limit,
-                               caps.policy.subject_column)
+                               None if caps is None else caps.policy.subject_column)
         skip: list[tuple[int, str]] = []
         defer: list[tuple[int, dt.datetime]] = []
         located: list[tuple[int, Location]] = []
@@ -159,9 +160,11 @@ async def claim_due(
         if allowed:
             phones = [row["phone"] for row, _ in allowed]
             await conn.execute(queries.get("lock_numbers"), phones)
-            calls = await _recent_calls(conn, phones, caps.since) if caps.counts else {}
+            calls = (await _recent_calls(conn, phones, caps.since)
+                     if caps is not None and caps.counts else {})
             for row, record in allowed:
-                checked = caps(record, row["subject_value"], calls.get(row["phone"], ()))
+                checked = record if caps is None else caps(
+                    record, row["subject_value"], calls.get(row["phone"], ()))
                 if isinstance(checked, dt.datetime):
                     defer.append((row["id"], checked))
                 else:

@@ -812,7 +812,8 @@ SELECT (SELECT name FROM campaigns WHERE id = $1) AS campaign, r.contact_id, r.p
        array_to_string(r.state_sources, ' ') AS state_sources,
        array_to_string(r.local_times, ' ') AS local_times,
        array_to_string(r.rule_packs, ' ') AS rule_packs,
-       array_to_string(r.rules, ' ') AS rules, r.open_until, r.attempt_id
+       array_to_string(r.rules, ' ') AS rules, r.open_until, r.attempt_id, r.subject,
+       array_to_string(r.caps, ' ') AS caps
 FROM attempt_rows($1, $2, $3) AS r
 ORDER BY r.contact_id, r.attempt_no, r.attempt_id;
 

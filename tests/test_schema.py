@@ -99,14 +99,6 @@ BAD_WRITES: dict[str, Bad] = {
         "UPDATE campaigns SET quiet_after_human = 1 WHERE id = $1", cid),
     "subject with a space": lambda c, cid, kid: c.execute(
         "UPDATE campaigns SET subject = 'a b' WHERE id = $1", cid),
-    "record without its number": lambda c, cid, kid: c.execute(
-        """WITH a AS (INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at)
-                      VALUES ($1, $2, 1, now()) RETURNING id)
-           INSERT INTO attempt_compliance (attempt_id, decided_at, zones, zone_source, states,
-                                           state_sources, local_times, rule_packs, rules,
-                                           open_until)
-           SELECT id, now(), '{UTC}', 'number', '{}', '{}', '{2026-01-01T00:00:00+00:00}',
-                  '{}', '{calendar}', now() FROM a""", kid, cid),
     "cps zero": lambda c, cid, kid: c.execute("UPDATE accounts SET cps = 0"),
     "max concurrent above bound": lambda c, cid, kid: c.execute(
         "UPDATE campaigns SET max_concurrent = 100001 WHERE id = $1", cid),

@@ -39,6 +39,18 @@ UPDATE attempt_compliance r SET phone = k.phone
 FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
 WHERE a.id = r.attempt_id;
 ALTER TABLE attempt_compliance ALTER COLUMN phone SET NOT NULL;
+-- A record written without its number (by a program, or code from before caps) gets its
+-- contact's, so that its call still counts against the caps.
+CREATE FUNCTION attempt_compliance_phone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.phone IS NULL THEN
+        SELECT k.phone INTO NEW.phone
+        FROM call_attempts a JOIN contacts k ON k.id = a.contact_id WHERE a.id = NEW.attempt_id;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER attempt_compliance_phone BEFORE INSERT ON attempt_compliance
+    FOR EACH ROW EXECUTE FUNCTION attempt_compliance_phone();
 CREATE INDEX compliance_calls_to ON attempt_compliance (phone, decided_at);
 
 -- One row per number ever claimed. A claim locks the rows of the numbers it may call, in
@@ -101,17 +113,43 @@ SELECT * FROM dnc_numbers d WHERE dnc_entry_active(d, now());
 
 -- ---- reports ----
 
--- Every attempt with its contact and campaign, for exports: as in 0005, then the subject
--- and the caps the call was counted against.
-CREATE OR REPLACE VIEW attempt_detail AS
-SELECT c.name AS campaign, k.id AS contact_id, k.phone, k.state AS contact_state,
-       k.last_outcome AS contact_outcome, k.reason AS contact_reason, k.attempts AS attempts_used,
-       a.attempt_no, a.state AS attempt_state, a.call_sid, a.call_status, a.answered_by,
-       a.duration, a.sip_response_code, a.error_code, a.error_message, a.outcome,
-       a.queue_time_ms, a.requested_at, a.final_at,
-       a.sent_at, r.zones, r.zone_source, r.states, r.state_sources, r.local_times,
-       r.rule_packs, r.rules, r.open_until, r.subject, r.caps
-FROM call_attempts a
-JOIN contacts k ON k.id = a.contact_id
-JOIN campaigns c ON c.id = a.campaign_id
-LEFT JOIN attempt_compliance r ON r.attempt_id = a.id;
+-- The rows of `report --csv` and of attempt_detail (migration 0006), with the subject
+-- each call was counted under and the caps it was counted against, at the end.
+DROP VIEW attempt_detail;
+DROP FUNCTION attempt_rows(bigint, timestamptz, timestamptz);
+CREATE FUNCTION attempt_rows(campaign bigint, since timestamptz DEFAULT NULL,
+                             until timestamptz DEFAULT NULL)
+RETURNS TABLE (contact_id bigint, phone text, contact_state text, contact_outcome text,
+               contact_reason text, attempts_used integer, attempt_no integer,
+               attempt_state text, call_sid text, call_status text, answered_by text,
+               duration integer, sip_response_code integer, error_code integer,
+               error_message text, outcome text, queue_time_ms integer,
+               requested_at timestamptz, final_at timestamptz, sent_at timestamptz,
+               zones text[], zone_source text, states text[], state_sources text[],
+               local_times text[], rule_packs text[], rules text[],
+               open_until timestamptz, attempt_id bigint, subject text, caps text[])
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT k.id, k.phone, k.state, k.last_outcome, k.reason, k.attempts,
+           a.attempt_no, a.state, a.call_sid, a.call_status, a.answered_by,
+           a.duration, a.sip_response_code, a.error_code, a.error_message, a.outcome,
+           a.queue_time_ms, a.requested_at, a.final_at, a.sent_at,
+           r.zones, r.zone_source, r.states, r.state_sources, r.local_times,
+           r.rule_packs, r.rules, r.open_until, a.id, r.subject, r.caps
+    FROM call_attempts a
+    JOIN contacts k ON k.id = a.contact_id AND k.campaign_id = campaign
+    LEFT JOIN attempt_compliance r ON r.attempt_id = a.id
+    WHERE a.campaign_id = campaign
+      AND a.requested_at >= coalesce(since, '-infinity')
+      AND a.requested_at < coalesce(until, 'infinity')
+    OFFSET 0
+$$;
+CREATE VIEW attempt_detail AS
+SELECT c.name AS campaign, r.contact_id, r.phone, r.contact_state, r.contact_outcome,
+       r.contact_reason, r.attempts_used, r.attempt_no, r.attempt_state, r.call_sid,
+       r.call_status, r.answered_by, r.duration, r.sip_response_code, r.error_code,
+       r.error_message, r.outcome, r.queue_time_ms, r.requested_at, r.final_at,
+       r.sent_at, r.zones, r.zone_source, r.states, r.state_sources, r.local_times,
+       r.rule_packs, r.rules, r.open_until, r.attempt_id, c.id AS campaign_id,
+       r.subject, r.caps
+FROM campaigns c
+CROSS JOIN LATERAL attempt_rows(c.id) r;
