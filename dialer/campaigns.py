@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dialer import rules
 from dialer.compliance import CallingPolicy, Planner
+from dialer.location import check_zone
 from dialer.personalise import twiml_template_problem, url_template_problem
 from dialer.policy import (
     AmdMode,
@@ -40,14 +40,6 @@ DEFAULT_CALENDAR = "mon-fri 09:00-20:00"
 # The CampaignSpec fields calling time depends on (dialer.compliance.CallingPolicy).
 CALLING_FIELDS = ("calendar", "blackout_dates", "start_at", "end_at", "last_call_margin",
                   "rule_packs", "default_timezone")
-
-
-def check_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-    return name
 
 
 class CampaignSpec(BaseModel):
