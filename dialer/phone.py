@@ -54,6 +54,7 @@ __all__ = [
     "normalize",
     "normalize_with_location",
     "time_zones_for",
+    "uncached_locate",
     "us_state_for",
 ]
 
@@ -137,15 +138,25 @@ def locate(raw: str, default_region: str = "US") -> Located:
         if answer is not None:
             return plain, answer
     _CACHE.misses += 1
+    number, e164, answer = _library_answer(raw, region)
+    if plain == e164:  # what parse() made of it is what the plain path read
+        _CACHE.learn(number, e164, answer)
+    return e164, answer
+
+
+def uncached_locate(raw: str, default_region: str = "US") -> Located:
+    """``locate`` by the library alone: what the cache must agree with (its tests)."""
+    _, e164, answer = _library_answer(raw, _checked_region(default_region))
+    return e164, answer
+
+
+def _library_answer(raw: str, region: str) -> tuple[PhoneNumber, str, Answer]:
     number, kind = _valid_number(raw, region)
     if phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
         zones = number_timezone.time_zones_for_geographical_number(number)
     else:  # country-wide or no zone: let the library classify again
         zones = number_timezone.time_zones_for_number(number)
-    e164, answer = _format(number), Answer(kind, _known(zones), _us_state(number))
-    if plain == e164:  # what parse() made of it is what the plain path read
-        _CACHE.learn(number, e164, answer)
-    return e164, answer
+    return number, _format(number), Answer(kind, _known(zones), _us_state(number))
 
 
 @functools.cache
