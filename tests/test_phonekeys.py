@@ -11,7 +11,7 @@ from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
 from phonenumbers import timezone as number_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
-from dialer import phone, phonekeys
+from dialer import phone, phonekeys, us_state_prefixes
 
 SAMPLES = 200_000
 _TYPES = [getattr(PhoneNumberType, name) for name in dir(PhoneNumberType)
@@ -246,6 +246,26 @@ def test_a_decided_zone_prefix_gives_one_zone_set() -> None:
                               for n in range(min(TIMEZONE_LONGEST_PREFIX, total), 0, -1)
                               if digits[:n] in TIMEZONE_DATA), None)
                 assert found == zones.value(prefix), (prefix, digits)
+    assert checked > 1000
+
+
+def test_a_decided_state_prefix_gives_one_state() -> None:
+    """The same for the US state table: every +1 number below a decided prefix gets
+    the prefix's state from ``state_for_digits``."""
+    states = phonekeys.place_states()
+    rng = random.Random(10)
+    checked = 0
+    for key in sorted(us_state_prefixes.table()):
+        for size in range(1, len(key) + 1):
+            prefix = key[:size]
+            if not states.decided(prefix, 11):
+                continue
+            checked += 1
+            expected = us_state_prefixes.state_for_digits(prefix.ljust(11, "0"))
+            for _ in range(2):
+                digits = prefix + "".join(rng.choice("0123456789")
+                                          for _ in range(11 - len(prefix)))
+                assert us_state_prefixes.state_for_digits(digits) == expected, (prefix, digits)
     assert checked > 1000
 
 
