@@ -148,7 +148,7 @@ def main() -> None:
     print(f"wall time (process start to exit): {seconds:.2f} s -> "
           f"{generated.rows / seconds:,.0f} rows/s")
     figures = _figures(log)
-    print(f"import's own time: {figures['seconds']} s -> {figures['rows_per_second']:,} rows/s "
+    print(f"import's own time: {figures['seconds']} s, {figures['rows_per_second']:,} rows/s "
           f"({'COPY straight into contacts' if figures['copied_straight'] else 'merged'}, "
           f"{figures['batches']} batches)")
     print(f"CPU µs per row: read {figures['read_us_per_row']}, parse "
