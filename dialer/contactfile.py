@@ -92,8 +92,6 @@ MAX_FIELD_CHARS = 2_000
 MAX_ROW_CHARS = 65_536
 # How much of a file's start is looked at to tell text from binary.
 _SNIFF_BYTES = 4096
-# Below this size a process pool costs more to start than it saves.
-PARALLEL_MIN_BYTES = 8 << 20
 TIMEZONE_COLUMN = "timezone"
 # A US state or territory (code or name), read for NANP numbers; kept in the
 # attributes too, for personalisation.
@@ -107,11 +105,9 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # each (a Python int in a set), so 90 MB at the limit.
 SEEN_LIMIT = 1_500_000
 
-ProgressCallback = Callable[[int, int], None]
 # What a good row becomes: (row number, E.164, zones, zone source, states, state
 # sources, attributes as JSON); the lists space-separated, as the staging table has them.
 Record = tuple[int, str, str, str, str, str, str]
-
 
 
 class ImportFileError(Exception):
@@ -138,8 +134,6 @@ class Rejected:
     field: str
     reason: str
     raw: str
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +266,6 @@ def _zone_error(zone: str) -> str | None:
         except ValueError as exc:
             _zone_cache[zone] = str(exc)
     return _zone_cache[zone]
-
 
 
 # A good row's number as the row gives it: E.164, the library's answers (None for a
@@ -703,7 +696,6 @@ def _batches(
             rows, broken = [], []
     if rows or broken:
         yield rows, broken
-
 
 
 # ---- the parser: a whole file, batch by batch -------------------------------------
