@@ -5,7 +5,7 @@
 Turns a generated contact file into the importer's own COPY lines
 (``contactfile.ContactLines``), then COPYs them in batches of ``importer.BATCH_ROWS``
 into ``contacts`` (whose campaign is checked once per statement since migration
-0006), into a copy with the foreign key it had before, and into copies that each lack
+0007), into a copy with the foreign key it had before, and into copies that each lack
 one integrity cost: the campaign check, the phone CHECK, the secondary indexes, WAL
 (an unlogged table). Each variant loads into a fresh table on one connection; the figures are
 the server process's CPU µs per row (from /proc, so measured, not estimated) and
@@ -31,7 +31,7 @@ from tests.harness import make_campaign
 # identity, never a foreign key). None: contacts itself.
 VARIANTS: list[tuple[str, str | None]] = [
     ("contacts (campaign checked per statement)", None),
-    ("foreign key (before migration 0006)",
+    ("foreign key (before migration 0007)",
      "CREATE TABLE bench_t (LIKE contacts INCLUDING ALL);"
      "ALTER TABLE bench_t ADD FOREIGN KEY (campaign_id) REFERENCES campaigns (id) "
      "ON DELETE CASCADE"),

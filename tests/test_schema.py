@@ -138,7 +138,7 @@ async def test_good_rows_are_accepted(pool: asyncpg.Pool) -> None:
 
 
 async def test_deleting_a_campaign_deletes_its_contacts_and_attempts(pool: asyncpg.Pool) -> None:
-    """What ON DELETE CASCADE did before migration 0006 (its trigger now)."""
+    """What ON DELETE CASCADE did before migration 0007 (its trigger now)."""
     async with pool.acquire() as conn:
         campaign_id = await _campaign(conn)
         other = await _campaign(conn, "c2")
