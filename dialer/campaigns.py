@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dialer import rules
 from dialer.caps import MAX_PERIOD, MIN_PERIOD, Cap, CapPolicy, format_period, parse_caps
 from dialer.compliance import CallingPolicy, Planner
+from dialer.location import check_zone
 from dialer.optout import OPT_OUT_PLACEHOLDER, OptOutScope
 from dialer.personalise import placeholders, twiml_template_problem, url_template_problem
 from dialer.policy import (
@@ -48,14 +48,6 @@ CAP_FIELDS = ("caps", "subject", "subject_column", "quiet_after_human", "rule_pa
 SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 MAX_SUBJECT_COLUMN_CHARS = 200
 MAX_OPT_OUT_MESSAGE_CHARS = 500
-
-
-def check_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-    return name
 
 
 class CampaignSpec(BaseModel):

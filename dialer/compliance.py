@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 from dialer import phone
 from dialer import rules as rulepacks
 from dialer.caps import Call, CapCheck, CapPolicy, Scope, format_period
+from dialer.location import Location, locate
 from dialer.places import parse_state
 from dialer.windows import (
     DAY,
@@ -85,53 +86,8 @@ _CACHE_LIMIT = 20_000
 NO_ZONE = "no time zone"
 NO_COMMON_TIME = "no common calling time"
 
-# Where a location's parts came from (stored in contacts and attempt records).
-CSV = "csv"
-NUMBER = "number"
 CAMPAIGN_DEFAULT = "campaign default"
 # ... and "migrated": the one zone a contact had before migration 0005 (set by it).
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """Where a contact may be: candidate zones and US states, with their sources."""
-
-    zones: tuple[str, ...]
-    zone_source: str
-    states: tuple[str, ...] = ()
-    state_sources: tuple[str, ...] = ()
-
-    @property
-    def place(self) -> str:
-        """The location as one text, "source|zone zone|state state|source source": the
-        claim query spells it so (select_due_contacts), and a claim decides once per
-        distinct place instead of building a Location for every row."""
-        return "|".join((self.zone_source, " ".join(self.zones), " ".join(self.states),
-                         " ".join(self.state_sources)))
-
-    @classmethod
-    def from_place(cls, place: str) -> Location:
-        source, zones, states, sources = place.split("|")
-        return cls(tuple(zones.split()), source, tuple(states.split()), tuple(sources.split()))
-
-
-def locate(
-    *, csv_zone: str | None, number_zones: Iterable[str], csv_state: str | None,
-    number_state: str | None,
-) -> Location:
-    """A contact's location from what its row and its number say (see module doc)."""
-    zones: tuple[str, ...]
-    if csv_zone:
-        zones, zone_source = (csv_zone,), CSV
-    else:
-        zones, zone_source = tuple(sorted(number_zones)), NUMBER
-    states: list[str] = []
-    sources: list[str] = []
-    for state, source in ((csv_state, CSV), (number_state, NUMBER)):
-        if state and state not in states:
-            states.append(state)
-            sources.append(source)
-    return Location(zones, zone_source, tuple(states), tuple(sources))
 
 
 def stored_location(

@@ -6,12 +6,12 @@ says where it came from (``SOURCES``), why, when it was added and, optionally, u
 when it blocks; an expired entry stops blocking and stays as history, and ``dnc
 remove`` marks an entry removed (when, by whom or what, why) rather than deleting it.
 "Active" is defined once, in SQL (``dnc_entry_active``, view ``dnc_active``,
-migration 0007), for every check: the claim, the import, `dialer why`.
+migration 0008), for every check: the claim, the import, `dialer why`.
 
 Putting a number on a list skips the matching contacts that have not been dialed yet
 (reason ``dnc``), and the claim checks the list again. A contact claimed before the
 entry and not yet sent is stopped too: the table's trigger (``dnc_listed``, migration
-0007: however the entry was written) sends NOTIFY ``dialer_dnc`` with the number, every
+0008: however the entry was written) sends NOTIFY ``dialer_dnc`` with the number, every
 daemon notes it in its ``DncBarrier`` (checked
 just before each request goes out) and asks the database which of its claims are now
 listed (also at every poll, in case a notification was lost), and hands them back as
@@ -43,7 +43,7 @@ from dialer.importer import (
 __all__ = ["SOURCES", "STATES", "DncBarrier", "DncImportResult", "import_numbers"]
 
 # Where an entry came from: `dnc import`, `dnc add`, a key pressed during a call, another
-# program writing to the database (the column's default), or before migration 0007.
+# program writing to the database (the column's default), or before migration 0008.
 SOURCES = ("import", "cli", "opt-out", "api", "migrated")
 STATES = ("active", "expired", "removed")
 NOTIFY_CHANNEL = "dialer_dnc"

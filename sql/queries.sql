@@ -494,42 +494,72 @@ FROM contacts k WHERE k.campaign_id = $1 AND k.phone = $2;
 -- Contacts of one campaign by state, for `campaign show`.
 SELECT state, count(*) AS contacts FROM contacts WHERE campaign_id = $1 GROUP BY state ORDER BY state;
 
+-- name: lock_campaign_imports
+-- Imports into one campaign take turns (session lock, released with the connection):
+-- an import that found the campaign empty COPYs straight into contacts, which no
+-- other import may then add to. True when the lock was free.
+SELECT pg_try_advisory_lock($1, $2);
+
+-- name: wait_campaign_imports
+-- The lock of lock_campaign_imports, waiting for the import that holds it.
+SELECT pg_advisory_lock($1, $2);
+
+-- name: unlock_campaign_imports
+SELECT pg_advisory_unlock($1, $2);
+
+-- name: campaign_has_contacts
+SELECT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = $1);
+
+-- name: reserve_contact_ids
+-- $1 new contact ids, ascending, one per line of text: a batch's COPY lines take them
+-- in file order, so the contacts of a file are called in its order even when two
+-- batches load at once.
+SELECT string_agg(id::text, E'\n' ORDER BY id)
+FROM (SELECT nextval('contacts_id_seq') AS id FROM generate_series(1, $1)) AS ids;
+
+-- name: import_dnc_listed
+-- The numbers of an import batch ($2) that campaign $1 must not call: on the global
+-- do-not-call list or on the campaign's (entries in force: dnc_active). The import's
+-- one do-not-call check; its rows are then stored as skipped with reason 'dnc'.
+SELECT u.phone FROM unnest($2::text[]) AS u(phone)
+WHERE EXISTS (SELECT 1 FROM dnc_active d
+              WHERE d.phone = u.phone AND (d.campaign_id IS NULL OR d.campaign_id = $1));
+
 -- name: create_import_staging
--- The session's staging table for one import batch: COPY writes here, the merge reads
--- it, and the commit of the batch's transaction empties it. TEMP, so no WAL is written
--- and a killed import leaves nothing behind.
-CREATE TEMP TABLE IF NOT EXISTS dialer_import_staging (
-    row_no        bigint NOT NULL,
+-- The session's staging table for a batch merged into a campaign that had contacts
+-- already: the batch's COPY lines (dialer.contactfile.COPY_COLUMNS) land here, the
+-- merge reads them, and the commit of the batch's transaction empties it. TEMP, so no
+-- WAL is written and a killed import leaves nothing behind.
+CREATE TEMP TABLE IF NOT EXISTS dialer_import_batch (
+    id            bigint NOT NULL,
+    campaign_id   bigint NOT NULL,
     phone         text NOT NULL,
-    -- Lists space-separated (zone and state codes have no spaces), split on merge.
-    zones         text NOT NULL,
+    zones         text[] NOT NULL,
     zone_source   text NOT NULL,
-    states        text NOT NULL,
-    state_sources text NOT NULL,
-    attributes    text NOT NULL
+    states        text[] NOT NULL,
+    state_sources text[] NOT NULL,
+    attributes    jsonb NOT NULL,
+    state         text NOT NULL,
+    reason        text
 ) ON COMMIT DELETE ROWS;
 
+-- name: merge_without_jit
+-- For the rest of the merge's transaction: compiling it costs more than it saves.
+SET LOCAL jit = off;
+
 -- name: merge_import_batch
--- Move a staged batch into campaign $1 in one statement. A number already in the
--- campaign (an earlier batch, an earlier run, or earlier in this batch: rows go in
--- file order) is skipped by ON CONFLICT; a number on the do-not-call list (global or
--- this campaign's) is stored as skipped with reason 'dnc'. Duplicates are what the
--- caller staged minus the two counts.
+-- Move a staged batch into its campaign in one statement, in file order (the ids were
+-- reserved so). A number the campaign has already (an earlier run, or a concurrent
+-- writer) is skipped by ON CONFLICT; numbers repeated within the file never reach
+-- here. Returns what was stored as pending and as skipped for do-not-call.
 WITH ins AS (
-    INSERT INTO contacts (campaign_id, phone, zones, zone_source, states, state_sources,
+    INSERT INTO contacts (id, campaign_id, phone, zones, zone_source, states, state_sources,
                           attributes, state, reason)
-    SELECT $1, s.phone, string_to_array(s.zones, ' '), s.zone_source,
-           string_to_array(s.states, ' '), string_to_array(s.state_sources, ' '),
-           s.attributes::jsonb,
-           CASE WHEN d.listed THEN 'skipped' ELSE 'pending' END,
-           CASE WHEN d.listed THEN 'dnc' END
-    FROM dialer_import_staging s
-    CROSS JOIN LATERAL (
-        SELECT EXISTS (SELECT 1 FROM dnc_active n
-                       WHERE n.phone = s.phone
-                         AND (n.campaign_id IS NULL OR n.campaign_id = $1)) AS listed
-    ) d
-    ORDER BY s.row_no
+    OVERRIDING SYSTEM VALUE
+    SELECT id, campaign_id, phone, zones, zone_source, states, state_sources, attributes,
+           state, reason
+    FROM dialer_import_batch
+    ORDER BY id
     ON CONFLICT (campaign_id, phone) DO NOTHING
     RETURNING state
 )
@@ -544,11 +574,11 @@ FROM ins;
 -- transaction, so the staged batch is still there; returns how many.
 WITH s AS (
     SELECT DISTINCT ON (phone) phone, zones, zone_source, states, state_sources
-    FROM dialer_import_staging WHERE zone_source = 'csv' ORDER BY phone, row_no
+    FROM dialer_import_batch WHERE zone_source = 'csv' ORDER BY phone, id
 ), requeued AS (
     UPDATE contacts k
-    SET zones = string_to_array(s.zones, ' '), zone_source = s.zone_source,
-        states = string_to_array(s.states, ' '), state_sources = string_to_array(s.state_sources, ' '),
+    SET zones = s.zones, zone_source = s.zone_source, states = s.states,
+        state_sources = s.state_sources,
         state = 'pending', reason = NULL, next_attempt_at = '-infinity', updated_at = now()
     FROM s
     WHERE k.campaign_id = $1 AND k.phone = s.phone AND k.state = 'skipped'
