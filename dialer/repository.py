@@ -672,6 +672,52 @@ async def outcomes_by_country(db: Executor, campaign_id: int) -> list[asyncpg.Re
     return list(await db.fetch(queries.get("outcomes_by_country"), campaign_id))
 
 
+async def attempt_span(
+    db: Executor, campaign_id: int
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """When a campaign's first and last attempts were requested (None: no attempt)."""
+    row = await db.fetchrow(queries.get("attempt_span"), campaign_id)
+    assert row is not None  # an aggregate always answers one row
+    return row["first_at"], row["last_at"]
+
+
+async def attempts_over_time(
+    db: Executor, campaign_id: int, bucket_seconds: int
+) -> list[asyncpg.Record]:
+    """(bucket, ended_in, attempts): a campaign's attempts by request time and end."""
+    return list(await db.fetch(queries.get("attempts_over_time"), campaign_id,
+                               float(bucket_seconds)))
+
+
+async def sends_over_time(
+    db: Executor, campaign_id: int, bucket_seconds: int, since: dt.datetime,
+    until: dt.datetime,
+) -> list[asyncpg.Record]:
+    """(bucket, campaign_sent, account_sent, busiest_second, account_cps) in [since, until)."""
+    return list(await db.fetch(queries.get("sends_over_time"), campaign_id,
+                               float(bucket_seconds), since, until))
+
+
+async def queue_time_over_time(
+    db: Executor, campaign_id: int, bucket_seconds: int
+) -> list[asyncpg.Record]:
+    """(bucket, calls, median_ms, p95_ms, max_ms) of Twilio's queue_time."""
+    return list(await db.fetch(queries.get("queue_time_over_time"), campaign_id,
+                               float(bucket_seconds)))
+
+
+async def calls_by_rule_pack(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """(rule_pack, attempts): the rule packs a campaign's attempts obeyed."""
+    return list(await db.fetch(queries.get("calls_by_rule_pack"), campaign_id))
+
+
+async def contacts_waiting(
+    db: Executor, campaign_id: int, now: dt.datetime
+) -> list[asyncpg.Record]:
+    """(why, contacts): a campaign's contacts not called at ``now``, and why."""
+    return list(await db.fetch(queries.get("contacts_waiting"), campaign_id, now))
+
+
 CopySink = Callable[[bytes], Coroutine[Any, Any, None]]
 
 

@@ -870,3 +870,85 @@ SELECT key AS country, calls, answered, answer_rate_pct, human, machine, voicema
        answered_no_amd, fax, busy, no_answer, failed, canceled, undecided
 FROM outcomes_by($1, 'country')
 ORDER BY calls DESC, country NULLS LAST;
+
+-- ---- the HTML report's timelines and compliance (dialer.report_figures) ----
+-- Each scans the campaign's attempts once (attempts_campaign_requested), as
+-- outcomes_by does: the report is run now and then, not polled.
+
+-- name: attempt_span
+-- When campaign $1's first and last attempts were requested (NULL: none yet), the
+-- span the timelines cover: two index probes of attempts_campaign_requested.
+SELECT min(requested_at) AS first_at, max(requested_at) AS last_at
+FROM call_attempts WHERE campaign_id = $1;
+
+-- name: attempts_over_time
+-- Attempts of campaign $1 by the $2-second bucket they were requested in and what they
+-- ended in (the outcome stored, else the attempt's state), as retry_funnel counts them:
+-- summed over the buckets, each ended_in equals the funnel's total for it.
+SELECT date_bin(make_interval(secs => $2), requested_at, timestamptz 'epoch') AS bucket,
+       coalesce(outcome, state) AS ended_in, count(*) AS attempts
+FROM call_attempts
+WHERE campaign_id = $1
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: sends_over_time
+-- Create Call requests sent per $2-second bucket of [$3, $4): by campaign $1 and by
+-- every campaign of its account (which share its CPS), the busiest second of the
+-- account in the bucket, and the account's CPS limit now.
+WITH mine AS (
+    SELECT account_sid FROM campaigns WHERE id = $1
+), per_second AS (
+    SELECT date_trunc('second', a.sent_at) AS second,
+           count(*) FILTER (WHERE a.campaign_id = $1) AS campaign_sent, count(*) AS account_sent
+    FROM call_attempts a
+    WHERE a.campaign_id = ANY (ARRAY(SELECT c.id FROM campaigns c JOIN mine USING (account_sid)))
+      AND a.requested_at >= $3 AND a.requested_at < $4 AND a.sent_at IS NOT NULL
+    GROUP BY 1
+)
+SELECT date_bin(make_interval(secs => $2), second, timestamptz 'epoch') AS bucket,
+       sum(campaign_sent)::bigint AS campaign_sent, sum(account_sent)::bigint AS account_sent,
+       max(account_sent) AS busiest_second,
+       (SELECT s.cps FROM accounts s JOIN mine ON mine.account_sid = s.sid) AS account_cps
+FROM per_second
+GROUP BY 1
+ORDER BY 1;
+
+-- name: queue_time_over_time
+-- Twilio's queue_time (ms, from the Create Call answers) of campaign $1's calls per
+-- $2-second bucket of their request: how many report one, the median, the 95th
+-- percentile and the longest. No rows when Twilio reported none.
+SELECT date_bin(make_interval(secs => $2), requested_at, timestamptz 'epoch') AS bucket,
+       count(*) AS calls,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY queue_time_ms) AS median_ms,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY queue_time_ms) AS p95_ms,
+       max(queue_time_ms) AS max_ms
+FROM call_attempts
+WHERE campaign_id = $1 AND queue_time_ms IS NOT NULL
+GROUP BY 1
+ORDER BY 1;
+
+-- name: calls_by_rule_pack
+-- Attempts of campaign $1 by the rule pack (name@version) their compliance record says
+-- they obeyed; 'none' for attempts that obeyed the campaign's calendar only.
+SELECT coalesce(pack, 'none') AS rule_pack, count(*) AS attempts
+FROM call_attempts a
+JOIN attempt_compliance r ON r.attempt_id = a.id
+LEFT JOIN LATERAL unnest(r.rule_packs) AS pack ON true
+WHERE a.campaign_id = $1
+GROUP BY 1
+ORDER BY 2 DESC, 1;
+
+-- name: contacts_waiting
+-- Contacts of campaign $1 not called now and why: due later (a calling window or a
+-- retry delay not reached), waiting for a retry, or skipped with the reason (opt-outs
+-- are 'dnc'), at $2.
+SELECT CASE WHEN state = 'pending' THEN 'waiting for a calling window'
+            WHEN state = 'retry_wait' THEN 'waiting for a retry'
+            ELSE 'skipped: ' || coalesce(reason, 'no reason') END AS why,
+       count(*) AS contacts
+FROM contacts
+WHERE campaign_id = $1
+  AND (state = 'skipped' OR (state IN ('pending', 'retry_wait') AND next_attempt_at > $2))
+GROUP BY 1
+ORDER BY 2 DESC, 1;
