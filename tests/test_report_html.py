@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -220,6 +221,15 @@ async def test_the_page_shows_the_numbers_of_the_tables(demo_report: Demo) -> No
     for name in CHARTS:
         if name != "compliance":
             assert len(parser.tables[name]) == len(figures[name]) + 1, name
+
+
+def test_without_the_report_extra_html_is_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import` sees when absent
+    assert cli.main(["report", "any", "--html", str(tmp_path / "r.html")]) == 2
+    assert "pip install 'dialer[report]'" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
 
 
 def _chromium() -> str | None:

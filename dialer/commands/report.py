@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 from pathlib import Path
 
 import asyncpg
@@ -45,9 +44,11 @@ def _check_options(args: argparse.Namespace) -> None:
 def _html_path(path: Path | None) -> Path | None:
     if path is None:
         return None
-    if importlib.util.find_spec("matplotlib") is None:
+    try:
+        import matplotlib  # noqa: F401 - only to know that the page can be drawn
+    except ImportError:
         raise UsageError("--html draws its charts with matplotlib, which is not installed: "
-                         "pip install 'dialer[report]'")
+                         "pip install 'dialer[report]'") from None
     return writable(path, "--html")
 
 
