@@ -31,10 +31,8 @@ import httpx
 import phonenumbers
 from pydantic import SecretStr
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from dialer import db, importer, report, repository
+from dialer import db, importer, report, repository, watch
 from dialer.campaigns import CampaignSpec
 from dialer.config import Settings
 from dialer.policy import AmdMode, MachinePolicy, RetryPolicy
@@ -147,42 +145,6 @@ def demo_spec(name: str) -> CampaignSpec:
     )
 
 
-def _progress_table(counts: dict[str, int], total: int, dialed: int, cps: float,
-                    elapsed: float) -> Table:
-    table = Table(title=f"demo campaign: {total} contacts, {elapsed:.0f} s")
-    for column in ("dialed", "in call", "waiting retry", "done", "failed", "skipped",
-                   "pending", "CPS"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        str(dialed), str(counts.get("in_call", 0) + counts.get("dialing", 0)),
-        str(counts.get("retry_wait", 0)), str(counts.get("done", 0)),
-        str(counts.get("failed", 0)), str(counts.get("skipped", 0)),
-        str(counts.get("pending", 0)), f"{cps:.1f}",
-    )
-    return table
-
-
-async def _watch(pool: asyncpg.Pool, campaign_id: int, total: int, console: Console,
-                 timeout: float) -> None:
-    started = time.monotonic()
-    samples: list[tuple[float, int]] = []
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
-        while True:
-            counts = await repository.campaign_contact_counts(pool, campaign_id)
-            dialed = await repository.attempts_made(pool, campaign_id)
-            now = time.monotonic()
-            samples = [s for s in samples if now - s[0] <= 5.0] + [(now, dialed)]
-            span = samples[-1][0] - samples[0][0]
-            cps = (samples[-1][1] - samples[0][1]) / span if span > 0 else 0.0
-            live.update(_progress_table(counts, total, dialed, cps, now - started))
-            state = await repository.campaign_state(pool, campaign_id)
-            if state == "completed":
-                return
-            if now - started > timeout:
-                raise TimeoutError(f"the demo campaign did not finish in {timeout:.0f} s")
-            await asyncio.sleep(0.5)
-
-
 async def run_demo(settings: Settings, *, contacts: int, cps: float, console: Console,
                    workdir: Path, timeout: float = 600) -> dict[str, Any]:
     """Run the demo; returns the campaign's summary row."""
@@ -216,7 +178,8 @@ async def run_demo(settings: Settings, *, contacts: int, cps: float, console: Co
                 daemon = Daemon(daemon_settings, dsn=dsn)
                 task = asyncio.create_task(daemon.run())
                 try:
-                    await _watch(pool, campaign_id, result.loaded, console, timeout)
+                    await watch.follow(pool, name, console=console, interval=0.5,
+                                       timeout=timeout)
                 finally:
                     daemon.stop.set()
                     await task

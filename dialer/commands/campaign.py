@@ -17,7 +17,8 @@ States and the verbs that move between them (each one guarded UPDATE that also s
                                                       never dialed again)
 
 ``start`` on a completed campaign is for contacts imported after it completed; the
-daemon marks it completed again when nothing is left to call.
+daemon marks it completed again when nothing is left to call. ``watch`` follows a
+campaign's progress (``dialer.watch``) until it is completed or stopped.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from dialer import phone, repository, rules
+from dialer import phone, repository, rules, watch
 from dialer.campaigns import DEFAULT_CALENDAR, Campaign, CampaignSpec
 from dialer.caps import format_period, parse_caps, parse_quiet
 from dialer.commands import (
@@ -472,6 +473,16 @@ async def show(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def watch_(settings: Settings, args: argparse.Namespace) -> int:
+    async with database(settings) as pool:
+        try:
+            await watch.follow(pool, args.name, console=Console(), interval=args.interval,
+                               daemon_seconds=settings.dead_worker_seconds)
+        except watch.CampaignGone:
+            raise UserError(f"no campaign named {shown(args.name)}") from None
+    return 0
+
+
 async def list_(settings: Settings, args: argparse.Namespace) -> int:
     async with database(settings) as pool:
         rows = await repository.list_campaigns(pool)
@@ -610,6 +621,15 @@ def add_parser(sub: SubParsers) -> None:
     show_p = csub.add_parser("show", help="a campaign's settings and contacts by state")
     show_p.add_argument("name", metavar="NAME")
     show_p.set_defaults(handler=show)
+
+    watch_p = csub.add_parser(
+        "watch", help="live progress of a campaign, from the database, until it is "
+                      "completed or stopped (Ctrl-C ends it sooner)")
+    watch_p.add_argument("name", metavar="NAME")
+    watch_p.add_argument("--interval", type=number(0.2, 60), default=1.0, metavar="SECONDS",
+                         help="seconds between looks (default: %(default)s); off a "
+                              "terminal, one line each")
+    watch_p.set_defaults(handler=watch_)
 
     for verb, (from_states, to_state) in TRANSITIONS.items():
         vp = csub.add_parser(verb, help=f"{' | '.join(from_states)} -> {to_state}")
