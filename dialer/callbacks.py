@@ -367,6 +367,13 @@ def build_app(
         return target, form
 
     async def callback(request: Request) -> Response:
+        started = time.monotonic()
+        try:
+            return await answer(request)
+        finally:
+            metrics.CALLBACK_SECONDS.observe(time.monotonic() - started)
+
+    async def answer(request: Request) -> Response:
         taken = await signed_form(request, gather=False)
         if isinstance(taken, Response):
             return taken
@@ -382,6 +389,7 @@ def build_app(
             # Away, or it refused the write: not recorded, so Twilio must send it again.
             reason = "database unavailable" if isinstance(exc, DATABASE_ERRORS) else (
                 "database error")
+            metrics.DATABASE_ERRORS.labels("callback").inc()
             metrics.CALLBACK_REJECTS.labels(reason).inc()
             log.error("callback_not_recorded", call_sid=event.call_sid, error=repr(exc))
             return PlainTextResponse("not recorded, retry", status_code=503)

@@ -324,6 +324,7 @@ class Dispatcher:
                 except repository.DATABASE_ERRORS as exc:
                     # Stop claiming until the database is back; nothing is queued
                     # that could not be recorded.
+                    metrics.DATABASE_ERRORS.labels("dispatch").inc()
                     log.warning("dispatcher_database_unavailable", error=repr(exc))
                     self._orphans_possible = True
                     await asyncio.sleep(1)
@@ -471,6 +472,7 @@ class Dispatcher:
         except repository.DATABASE_ERRORS as exc:
             # A missed slot needs the database for the next one; until it is back the
             # item waits in its queue (it was never sent), not in a failed task.
+            metrics.DATABASE_ERRORS.labels("send").inc()
             self._in_flight.release()
             queue.ready.appendleft(item)
             bound.warning("send_waits_for_database", error=repr(exc))
@@ -483,6 +485,7 @@ class Dispatcher:
             info = await self._client.create_call(params)
         except RateLimited as exc:
             metrics.CALLS_CREATED.labels(campaign.name, "rate_limited").inc()
+            metrics.TWILIO_ERRORS.labels(str(exc.code)).inc()
             if self._pacer is not None:
                 self._pacer.on_rate_limited()
             bound.info("call_rate_limited", code=exc.code)

@@ -1,4 +1,8 @@
-"""Prometheus metrics of the daemon (served at /metrics by the callback endpoint)."""
+"""Prometheus metrics of the daemon (served at /metrics by the callback endpoint).
+
+The Grafana dashboard in ``config/grafana/`` queries these; its test checks each name
+and label it uses against a running daemon's /metrics. Labels whose values are known
+in advance are created at start, so their series exist (at 0) before anything happens."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ CALLS_CREATED = Counter(
     "dialer_calls_created", "Create Call requests by campaign and result", ["campaign", "result"]
 )
 CURRENT_CPS = Gauge("dialer_account_cps", "Current pacing rate per account", ["account"])
+CPS_LIMIT = Gauge(
+    "dialer_account_cps_limit", "The account's CPS as configured (DIALER_TWILIO_CPS)", ["account"]
+)
 BUCKET_WAIT = Histogram(
     "dialer_bucket_wait_seconds", "Time a ready call waited for its send slot",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
@@ -44,3 +51,23 @@ CAMPAIGNS_PAUSED = Counter(
     "Campaigns the dialer paused itself: Twilio refused their settings or their account",
     ["campaign", "concern", "code"],
 )
+CALLBACK_SECONDS = Histogram(
+    "dialer_callback_seconds",
+    "Time to answer a callback: checks, durable recording (group commit) and the decision",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+# Where the daemon meets a database that is away or refuses a statement; the work
+# waits or is done again (see dialer.repository.DATABASE_ERRORS).
+DATABASE_ERROR_SITES = ("dispatch", "send", "answers", "callback", "housekeeping", "listener")
+DATABASE_ERRORS = Counter(
+    "dialer_database_errors", "Database operations that failed, by where in the daemon",
+    ["where"],
+)
+for _where in DATABASE_ERROR_SITES:
+    DATABASE_ERRORS.labels(_where)
+DISPATCH_PROGRESS_AGE = Gauge(
+    "dialer_dispatch_progress_age_seconds",
+    "Seconds since the dispatch loop last made progress (the watchdog is fed only while "
+    "it stays under the watchdog interval)",
+)
+WATCHDOG_PINGS = Counter("dialer_watchdog_pings", "WATCHDOG=1 notifications sent to systemd")

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from dialer import db, queries
+from dialer import db, metrics, queries
 from dialer.caps import Call, call_seen
 from dialer.compliance import ClaimCaps, Decision, Defer, Location, Record, Take
 from dialer.contactfile import COPY_COLUMNS
@@ -348,6 +348,7 @@ class LiveBuffer:
             try:
                 await self.flush()
             except DATABASE_ERRORS as exc:
+                metrics.DATABASE_ERRORS.labels("answers").inc()
                 log.warning("live_flush_failed", pending=len(self._items), error=repr(exc))
                 await asyncio.sleep(1)
 

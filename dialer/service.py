@@ -83,6 +83,7 @@ async def campaign_listener(
                 await conn.execute("SELECT 1")
                 await asyncio.sleep(5)
             except DATABASE_ERRORS as exc:
+                metrics.DATABASE_ERRORS.labels("listener").inc()
                 log.warning("listener_reconnecting", error=repr(exc), retry_in=delay)
                 conn = None
                 await asyncio.sleep(delay)
@@ -213,6 +214,7 @@ class Daemon:
             wake = self._wake
             listed = DncBarrier()
             await stack.enter_async_context(campaign_listener(self.dsn, wake, listed))
+            metrics.CPS_LIMIT.labels(account_sid).set(settings.twilio_cps)
             pacer = None
             if self.pacing:
                 pacer = AccountPacer(
@@ -225,6 +227,8 @@ class Daemon:
                 worker_id=self.worker_id, wake=wake, clock=self.clock, tasks=tasks, dnc=listed,
             )
             self.dispatcher = dispatcher
+            metrics.DISPATCH_PROGRESS_AGE.set_function(
+                lambda: time.monotonic() - dispatcher.last_progress)
             reconciler = Reconciler(
                 pool=pool, client=client, recorder=recorder,
                 reconcile_after=settings.reconcile_after_seconds,
@@ -317,6 +321,7 @@ class Daemon:
                 for row in await repository.complete_finished_campaigns(pool, account_sid):
                     log.info("campaign_completed", campaign=row["name"])
             except DATABASE_ERRORS as exc:
+                metrics.DATABASE_ERRORS.labels("housekeeping").inc()
                 log.warning("housekeeping_database_unavailable", error=repr(exc))
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
@@ -330,6 +335,7 @@ class Daemon:
             dispatcher = self.dispatcher
             if dispatcher is not None and time.monotonic() - dispatcher.last_progress < interval:
                 self._notifier.watchdog()
+                metrics.WATCHDOG_PINGS.inc()
             await asyncio.sleep(interval / 2)
 
 
