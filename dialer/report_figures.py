@@ -80,7 +80,7 @@ async def load(db: repository.Executor, summary: Mapping[str, Any],
                now: dt.datetime) -> Figures:
     """The figures of the campaign whose summary row (campaign_summary) is given."""
     campaign_id = int(summary["campaign_id"])
-    first, last = await repository.attempt_span(db, campaign_id)
+    first, last, _ = await repository.attempt_span(db, campaign_id)
     width = bucket_seconds(first, last)
     sends: list[dict[str, Any]] = []
     if first is not None and last is not None:

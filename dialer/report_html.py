@@ -22,6 +22,7 @@ import matplotlib.dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from dialer.forecast import Forecast, hourly_rows
 from dialer.report import SUMMARY_ROWS
 from dialer.report_figures import Figures
 
@@ -301,15 +302,53 @@ def render(f: Figures) -> str:
                      lambda: _compliance_chart(f),
                      "no attempt with a compliance record, no contact waiting"),
         ]
-    data = json.dumps(f.as_json(), sort_keys=True).replace("</", "<\\/")
-    title = html.escape(f"campaign {f.name}")
+    return _page(f"campaign {f.name}",
+                 f"<p>state {html.escape(str(f.summary['state']))}, report made "
+                 f"{html.escape(f.generated_at)}</p>" + "".join(sections), f.as_json())
+
+
+def _page(title: str, body: str, data: Mapping[str, Any]) -> str:
+    """The page around ``body``, with ``data`` as JSON for programs."""
+    text = json.dumps(data, sort_keys=True, default=str).replace("</", "<\\/")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        f"<title>{title}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{title}</h1><p>state {html.escape(str(f.summary['state']))}, report made "
-        f"{html.escape(f.generated_at)}</p>"
-        + "".join(sections)
-        + f'<script type="application/json" id="dialer-figures">{data}</script>'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{body}"
+        f'<script type="application/json" id="dialer-figures">{text}</script>'
         "</body></html>\n"
     )
+
+
+def _forecast_chart(rows: Sequence[Mapping[str, Any]]) -> str:
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["zones"]] = totals.get(row["zones"], 0) + int(row["calls"])
+    shown = sorted(totals, key=lambda z: -totals[z])[:MAX_ZONES]
+    merged = [{**row, "zones": row["zones"] if row["zones"] in shown else "other zones"}
+              for row in rows]
+    hours, series = _by_key(merged, "hour", "zones", "calls")
+    figure, axes = _figure(3.6)
+    _stacked(axes, hours, {_label(k): v for k, v in series.items()}, 0.9, {})
+    axes.set_xlabel("hours from the start")
+    axes.set_ylabel("calls")
+    axes.set_title("Forecast: calls per hour by the contacts' zones")
+    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=7)
+    return _svg(figure)
+
+
+def forecast_page(name: str, lines: Sequence[str], result: Forecast) -> str:
+    """The forecast's text, its chart of calls per hour per zone, and the numbers."""
+    rows = hourly_rows(result)
+    zones = [{"zones": z.zones, "contacts": z.contacts,
+              "opens_at": None if z.opens_at is None else z.opens_at.isoformat(),
+              "calls": z.calls, "busiest_hour": z.busiest_hour}
+             for z in sorted(result.zones.values(), key=lambda z: (-z.contacts, z.zones))]
+    with matplotlib.rc_context(cast(Any, RC)):
+        chart = _section("Calls per hour per zone", "forecast_hourly",
+                         [("zones", zones), ("forecast_hourly", rows)],
+                         lambda: _forecast_chart(rows), "no call would be placed")
+    text = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    return _page(f"forecast for campaign {name}", text + chart,
+                 {"lines": list(lines), "zones": zones, "hourly": rows,
+                  "seconds": result.seconds, "attempts": result.attempts})

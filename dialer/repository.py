@@ -675,11 +675,12 @@ async def outcomes_by_country(db: Executor, campaign_id: int) -> list[asyncpg.Re
 
 async def attempt_span(
     db: Executor, campaign_id: int
-) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """When a campaign's first and last attempts were requested (None: no attempt)."""
+) -> tuple[dt.datetime | None, dt.datetime | None, dt.datetime | None]:
+    """When a campaign's first and last attempts were requested, and when its last
+    call ended (None: no attempt, no call ended)."""
     row = await db.fetchrow(queries.get("attempt_span"), campaign_id)
     assert row is not None  # an aggregate always answers one row
-    return row["first_at"], row["last_at"]
+    return row["first_at"], row["last_at"], row["last_final_at"]
 
 
 async def attempts_over_time(
@@ -717,6 +718,19 @@ async def contacts_waiting(
 ) -> list[asyncpg.Record]:
     """(why, contacts): a campaign's contacts not called at ``now``, and why."""
     return list(await db.fetch(queries.get("contacts_waiting"), campaign_id, now))
+
+
+async def forecast_contacts(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """(place, attempts, contacts, on_dnc): a campaign's contacts still to call."""
+    return list(await db.fetch(queries.get("forecast_contacts"), campaign_id))
+
+
+async def account_sharing(db: Executor, campaign_id: int) -> tuple[float | None, int]:
+    """The stored CPS of a campaign's account (None: unknown yet) and the weight of the
+    account's other running campaigns."""
+    row = await db.fetchrow(queries.get("account_sharing"), campaign_id)
+    assert row is not None  # the caller has the campaign
+    return row["cps"], int(row["other_weight"])
 
 
 CopySink = Callable[[bytes], Coroutine[Any, Any, None]]

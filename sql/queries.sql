@@ -876,9 +876,11 @@ ORDER BY calls DESC, country NULLS LAST;
 -- outcomes_by does: the report is run now and then, not polled.
 
 -- name: attempt_span
--- When campaign $1's first and last attempts were requested (NULL: none yet), the
--- span the timelines cover: two index probes of attempts_campaign_requested.
-SELECT min(requested_at) AS first_at, max(requested_at) AS last_at
+-- When campaign $1's first and last attempts were requested (NULL: none yet), the span
+-- the timelines cover, and when its last call ended (the demo's run against its
+-- forecast). Reads the campaign's attempts by attempts_campaign_requested.
+SELECT min(requested_at) AS first_at, max(requested_at) AS last_at,
+       max(final_at) AS last_final_at
 FROM call_attempts WHERE campaign_id = $1;
 
 -- name: attempts_over_time
@@ -952,3 +954,33 @@ WHERE campaign_id = $1
   AND (state = 'skipped' OR (state IN ('pending', 'retry_wait') AND next_attempt_at > $2))
 GROUP BY 1
 ORDER BY 2 DESC, 1;
+
+-- ---- dialer forecast (dialer.forecast, dialer.commands.forecast) ----
+
+-- name: forecast_contacts
+-- Contacts of campaign $1 still to call, grouped by where they may be (the place of
+-- select_due_contacts; NULL for contacts from before migration 0005, located at their
+-- first claim) and the attempts they have used, with how many of them a do-not-call
+-- list holds (the claim skips those).
+SELECT CASE WHEN k.zones IS NOT NULL AND k.states IS NOT NULL
+            THEN concat_ws('|', k.zone_source, array_to_string(k.zones, ' '),
+                           array_to_string(k.states, ' '), array_to_string(k.state_sources, ' '))
+       END AS place,
+       k.attempts, count(*) AS contacts,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM dnc_numbers d
+           WHERE d.phone = k.phone AND (d.campaign_id IS NULL OR d.campaign_id = k.campaign_id)
+       )) AS on_dnc
+FROM contacts k
+WHERE k.campaign_id = $1 AND k.state IN ('pending', 'retry_wait')
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: account_sharing
+-- The CPS stored for campaign $1's account (NULL: no daemon has run for it yet) and the
+-- summed weight of the account's other running campaigns, which share that CPS.
+SELECT a.cps, coalesce((SELECT sum(o.weight) FROM campaigns o
+                        WHERE o.account_sid = c.account_sid AND o.id <> c.id
+                          AND o.state = 'running'), 0)::bigint AS other_weight
+FROM campaigns c LEFT JOIN accounts a ON a.sid = c.account_sid
+WHERE c.id = $1;

@@ -8,13 +8,16 @@ migrated template database is built once and cloned per test with
 from __future__ import annotations
 
 import atexit
+import io
 import itertools
 import os
 import shutil
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,6 +25,9 @@ import pytest
 from hypothesis import settings
 
 from dialer import db
+
+if TYPE_CHECKING:
+    from dialer.demo import DemoRun
 
 # Property tests check answers, not speed (timing goals live in bench/): no example
 # may fail for taking long on a busy machine.
@@ -43,6 +49,9 @@ def _keep_child_bytecode() -> None:
 _keep_child_bytecode()
 
 _counter = itertools.count()
+# The shared demo campaign: a few hundred calls at a rate a loaded 2-core machine keeps.
+DEMO_CONTACTS = 150
+DEMO_CPS = 10.0
 
 
 def dsn_for(base: str, dbname: str) -> str:
@@ -101,6 +110,38 @@ async def template_db(pg_cluster: PgCluster) -> str:
     await db.migrate(conn)
     await conn.close()
     return "dialer_template"
+
+
+@dataclass(frozen=True)
+class DemoCampaign:
+    """A demo campaign run to completion (``dialer.demo.run_demo``) in a database of its
+    own: shared by the tests of its report and its forecast (the run takes seconds)."""
+
+    dsn: str
+    name: str
+    run: DemoRun
+
+
+@pytest.fixture(scope="session")
+async def demo_run(pg_cluster: PgCluster, template_db: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoCampaign]:
+    from rich.console import Console
+
+    from dialer import demo
+    from dialer.config import Settings
+
+    name = f"t_demo_{os.getpid()}"
+    admin = await asyncpg.connect(pg_cluster.dsn("postgres"))
+    await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    work = tmp_path_factory.mktemp("demo")
+    try:
+        settings = Settings(database_url=pg_cluster.dsn(name), data_dir=work)
+        run = await demo.run_demo(settings, contacts=DEMO_CONTACTS, cps=DEMO_CPS,
+                                  console=Console(file=io.StringIO()), workdir=work)
+        yield DemoCampaign(pg_cluster.dsn(name), run.summary["name"], run)
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
 
 
 @pytest.fixture

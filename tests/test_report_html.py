@@ -7,63 +7,45 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import io
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from rich.console import Console
 
-from dialer import cli, db, demo
-from dialer.config import Settings
+from dialer import cli, db
 from dialer.report import SUMMARY_ROWS
-from tests.conftest import PgCluster
+from tests.conftest import DemoCampaign
 
 CHARTS = ("attempts_over_time", "sends_over_time", "by_local_hour", "by_country", "by_zone",
           "retry_funnel", "queue_time", "compliance")
 
 
+@pytest.fixture(scope="module")
+async def demo_report(demo_run: DemoCampaign, tmp_path_factory: pytest.TempPathFactory
+                      ) -> Demo:
+    """The HTML report of the demo campaign, made by the CLI."""
+    page = tmp_path_factory.mktemp("html") / "report.html"
+    env = {"DIALER_DATABASE_URL": demo_run.dsn, "DIALER_ENV_FILE": str(page) + ".env"}
+    os.environ.update(env)
+    try:
+        code = await asyncio.to_thread(cli.main, ["report", demo_run.name, "--html", str(page)])
+    finally:
+        for key in env:
+            del os.environ[key]
+    assert code == 0
+    return Demo(demo_run.dsn, demo_run.name, page)
+
+
 class Demo:
     def __init__(self, dsn: str, name: str, page: Path) -> None:
         self.dsn, self.name, self.page = dsn, name, page
-
-
-@pytest.fixture(scope="module")
-async def demo_report(pg_cluster: PgCluster, template_db: str,
-                      tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    """A demo campaign of 300 contacts run to completion, and its HTML report."""
-    name = f"t_html_{os.getpid()}"
-    admin = await asyncpg.connect(pg_cluster.dsn("postgres"))
-    await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    work = tmp_path_factory.mktemp("html")
-    try:
-        dsn = pg_cluster.dsn(name)
-        settings = Settings(database_url=dsn, data_dir=work)
-        summary = await demo.run_demo(settings, contacts=300, cps=100,
-                                      console=Console(file=io.StringIO()), workdir=work)
-        page = work / "report.html"
-        env = {"DIALER_DATABASE_URL": dsn, "DIALER_ENV_FILE": str(work / "absent.env")}
-        os.environ.update(env)
-        try:
-            code = await asyncio.to_thread(
-                cli.main, ["report", summary["name"], "--html", str(page)])
-        finally:
-            for key in env:
-                del os.environ[key]
-        assert code == 0
-        yield Demo(dsn, summary["name"], page)
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 class Tables(HTMLParser):

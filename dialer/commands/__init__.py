@@ -247,6 +247,7 @@ def register(sub: SubParsers) -> None:
         check,
         demo,
         dnc,
+        forecast,
         imports,
         migrate,
         report,
@@ -255,5 +256,6 @@ def register(sub: SubParsers) -> None:
         why,
     )
 
-    for module in (migrate, check, campaign, imports, dnc, run, report, why, sim, demo):
+    for module in (migrate, check, campaign, imports, dnc, run, report, forecast, why, sim,
+                   demo):
         module.add_parser(sub)

@@ -41,14 +41,19 @@ def _check_options(args: argparse.Namespace) -> None:
                          f"--until {args.until.isoformat()}")
 
 
-def _html_path(path: Path | None) -> Path | None:
-    if path is None:
-        return None
+def html_extra_present() -> None:
+    """UsageError unless matplotlib, which draws the pages' charts, is installed."""
     try:
         import matplotlib  # noqa: F401 - only to know that the page can be drawn
     except ImportError:
         raise UsageError("--html draws its charts with matplotlib, which is not installed: "
                          "pip install 'dialer[report]'") from None
+
+
+def _html_path(path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    html_extra_present()
     return writable(path, "--html")
 
 
