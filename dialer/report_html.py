@@ -78,6 +78,15 @@ def _figure(height: float = 3.2) -> tuple[Figure, Axes]:
     return figure, figure.add_subplot()
 
 
+def _finish(figure: Figure, axes: Axes, *, ylabel: str, title: str,
+            legend_size: int = 8) -> str:
+    """Label the chart, put its legend beside it, and draw it as SVG."""
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=legend_size)
+    return _svg(figure)
+
+
 def _times(rows: Sequence[Mapping[str, Any]]) -> list[float]:
     """The rows' buckets as matplotlib's date numbers."""
     return [float(mdates.date2num(dt.datetime.fromisoformat(row["bucket"])))  # type: ignore[no-untyped-call]
@@ -122,10 +131,8 @@ def _attempts_chart(f: Figures) -> str:
     xs = _times([{"bucket": k} for k in keys])
     _stacked(axes, xs, series, f.bucket_seconds / 86400, COLOURS)
     _time_axis(axes, f.bucket_seconds)
-    axes.set_ylabel("attempts")
-    axes.set_title("Attempts by request time and what they ended in")
-    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=8)
-    return _svg(figure)
+    return _finish(figure, axes, ylabel="attempts",
+                   title="Attempts by request time and what they ended in")
 
 
 def _cps_chart(f: Figures) -> str:
@@ -143,11 +150,9 @@ def _cps_chart(f: Figures) -> str:
         axes.axhline(f.account_cps, color="#d62728", linestyle=":",
                      label=f"account limit {f.account_cps:g} CPS")
     _time_axis(axes, f.bucket_seconds)
-    axes.set_ylabel("calls per second")
     axes.set_ylim(bottom=0)
-    axes.set_title("CPS achieved against the account's limit")
-    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=8)
-    return _svg(figure)
+    return _finish(figure, axes, ylabel="calls per second",
+                   title="CPS achieved against the account's limit")
 
 
 def _local_hour_chart(f: Figures) -> str:
@@ -190,10 +195,8 @@ def _funnel_chart(f: Figures) -> str:
     figure, axes = _figure()
     keys, series = _by_key(f.retry_funnel, "attempt_no", "ended_in", "attempts")
     _stacked(axes, [f"attempt {k}" for k in keys], series, 0.6, COLOURS)
-    axes.set_ylabel("attempts")
-    axes.set_title("Retry funnel: what attempt 1, 2, 3 ... ended in")
-    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=8)
-    return _svg(figure)
+    return _finish(figure, axes, ylabel="attempts",
+                   title="Retry funnel: what attempt 1, 2, 3 ... ended in")
 
 
 def _queue_chart(f: Figures) -> str:
@@ -205,11 +208,9 @@ def _queue_chart(f: Figures) -> str:
                                   ("max_ms", "longest", "#d62728")):
         axes.plot(xs, [r[column] for r in rows], marker=".", label=label, color=colour)
     _time_axis(axes, f.bucket_seconds)
-    axes.set_ylabel("queue_time ms")
     axes.set_ylim(bottom=0)
-    axes.set_title("Time in Twilio's queue (queue_time of the Create Call answers)")
-    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=8)
-    return _svg(figure)
+    return _finish(figure, axes, ylabel="queue_time ms",
+                   title="Time in Twilio's queue (queue_time of the Create Call answers)")
 
 
 def _compliance_chart(f: Figures) -> str:
@@ -331,10 +332,8 @@ def _forecast_chart(rows: Sequence[Mapping[str, Any]]) -> str:
     figure, axes = _figure(3.6)
     _stacked(axes, hours, {_label(k): v for k, v in series.items()}, 0.9, {})
     axes.set_xlabel("hours from the start")
-    axes.set_ylabel("calls")
-    axes.set_title("Forecast: calls per hour by the contacts' zones")
-    axes.legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=7)
-    return _svg(figure)
+    return _finish(figure, axes, ylabel="calls",
+                   title="Forecast: calls per hour by the contacts' zones", legend_size=7)
 
 
 def forecast_page(name: str, lines: Sequence[str], result: Forecast) -> str:

@@ -75,7 +75,8 @@ def zones_table(result: forecast.Forecast) -> Table:
         table.add_column(column, justify="left" if column == "zones" else "right")
     for zone in sorted(result.zones.values(), key=lambda z: (-z.contacts, z.zones)):
         table.add_row(zone.zones, f"{zone.contacts:,}",
-                      "never (within 8 days)" if zone.opens_at is None else _utc(zone.opens_at),
+                      "not within 8 days" if zone.opens_at is None
+                      else zone.opens_at.strftime("%Y-%m-%d %H:%M UTC"),
                       f"{zone.calls:,}", f"{zone.busiest_hour:,}")
     return table
 
