@@ -29,8 +29,8 @@ def test_building_the_cli_parser_imports_no_simulator() -> None:
 def test_the_probe_would_see_the_simulator() -> None:
     """The probe itself can fail: importing the simulator shows up in its output."""
     probe = subprocess.run(
-        [sys.executable, "-c", "import dialer.sim.cli, dialer.report_html\n" + PROBE],
+        [sys.executable, "-c", "import dialer.sim.cli\n" + PROBE],
         capture_output=True, text=True, timeout=60, check=True,
     )
+    # (matplotlib is found by the same test of names; importing it here costs seconds)
     assert "dialer.sim.cli" in probe.stdout and "aiohttp" in probe.stdout
-    assert "matplotlib" in probe.stdout

@@ -244,10 +244,12 @@ def test_chromium_draws_every_chart_without_console_errors(
         demo_report: Demo, tmp_path: Path) -> None:
     import matplotlib.image
 
-    # The check sees console errors: a page whose script the policy refuses logs one.
+    # The check sees console errors: a page with the report's policy whose script the
+    # policy refuses logs one.
+    head = demo_report.page.read_text("utf-8").split("<style>")[0]
     broken = tmp_path / "broken.html"
-    broken.write_text(demo_report.page.read_text("utf-8").replace(
-        "</body>", "<script>console.error('seen')</script></body>"), "utf-8")
+    broken.write_text(f"{head}</head><body><script>console.error('seen')</script></body>",
+                      "utf-8")
     assert _console_errors(_screenshot(broken, tmp_path / "broken.png", tmp_path / "p1"))
 
     png = tmp_path / "report.png"
