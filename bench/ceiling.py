@@ -1,7 +1,8 @@
 """Ceiling of one daemon process: sustained call creations per second, pacing off.
 
-    .venv/bin/python bench/ceiling.py [--contacts 20000] [--drop-callbacks] [--profile FILE]
-                                      [--max-in-flight N] [--quick] [--json FILE]
+    .venv/bin/python bench/ceiling.py [--contacts 20000] [--drop-callbacks] [--cap CAPS]
+                                      [--profile FILE] [--max-in-flight N] [--quick]
+                                      [--json FILE]
 
 One campaign of ``--contacts`` numbers, each answered by a human in a few milliseconds
 (time scale 0.001); the real daemon in this process with ``Daemon(pacing=False)``, so
@@ -10,9 +11,13 @@ an unreachable CPS). Creates per second are taken from the simulator's arrival t
 over the steady middle of the run (first and last 10 % of the creates dropped);
 callbacks recorded per second from ``call_events.received_at`` within that window. The
 CPU time each process spent is read from /proc, so a figure below the goal says who
-was busy. ``--profile FILE`` samples the daemon with py-spy (collapsed stacks in FILE)
-and prints where its time went; ``--max-in-flight`` is for trying
-remedies. The daemon runs on the event loop `dialer run` uses. Goal (DESIGN.md): >= 1,000 creates/s.
+was busy. ``--cap 3/24h`` gives the campaign a cap (every claim then also counts the
+recent calls of its numbers; the number lock is taken either way): the claims' count
+and mean duration, read from the daemon's own claim histogram, show what the cap costs
+per claim when compared with a run without it. ``--profile FILE`` samples the daemon
+with py-spy (collapsed stacks in FILE) and prints where its time went;
+``--max-in-flight`` is for trying remedies. The daemon runs on the event loop `dialer
+run` uses. Goal (DESIGN.md): >= 1,000 creates/s.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ from _common import (
     steady_rate,
     write_json,
 )
+from prometheus_client import REGISTRY
 
 from dialer import db
+from dialer.caps import parse_caps
 from dialer.testing import (
     Cluster,
     daemon_settings,
@@ -73,6 +80,12 @@ class Ceiling:
     simulator_cpu_s: float
     postgres_cpu_s: float
     daemon_cpu_ms_per_create: float
+    cap: str
+    """The campaign's caps ("" for none)."""
+    claims: int
+    """Claim transactions that took contacts or found none, over the whole run."""
+    claim_ms: float
+    """Their mean duration (the daemon's dialer_claim_seconds histogram)."""
 
     @property
     def goal_met(self) -> bool:
@@ -128,11 +141,18 @@ def _function(frame: str) -> str:
     return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
 
 
-async def bench(pg: Cluster, contacts: int, drop_callbacks: bool,
+def _claims_so_far() -> tuple[float, float]:
+    """(claims, seconds) recorded by this process's claim histogram."""
+    return (REGISTRY.get_sample_value("dialer_claim_seconds_count") or 0.0,
+            REGISTRY.get_sample_value("dialer_claim_seconds_sum") or 0.0)
+
+
+async def bench(pg: Cluster, contacts: int, drop_callbacks: bool, cap: str,
                 profile: Path | None, max_in_flight: int | None) -> Ceiling:
     dsn = await pg.new_database("ceiling")
     async with db.open_pool(dsn) as pool:
-        campaign_id = await make_campaign(pool, "ceiling", humans(contacts), cps=1000)
+        campaign_id = await make_campaign(pool, "ceiling", humans(contacts), cps=1000,
+                                          caps=parse_caps(cap))
 
         async def count(sql: str) -> int:
             return int(await pool.fetchval(sql, campaign_id))
@@ -149,12 +169,15 @@ async def bench(pg: Cluster, contacts: int, drop_callbacks: bool,
             settings = daemon_settings(sim.base_url, cps=1000, **tuning)
             profiler = Profiler(profile) if profile else None
             cpu = _cpu_now(pg, sim.process.pid)
+            claims_before = _claims_so_far()
             try:
                 async with running_daemon(settings, dsn, pacing=False):
                     await wait_until(all_sent, timeout=contacts / 20 + 60, interval=0.5,
                                      what="every contact called")
                     used = [b - a for a, b in zip(cpu, _cpu_now(pg, sim.process.pid),
                                                   strict=True)]
+                    claims, claim_seconds = (b - a for a, b in zip(
+                        claims_before, _claims_so_far(), strict=True))
                     if profiler is not None:
                         profiler.stop()  # before the shutdown, which is not the hot path
                         profiler = None
@@ -183,6 +206,7 @@ async def bench(pg: Cluster, contacts: int, drop_callbacks: bool,
         callbacks_recorded=len(received), steady_callbacks_per_s=in_window / (end - start),
         contacts_done=done, daemon_cpu_s=used[0], simulator_cpu_s=used[1],
         postgres_cpu_s=used[2], daemon_cpu_ms_per_create=used[0] * 1000 / max(1, len(times)),
+        cap=cap, claims=int(claims), claim_ms=claim_seconds * 1000 / max(1.0, claims),
     )
 
 
@@ -198,6 +222,8 @@ def main() -> None:
                    help="contacts to call (default 20,000; 3,000 with --quick)")
     p.add_argument("--drop-callbacks", action="store_true",
                    help="the simulator sends no callbacks: creates alone")
+    p.add_argument("--cap", default="", metavar="CAPS",
+                   help="caps of the campaign, e.g. 3/24h (default: none)")
     p.add_argument("--max-in-flight", type=int, default=None,
                    help="DIALER_TWILIO_MAX_IN_FLIGHT for the daemon (default: its own)")
     p.add_argument("--profile", type=Path, default=None, metavar="FILE",
@@ -206,11 +232,13 @@ def main() -> None:
     contacts = args.contacts or (3000 if args.quick else 20_000)
     quiet_logs()
     with throwaway_cluster(durable=not args.no_fsync) as pg:
-        run = bench(pg, contacts, args.drop_callbacks, args.profile, args.max_in_flight)
+        run = bench(pg, contacts, args.drop_callbacks, args.cap, args.profile,
+                    args.max_in_flight)
         r = run_on_daemon_loop(run)
+    caps = f"cap {r.cap}" if r.cap else "no cap"
     print_table(
         f"Daemon ceiling, pacing off ({'no callbacks' if args.drop_callbacks else 'with callbacks'}"
-        f"; goal >= {GOAL_CREATES:,.0f} creates/s)",
+        f", {caps}; goal >= {GOAL_CREATES:,.0f} creates/s)",
         ["contacts", "creates", "called twice", "run s", "creates/s", "steady creates/s",
          "callbacks", "steady callbacks/s", "done", "goal met"],
         [[r.contacts, r.creates, r.numbers_called_twice, r.run_seconds, r.creates_per_s,
@@ -221,6 +249,11 @@ def main() -> None:
         "CPU seconds while the calls were being created (2 cores shared by all three)",
         ["daemon", "simulator", "postgres", "daemon ms/create"],
         [[r.daemon_cpu_s, r.simulator_cpu_s, r.postgres_cpu_s, r.daemon_cpu_ms_per_create]],
+    )
+    print_table(
+        f"Claims ({caps}; the number lock is taken with or without one)",
+        ["claims", "mean claim ms", "contacts per claim"],
+        [[r.claims, r.claim_ms, r.creates / max(1, r.claims)]],
     )
     if args.profile is not None:
         print_table(f"Where the daemon's time went (py-spy, {args.profile})",

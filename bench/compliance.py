@@ -21,7 +21,12 @@ Printed:
 * what the compliance work adds to the claim query: claims of 200 contacts from a
   real Cluster, with today's claim (zones, decision, compliance record) and with the
   claim as it was before (one zone per contact, one local-time check, no record:
-  its statements are kept below as the baseline), in µs per claimed contact.
+  its statements are kept below as the baseline), in µs per claimed contact. Today's
+  claim locks the numbers it takes (the lock that makes caps race-free, taken with or
+  without a cap); "capped" is today's claim under the caps 3/24h and 7/7d (settings)
+  with a 7-day quiet period, which also reads the numbers' recent calls and counts
+  them: the difference is the cap check's cost (here every number has no call yet; the
+  numbers' lock rows exist already).
 """
 
 from __future__ import annotations
@@ -50,12 +55,15 @@ from _common import (
 
 from dialer import db, repository, rules
 from dialer.campaigns import CampaignSpec
-from dialer.compliance import CallingPolicy, ClaimDecisions, Location, Planner, Take
+from dialer.caps import CapPolicy, parse_caps
+from dialer.compliance import CallingPolicy, ClaimCaps, ClaimDecisions, Location, Planner, Take
 from dialer.importer import parse_header, parse_rows
 from dialer.testing import throwaway_cluster
 from dialer.windows import WeeklyHours, parse_weekly
 
 ACCOUNT = "AC" + "be" * 16
+# The caps of the "capped" claim (see the module docstring).
+CAPPED = CapPolicy(caps=parse_caps("3/24h,7/7d", source="settings"), quiet=dt.timedelta(days=7))
 CLAIM = 200
 START = dt.datetime(2026, 12, 7, 0, 0, tzinfo=dt.UTC)  # a Monday
 # (country, prefix, digits after it, zone for the timezone column when one is given)
@@ -267,11 +275,12 @@ async def baseline_claim(pool: asyncpg.Pool, campaign_id: int, now: dt.datetime,
 
 
 async def todays_claim(pool: asyncpg.Pool, campaign_id: int, now: dt.datetime,
-                       planner: Planner) -> int:
+                       planner: Planner, caps: CapPolicy) -> int:
     claimed = await repository.claim_due(
         pool, campaign_id=campaign_id, account_sid=ACCOUNT, limit=CLAIM, max_concurrent=None,
         account_max_concurrent=None, worker_id="bench", now=now,
-        decide=ClaimDecisions(planner, now), rule_packs=planner.policy.pack_tags)
+        decide=ClaimDecisions(planner, now), caps=ClaimCaps(caps, planner, now),
+        rule_packs=planner.policy.pack_tags)
     return len(claimed)
 
 
@@ -284,6 +293,9 @@ class ClaimCost:
     added_us_per_contact: float
     before_ms_per_claim: float
     today_ms_per_claim: float
+    capped_us_per_contact: float
+    cap_added_us_per_contact: float
+    capped_ms_per_claim: float
 
 
 async def claim_cost(rows: list[dict[str, Any]], durable: bool, rounds: int) -> ClaimCost:
@@ -308,12 +320,19 @@ async def claim_cost(rows: list[dict[str, Any]], durable: bool, rounds: int) -> 
             warm = ClaimDecisions(planner, now)  # intervals per place, as a running daemon has
             for row in rows:
                 warm(row)
+            # The numbers' lock rows exist, so that whichever claim runs first does not pay
+            # for creating them (a number's first claim ever does, once).
+            await pool.execute("INSERT INTO number_locks SELECT DISTINCT phone FROM contacts "
+                               "ON CONFLICT DO NOTHING")
             before: list[float] = []
             today: list[float] = []
+            capped: list[float] = []
             claims = 0
             for _ in range(rounds):
                 for timings, claim in ((today, lambda: todays_claim(pool, campaign_id, now,
-                                                                    planner)),
+                                                                    planner, CapPolicy())),
+                                       (capped, lambda: todays_claim(pool, campaign_id, now,
+                                                                     planner, CAPPED)),
                                        (before, lambda: baseline_claim(
                                            pool, campaign_id, now, WeeklyHours.ALWAYS))):
                     await pool.execute(RESET, campaign_id)
@@ -322,9 +341,10 @@ async def claim_cost(rows: list[dict[str, Any]], durable: bool, rounds: int) -> 
                     while await claim():
                         claims += 1
                     timings.append(time.perf_counter() - t0)
-    b, t = statistics.median(before), statistics.median(today)
-    return ClaimCost(len(rows), claims, b / len(rows) * 1e6, t / len(rows) * 1e6,
-                     (t - b) / len(rows) * 1e6, b / claims * 1e3, t / claims * 1e3)
+    b, t, c = (statistics.median(x) for x in (before, today, capped))
+    n = len(rows)
+    return ClaimCost(n, claims, b / n * 1e6, t / n * 1e6, (t - b) / n * 1e6, b / claims * 1e3,
+                     t / claims * 1e3, c / n * 1e6, (c - t) / n * 1e6, c / claims * 1e3)
 
 
 def _arrays(place: str) -> tuple[list[str], str, list[str], list[str]]:
@@ -368,11 +388,15 @@ def main() -> None:
         f"Claim query, {CLAIM} contacts per claim (median of {args.rounds} rounds; "
         f"{'durable' if not args.no_fsync else 'fsync off'} Cluster)",
         ["contacts", "claims", "before µs/contact", "today µs/contact", "added µs/contact",
-         "before ms/claim", "today ms/claim"],
+         "capped µs/contact", "cap adds µs/contact", "before ms/claim", "today ms/claim",
+         "capped ms/claim"],
         [[cost.contacts, cost.claims, cost.before_us_per_contact, cost.today_us_per_contact,
-          cost.added_us_per_contact, cost.before_ms_per_claim, cost.today_ms_per_claim]])
+          cost.added_us_per_contact, cost.capped_us_per_contact, cost.cap_added_us_per_contact,
+          cost.before_ms_per_claim, cost.today_ms_per_claim, cost.capped_ms_per_claim]])
     print("oracle: each zone's clock and each rule read directly, at the instant and "
-          "through the 60 s margin; 'before': one zone per contact, no record")
+          "through the 60 s margin; 'before': one zone per contact, no record; 'today' "
+          "includes the number lock; 'capped': today's under 3/24h, 7/7d and a 7d quiet "
+          "period (the cap check)")
     write_json(args.json, "compliance", args, {"week": asdict(week), "claim": asdict(cost)})
 
 

@@ -35,6 +35,8 @@ from dialer.testing import SIMULATOR_NICE
 BENCH = ROOT / "bench"
 COMMAND = ".venv/bin/python bench/run_all.py"
 STEP_TIMEOUT = 3600
+# The cap of the ceiling run that shows what caps cost (issue 15): Florida's figure.
+CEILING_CAP = "3/24h"
 
 
 @dataclass
@@ -65,6 +67,7 @@ def plan(quick: bool) -> list[Step]:
         Step("pacing", "pacing.py", q),
         Step("ceiling", "ceiling.py", q),
         Step("ceiling_no_callbacks", "ceiling.py", [*q, "--drop-callbacks"]),
+        Step("ceiling_cap", "ceiling.py", [*q, "--cap", CEILING_CAP]),
         Step("callbacks", "callbacks.py", q),
         Step("baseline", "baseline.py", q),
         Step("daemon_memory", "daemon_memory.py", q),
@@ -188,6 +191,21 @@ class Report:
         problem = self.steps[step].problem if step in self.steps else "not run"
         self.rows.append([figure, goal, f"not measured ({problem})", "-", None, "-"])
 
+    def cap_cost(self, plain: dict[str, Any] | None, capped: dict[str, Any] | None) -> None:
+        """What the cap adds to a claim: the mean claim of the ceiling run with a cap
+        against the one without (the number lock is taken in both)."""
+        label = f"cap {CEILING_CAP}: added to a claim (mean claim ms, no cap -> cap)"
+        if plain is None or capped is None:
+            self.missing(label, "-", "ceiling" if plain is None else "ceiling_cap")
+            return
+        def per_contact_us(c: dict[str, Any]) -> float:
+            return c["claim_ms"] * c["claims"] * 1000 / max(1, c["creates"])
+
+        added = capped["claim_ms"] - plain["claim_ms"]
+        added_us = per_contact_us(capped) - per_contact_us(plain)
+        self.add(label, "-", f"{added:+.2f} ms ({plain['claim_ms']:.2f} -> "
+                 f"{capped['claim_ms']:.2f}), {added_us:+.1f} µs per claimed contact", None)
+
     def summary(self) -> str:
         pacing, base = self.figures("pacing"), self.figures("baseline")
         base_rates = {r["target"]: r for r in base["rates"]} if base else {}
@@ -213,7 +231,9 @@ class Report:
         naive = base["ceiling"]["steady_creates_per_s"] if base else None
         for name, label in (("ceiling", "creates/s, one daemon, pacing off (with callbacks)"),
                             ("ceiling_no_callbacks",
-                             "creates/s, one daemon, pacing off (no callbacks)")):
+                             "creates/s, one daemon, pacing off (no callbacks)"),
+                            ("ceiling_cap", "creates/s, one daemon, pacing off (with "
+                                            f"callbacks, cap {CEILING_CAP})")):
             c = self.figures(name)
             if c is None:
                 self.missing(label, ">= 1,000/s", name)
@@ -225,6 +245,7 @@ class Report:
         if c is not None:
             self.add("callbacks recorded/s during the ceiling run", "-",
                      c["steady_callbacks_per_s"], None)
+        self.cap_cost(c, self.figures("ceiling_cap"))
         cb = self.figures("callbacks")
         if cb is None:
             self.missing("callbacks/s recorded (duplicates included)", ">= 2,000/s",
@@ -259,10 +280,15 @@ class Report:
                      week["allowed_outside_window"], week["allowed_outside_window"] == 0)
             self.add("calling-time decision per claimed contact", "-",
                      f"{week['decision_us_per_contact']:.2f} µs", None)
-            self.add("added to the claim query per contact (zones, rules, record)", "-",
+            self.add("added to the claim query per contact (zones, rules, record, number "
+                     "lock)", "-",
                      f"{claim['added_us_per_contact']:+.1f} µs "
                      f"({claim['before_us_per_contact']:.1f} -> "
                      f"{claim['today_us_per_contact']:.1f})", None)
+            self.add("the cap check in the claim per contact (caps 3/24h, 7/7d, quiet 7d)",
+                     "-", f"{claim['cap_added_us_per_contact']:+.1f} µs "
+                     f"({claim['today_ms_per_claim']:.2f} -> "
+                     f"{claim['capped_ms_per_claim']:.2f} ms per claim of 200)", None)
         self.reports()
         acc = self.figures("accounts")
         label = "accounts at 50 CPS each, 150 ms API latency: every one within 1 %"

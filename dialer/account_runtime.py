@@ -99,6 +99,9 @@ class AccountRuntime:
     def start(self) -> None:
         spawn, sid = self._shared.supervisor.spawn, self.sid
         metrics.CURRENT_CPS.labels(sid).set_function(lambda: self.pacer.current_rate)
+        metrics.CPS_LIMIT.labels(sid).set(self.account.cps)
+        metrics.DISPATCH_PROGRESS_AGE.labels(sid).set_function(
+            lambda: time.monotonic() - self.dispatcher.last_progress)
         self._tasks = [
             spawn(f"dispatcher:{sid}", self.dispatcher.run(self._dispatch_stop)),
             spawn(f"live-flusher:{sid}", self.live.run(self._flush_stop)),
@@ -113,6 +116,7 @@ class AccountRuntime:
             self._token = token
             log.info("account_token_rotated", account=account.sid)
         self.pacer.retune(account.cps)
+        metrics.CPS_LIMIT.labels(account.sid).set(account.cps)
         self.account = self.dispatcher.account = account
 
     def hang_up(self, call_sid: str) -> None:
@@ -162,8 +166,9 @@ class AccountRuntime:
             await asyncio.gather(flushing, return_exceptions=True)
         await self._hang_ups.wait(timeout=0)
         await self.client.aclose()
-        with contextlib.suppress(KeyError):
-            metrics.CURRENT_CPS.remove(self.sid)
+        for gauge in (metrics.CURRENT_CPS, metrics.CPS_LIMIT, metrics.DISPATCH_PROGRESS_AGE):
+            with contextlib.suppress(KeyError):
+                gauge.remove(self.sid)
 
     async def retire(self, grace: float) -> None:
         """Stop this runtime while the daemon goes on (its account was removed, lost
@@ -239,6 +244,13 @@ class AccountRuntimes:
     def wake_all(self) -> None:
         """Campaigns changed (NOTIFY, SIGHUP): every dispatcher re-reads its own."""
         for runtime in self:
+            runtime.dispatcher.wake.set()
+
+    def note_dnc(self, payload: str) -> None:
+        """NOTIFY dialer_dnc (its payload, "" after a reconnect): every dispatcher notes
+        it in its own barrier and looks its claims up (dialer.dnc.DncBarrier)."""
+        for runtime in self:
+            runtime.dispatcher.dnc.note(payload)
             runtime.dispatcher.wake.set()
 
     def hang_up(self, account_sid: str, call_sid: str) -> None:

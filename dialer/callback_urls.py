@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-Kind = Literal["status", "amd"]
+# status: StatusCallback; amd: AsyncAmdStatusCallback; gather: the opt-out Gather action
+# (dialer.optout), offered to the campaign's TwiML as ${opt_out_url}.
+Kind = Literal["status", "amd", "gather"]
 
 MAX_ATTEMPT_ID = 2**63 - 1  # call_attempts.id is a bigint
 # ASCII digits only ([0-9], not \d), no leading zero, at most 19 of them.
 _ID = r"(?P<id>[1-9][0-9]{0,18})"
-_PATH = re.compile(rf"/twilio/attempts/{_ID}/(?P<kind>status|amd)")
+_PATH = re.compile(rf"/twilio/attempts/{_ID}/(?P<kind>status|amd|gather)")
 _LEGACY_PATHS: dict[str, Kind] = {"/twilio/status": "status", "/twilio/amd": "amd"}
 _LEGACY_QUERY = re.compile(rf"a={_ID}")
 
@@ -53,7 +55,8 @@ def overrides_fragment(retries: int) -> str:
 
 
 def callback_url(public_base_url: str, attempt_id: int, kind: Kind, *, retries: int) -> str:
-    """The StatusCallback (``kind="status"``) or AsyncAmdStatusCallback URL of an attempt."""
+    """The StatusCallback (``kind="status"``), AsyncAmdStatusCallback (``"amd"``) or opt-out
+    Gather action (``"gather"``) URL of an attempt."""
     return f"{public_base_url}/twilio/attempts/{attempt_id}/{kind}{overrides_fragment(retries)}"
 
 

@@ -1,4 +1,5 @@
-"""The HTTP endpoint Twilio reports to: status and AMD callbacks, health, metrics.
+"""The HTTP endpoint Twilio reports to: status and AMD callbacks, the opt-out Gather
+action (dialer.optout), health, metrics.
 
 Answers are chosen for Twilio's retry behaviour: 2xx once an event is stored (and
 for duplicates, which are already stored), 5xx only when the database could not
@@ -16,6 +17,9 @@ stored from a request that fails a check:
    this dialer, and the signature checks out with that account's key (each account
    has its own token and shared key: ``dialer.credentials``);
 4. every field the dialer reads has the type and range its column takes, 400.
+
+A Gather action request passes the same checks (its fields: ``optout.READ_FIELDS``,
+and the one lowercase name Twilio sends, ``msg``) and is answered with TwiML.
 
 So an event that reaches the group-commit batch cannot make Postgres refuse it, and
 one bad request cannot spoil the others in its batch (see dialer.outcomes), which
@@ -39,7 +43,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from dialer import metrics
+from dialer import metrics, optout
 from dialer.callback_urls import CallbackTarget, NotACallbackUrl, parse_target, signed_urls
 from dialer.outcomes import CallEvent, NotRecorded, OutcomeRecorder, Result
 from dialer.repository import DATABASE_ERRORS, DATABASE_FAILURES
@@ -72,6 +76,10 @@ MAX_FIELDS = 256
 HangUp = Callable[[str, str], None]
 """(account SID, call SID): end that call with that account's client."""
 Health = Callable[[], Awaitable[dict[str, Any]]]
+# dialer.repository.record_opt_out with its pool: (attempt id, Call SID, whether the row's
+# campaign settings make the keys pressed an opt-out) -> the attempt's row, or None.
+RecordOptOut = Callable[[int, str, Callable[[Any], bool]], Awaitable[Any]]
+TWIML_TYPE = "text/xml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +165,7 @@ def _one(form: Params, name: str) -> str | None:
     return values[0] if values else None
 
 
-def resplit_field(form: Params) -> str | None:
+def resplit_field(form: Params, read: Sequence[str] = READ_FIELDS) -> str | None:
     """The first field the dialer reads whose name appears in the signed string other
     than as that field, or None.
 
@@ -173,14 +181,15 @@ def resplit_field(form: Params) -> str | None:
     names = sorted(form)
     in_names = "\x00".join(names)  # names are checked first: none holds a NUL
     signed = signed_params(form)
-    for read in READ_FIELDS:
-        inside = in_names.count(read)
-        if signed.count(read) != inside:
-            return read  # in a value, or across a boundary
-        if inside > (read in form) and not all(
-            _later_word(name, read) for name in names if read in name and name != read
+    for field_name in read:
+        inside = in_names.count(field_name)
+        if signed.count(field_name) != inside:
+            return field_name  # in a value, or across a boundary
+        if inside > (field_name in form) and not all(
+            _later_word(name, field_name) for name in names
+            if field_name in name and name != field_name
         ):
-            return read
+            return field_name
     return None
 
 
@@ -194,13 +203,15 @@ def _later_word(name: str, word: str) -> bool:
     return True
 
 
-def check_names(form: Params) -> None:
-    """Every name looks like Twilio's, and no boundary of a field we read was moved."""
+def check_names(form: Params, read: Sequence[str] = READ_FIELDS,
+                lowercase: frozenset[str] = frozenset()) -> None:
+    """Every name looks like Twilio's (or is one of the ``lowercase`` names it sends),
+    and no boundary of a field we read was moved."""
     for name in form:
-        if not _TWILIO_NAME.fullmatch(name):
+        if not _TWILIO_NAME.fullmatch(name) and name not in lowercase:
             raise NotTwilios("parameter name not Twilio's", f"parameter name not Twilio's: "
                              f"{name[:40]!r}")
-    moved = resplit_field(form)
+    moved = resplit_field(form, read)
     if moved is not None:
         raise NotTwilios("field boundary moved", f"{moved} appears inside another field")
 
@@ -294,16 +305,20 @@ def build_app(
     hang_up: HangUp,
     health: Health,
     clock: Callable[[], dt.datetime],
+    record_opt_out: RecordOptOut,
 ) -> Starlette:
     """The callback application; collaborators are passed in so tests can wire it.
     ``accounts`` holds the keys of every account whose callbacks are accepted, by
     AccountSid; ``callback_retries`` is what the dialer's StatusCallback URLs asked
     for (it decides the one fragment a signature may cover)."""
 
-    def authenticate(request: Request, form: dict[str, list[str]], path: str, query: str
-                     ) -> str:
+    def authenticate(request: Request, form: dict[str, list[str]], path: str, query: str,
+                     *, gather: bool) -> str:
         """The AccountSid of a genuine callback (NotTwilios otherwise)."""
-        check_names(form)
+        if gather:
+            check_names(form, optout.READ_FIELDS, optout.LOWERCASE_FIELDS)
+        else:
+            check_names(form)
         account_sid = _one(form, "AccountSid") or ""
         keys = accounts.get(account_sid)
         if keys is None:
@@ -328,7 +343,10 @@ def build_app(
             raise NotTwilios("bad signature")
         return account_sid
 
-    async def callback(request: Request) -> Response:
+    async def signed_form(request: Request, *, gather: bool
+                          ) -> tuple[CallbackTarget, dict[str, list[str]], str] | Response:
+        """The target, form and AccountSid of a request that passed checks 1 to 3, or
+        the refusal."""
         path = request.scope["raw_path"].decode("latin-1")
         query = request.scope["query_string"].decode("latin-1")
         try:
@@ -349,15 +367,32 @@ def build_app(
             return _reject("body too large", 413)
         try:
             form = parse_form(body)
-            account_sid = authenticate(request, form, path, query)
-            event = parse_event(
-                form, target, idempotency_token=request.headers.get("i-twilio-idempotency-token"),
-                account_sid=account_sid)
+            account_sid = authenticate(request, form, path, query, gather=gather)
         except SharedKeyMissing as exc:
             # Loud: every callback is refused until the operator sets the key.
             return _reject("shared key not configured", 403, loud=True, detail=str(exc),
                            setting=SHARED_KEY_SETTING, account_sid=exc.account_sid,
                            key=exc.key_id)
+        except Refusal as exc:
+            return _reject(exc.reason, exc.status, detail=str(exc), attempt=target.attempt_id)
+        return target, form, account_sid
+
+    async def callback(request: Request) -> Response:
+        started = time.monotonic()
+        try:
+            return await answer(request)
+        finally:
+            metrics.CALLBACK_SECONDS.observe(time.monotonic() - started)
+
+    async def answer(request: Request) -> Response:
+        taken = await signed_form(request, gather=False)
+        if isinstance(taken, Response):
+            return taken
+        target, form, account_sid = taken
+        try:
+            event = parse_event(
+                form, target, idempotency_token=request.headers.get("i-twilio-idempotency-token"),
+                account_sid=account_sid)
         except Refusal as exc:
             return _reject(exc.reason, exc.status, detail=str(exc), attempt=target.attempt_id)
         try:
@@ -367,6 +402,8 @@ def build_app(
             # so Twilio must send it again.
             reason = "database unavailable" if isinstance(exc, DATABASE_ERRORS) else (
                 "stopping" if isinstance(exc, NotRecorded) else "database error")
+            if not isinstance(exc, NotRecorded):
+                metrics.DATABASE_ERRORS.labels("callback").inc()
             metrics.CALLBACK_REJECTS.labels(reason).inc()
             log.error("callback_not_recorded", call_sid=event.call_sid, error=repr(exc))
             return PlainTextResponse("not recorded, retry", status_code=503)
@@ -385,6 +422,43 @@ def build_app(
             hang_up(account_sid, recorded.hang_up)
         return Response(status_code=204)
 
+    async def gather(request: Request) -> Response:
+        """A key pressed in the campaign's Gather: the opt-out key puts the number on the
+        do-not-call list at once and is answered with the confirmation; anything else
+        with an empty document (the call ends)."""
+        taken = await signed_form(request, gather=True)
+        if isinstance(taken, Response):
+            return taken
+        target, form, account_sid = taken
+        try:
+            pressed = optout.parse_pressed(form)
+        except optout.BadPress as exc:
+            return _reject("gather field malformed", 400, detail=str(exc),
+                           attempt=target.attempt_id)
+        try:
+            row = await record_opt_out(
+                target.attempt_id, pressed.call_sid,
+                lambda found: found["account_sid"] == account_sid
+                and optout.is_opt_out(pressed.digits, found["opt_out_digit"]))
+        except DATABASE_FAILURES as exc:
+            metrics.CALLBACK_REJECTS.labels("database unavailable").inc()
+            log.error("opt_out_not_recorded", call_sid=pressed.call_sid, error=repr(exc))
+            return PlainTextResponse("not recorded, retry", status_code=503)
+        if row is None:
+            return _reject("unknown call", 404, call_sid=pressed.call_sid,
+                           attempt=target.attempt_id)
+        if row["account_sid"] != account_sid:  # signed by another account's key
+            return _reject("another account's attempt", 403, attempt=target.attempt_id,
+                           account_sid=account_sid)
+        if not optout.is_opt_out(pressed.digits, row["opt_out_digit"]):
+            return Response(optout.NOTHING, media_type=TWIML_TYPE)
+        metrics.OPT_OUTS.labels(row["campaign"]).inc()
+        log.info("opted_out", campaign=row["campaign"], contact=row["contact_id"],
+                 attempt=target.attempt_id, call_sid=pressed.call_sid,
+                 scope=row["opt_out_scope"])
+        message = row["opt_out_message"] or optout.DEFAULT_MESSAGE
+        return Response(optout.confirmation(message), media_type=TWIML_TYPE)
+
     async def healthz(request: Request) -> Response:
         started = time.monotonic()
         report = await health()
@@ -397,6 +471,7 @@ def build_app(
     return Starlette(routes=[
         Route("/twilio/attempts/{attempt}/status", callback, methods=["POST"]),
         Route("/twilio/attempts/{attempt}/amd", callback, methods=["POST"]),
+        Route("/twilio/attempts/{attempt}/gather", gather, methods=["POST"]),
         Route("/twilio/status", callback, methods=["POST"]),
         Route("/twilio/amd", callback, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dialer import rules
+from dialer.caps import MAX_PERIOD, MIN_PERIOD, Cap, CapPolicy, format_period, parse_caps
 from dialer.compliance import CallingPolicy, Planner
-from dialer.personalise import twiml_template_problem, url_template_problem
+from dialer.location import check_zone
+from dialer.optout import OPT_OUT_PLACEHOLDER, OptOutScope
+from dialer.personalise import placeholders, twiml_template_problem, url_template_problem
 from dialer.policy import (
     AmdMode,
     CampaignPolicy,
@@ -25,6 +27,7 @@ from dialer.policy import (
     retry_policy_from_json,
     retry_policy_to_json,
 )
+from dialer.safetext import has_controls
 from dialer.windows import WeeklyHours, parse_weekly
 
 STATES = ("draft", "running", "paused", "stopped", "completed")
@@ -40,14 +43,11 @@ DEFAULT_CALENDAR = "mon-fri 09:00-20:00"
 # The CampaignSpec fields calling time depends on (dialer.compliance.CallingPolicy).
 CALLING_FIELDS = ("calendar", "blackout_dates", "start_at", "end_at", "last_call_margin",
                   "rule_packs", "default_timezone")
-
-
-def check_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-    return name
+# ... and the fields its caps depend on (dialer.caps.CapPolicy).
+CAP_FIELDS = ("caps", "subject", "subject_column", "quiet_after_human", "rule_packs")
+SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+MAX_SUBJECT_COLUMN_CHARS = 200
+MAX_OPT_OUT_MESSAGE_CHARS = 500
 
 
 class CampaignSpec(BaseModel):
@@ -78,6 +78,33 @@ class CampaignSpec(BaseModel):
     last_call_margin: int = Field(default=60, ge=0, le=3600)
     rule_packs: tuple[str, ...] = ()
     default_timezone: str | None = None
+    # How often (dialer.caps): the campaign's own caps, what its calls are about (a
+    # subject, or a CSV column after it), and the quiet period after a conversation.
+    caps: tuple[Cap, ...] = ()
+    subject: str | None = Field(default=None, pattern=SUBJECT_PATTERN)
+    subject_column: str | None = Field(default=None, min_length=1,
+                                       max_length=MAX_SUBJECT_COLUMN_CHARS)
+    quiet_after_human: dt.timedelta | None = None
+    # Opt-out during the call (dialer.optout): the key, the list, what the caller hears.
+    opt_out_digit: str | None = Field(default=None, pattern=r"^[0-9*#]$")
+    opt_out_scope: OptOutScope = OptOutScope.GLOBAL
+    opt_out_message: str | None = Field(default=None, min_length=1,
+                                        max_length=MAX_OPT_OUT_MESSAGE_CHARS)
+
+    @field_validator("subject_column", "opt_out_message")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        if value is not None and has_controls(value):
+            raise ValueError("must not contain control characters or line breaks")
+        return value
+
+    @field_validator("quiet_after_human")
+    @classmethod
+    def _quiet(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        if value is not None and not MIN_PERIOD <= value <= MAX_PERIOD:
+            raise ValueError(f"must be from {format_period(MIN_PERIOD)} to "
+                             f"{format_period(MAX_PERIOD)}")
+        return value
 
     @field_validator("default_timezone")
     @classmethod
@@ -130,10 +157,29 @@ class CampaignSpec(BaseModel):
             raise ValueError("amd_async needs an AMD mode (Enable or DetectMessageEnd)")
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             raise ValueError("end_at (--end-at) must be after start_at (--start-at)")
+        template = self.twiml_url or self.twiml or ""
+        if self.opt_out_digit is None and OPT_OUT_PLACEHOLDER in (
+                name.strip().lower() for name in placeholders(template)):
+            raise ValueError(f"${{{OPT_OUT_PLACEHOLDER}}} needs an opt-out key "
+                             "(opt_out_digit, --opt-out-digit)")
         return self
 
     def calling_key(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in CALLING_FIELDS)
+
+    def cap_key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in CAP_FIELDS)
+
+    def cap_policy(self, everywhere: tuple[Cap, ...]) -> CapPolicy:
+        """The caps the daemon checks for this campaign's calls: ``everywhere``
+        (DIALER_CAPS), its own, and its rule packs' cap rules."""
+        return CapPolicy(
+            caps=everywhere + self.caps,
+            rules=tuple(rule for name in self.rule_packs for rule in rules.load(name).caps),
+            quiet=self.quiet_after_human,
+            subject=self.subject,
+            subject_column=self.subject_column,
+        )
 
     def calling_policy(self) -> CallingPolicy:
         """The pure calling-time policy (rule packs loaded) the daemon decides with."""
@@ -149,8 +195,13 @@ class CampaignSpec(BaseModel):
 
     def to_row(self) -> dict[str, Any]:
         """Column values for campaigns."""
-        row = self.model_dump(exclude={"retry", "calendar", "blackout_dates", "rule_packs"})
+        row = self.model_dump(exclude={"retry", "calendar", "blackout_dates", "rule_packs",
+                                       "caps", "quiet_after_human"})
         row["retry_policy"] = retry_policy_to_json(self.retry)
+        row["caps"] = [str(cap) for cap in self.caps]
+        quiet = self.quiet_after_human
+        row["quiet_after_human"] = None if quiet is None else int(quiet.total_seconds())
+        row["opt_out_scope"] = self.opt_out_scope.value
         row["calendar"] = str(self.calendar)
         row["blackout_dates"] = sorted(self.blackout_dates)
         row["rule_packs"] = list(self.rule_packs)
@@ -191,6 +242,14 @@ class Campaign:
             last_call_margin=row["last_call_margin"],
             rule_packs=tuple(row["rule_packs"]),
             default_timezone=row["default_timezone"],
+            caps=parse_caps(",".join(row["caps"])),
+            subject=row["subject"],
+            subject_column=row["subject_column"],
+            quiet_after_human=(None if row["quiet_after_human"] is None
+                               else dt.timedelta(seconds=row["quiet_after_human"])),
+            opt_out_digit=row["opt_out_digit"],
+            opt_out_scope=OptOutScope(row["opt_out_scope"]),
+            opt_out_message=row["opt_out_message"],
         )
         return cls(row["id"], row["name"], row["state"], row["account_sid"], spec)
 
@@ -215,6 +274,18 @@ class Campaign:
             planner = _PLANNERS[key] = Planner(self.spec.calling_policy())
         return planner
 
+    def caps(self, everywhere: tuple[Cap, ...]) -> CapPolicy:
+        """The campaign's cap policy with the caps of the settings, shared by every user
+        in the process (its per-state cache is what makes checks cheap)."""
+        key = (everywhere, *self.spec.cap_key())
+        policy = _CAP_POLICIES.get(key)
+        if policy is None:
+            if len(_CAP_POLICIES) >= _PLANNER_LIMIT:
+                _CAP_POLICIES.clear()
+            policy = _CAP_POLICIES[key] = self.spec.cap_policy(everywhere)
+        return policy
+
 
 _PLANNERS: dict[tuple[object, ...], Planner] = {}
+_CAP_POLICIES: dict[tuple[object, ...], CapPolicy] = {}
 _PLANNER_LIMIT = 256

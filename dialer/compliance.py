@@ -31,13 +31,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from dialer import phone
 from dialer import rules as rulepacks
+from dialer.caps import Call, CapCheck, CapPolicy, Scope, format_period
+from dialer.location import Location, locate
 from dialer.places import parse_state
 from dialer.windows import (
     DAY,
@@ -59,6 +61,7 @@ __all__ = [
     "HORIZON",
     "CallingPolicy",
     "Check",
+    "ClaimCaps",
     "ClaimDecisions",
     "Decision",
     "Defer",
@@ -83,53 +86,8 @@ _CACHE_LIMIT = 20_000
 NO_ZONE = "no time zone"
 NO_COMMON_TIME = "no common calling time"
 
-# Where a location's parts came from (stored in contacts and attempt records).
-CSV = "csv"
-NUMBER = "number"
 CAMPAIGN_DEFAULT = "campaign default"
 # ... and "migrated": the one zone a contact had before migration 0005 (set by it).
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """Where a contact may be: candidate zones and US states, with their sources."""
-
-    zones: tuple[str, ...]
-    zone_source: str
-    states: tuple[str, ...] = ()
-    state_sources: tuple[str, ...] = ()
-
-    @property
-    def place(self) -> str:
-        """The location as one text, "source|zone zone|state state|source source": the
-        claim query spells it so (select_due_contacts), and a claim decides once per
-        distinct place instead of building a Location for every row."""
-        return "|".join((self.zone_source, " ".join(self.zones), " ".join(self.states),
-                         " ".join(self.state_sources)))
-
-    @classmethod
-    def from_place(cls, place: str) -> Location:
-        source, zones, states, sources = place.split("|")
-        return cls(tuple(zones.split()), source, tuple(states.split()), tuple(sources.split()))
-
-
-def locate(
-    *, csv_zone: str | None, number_zones: Iterable[str], csv_state: str | None,
-    number_state: str | None,
-) -> Location:
-    """A contact's location from what its row and its number say (see module doc)."""
-    zones: tuple[str, ...]
-    if csv_zone:
-        zones, zone_source = (csv_zone,), CSV
-    else:
-        zones, zone_source = tuple(sorted(number_zones)), NUMBER
-    states: list[str] = []
-    sources: list[str] = []
-    for state, source in ((csv_state, CSV), (number_state, NUMBER)):
-        if state and state not in states:
-            states.append(state)
-            sources.append(source)
-    return Location(zones, zone_source, tuple(states), tuple(sources))
 
 
 def stored_location(
@@ -172,7 +130,9 @@ class Check:
 
 class Record(NamedTuple):
     """Why an attempt was legal, stored with it (table attempt_compliance). A named
-    tuple: one is built for every call placed."""
+    tuple: one is built for every call placed. ``subject`` and ``caps`` are filled by
+    the cap check (``ClaimCaps``): the subject the call counts under and each cap with
+    the calls it counted (``dialer.caps.CapCheck.entries``)."""
 
     decided_at: dt.datetime
     location: Location
@@ -180,6 +140,8 @@ class Record(NamedTuple):
     rule_packs: tuple[str, ...]
     rules: tuple[str, ...]
     open_until: dt.datetime
+    subject: str = ""
+    caps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +410,50 @@ class ClaimDecisions:
         return decision, fresh
 
 
+# A call is timed when it was sent, and found by when it was claimed: one claimed up to
+# this long before the start of a cap's window is still read (sends come within a
+# second of their claim, and never after the calling window closes).
+CLAIM_TO_SEND_SLACK = dt.timedelta(hours=1)
+
+
+class ClaimCaps:
+    """The cap checks of one claim, all at one instant, for the contacts the calling
+    time allows: each call is allowed (its record gains the subject and what every cap
+    counted) or waits until every cap allows it, moved into its calling window."""
+
+    def __init__(self, policy: CapPolicy, planner: Planner, now: dt.datetime) -> None:
+        self.policy = policy
+        self._planner = planner
+        self._now = now
+        self.capped = 0  # contacts this claim deferred for a cap or the quiet period
+
+    @property
+    def counts(self) -> bool:
+        """Whether the claim must read the numbers' recent calls at all."""
+        return self.policy.counts
+
+    @property
+    def since(self) -> dt.datetime:
+        """Calls claimed before this instant cannot count (see CLAIM_TO_SEND_SLACK)."""
+        return self._now - self.policy.lookback - CLAIM_TO_SEND_SLACK
+
+    def __call__(self, record: Record, subject_value: str | None, calls: Sequence[Call]
+                 ) -> Record | dt.datetime:
+        """The record of an allowed call, or the instant the contact is due instead.
+        ``subject_value`` is the contact's value in the campaign's subject column,
+        ``calls`` the recent calls to its number (any campaign, any subject)."""
+        subject = self.policy.key(subject_value)
+        if not self.policy.counts:
+            return record._replace(subject=subject)
+        check = self.policy.check(subject=subject, states=record.location.states,
+                                  calls=calls, now=self._now)
+        until = check.until
+        if until is None:
+            return record._replace(subject=subject, caps=check.entries)
+        self.capped += 1
+        return self._planner.next_due(record.location, until)
+
+
 def _instant(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
@@ -546,6 +552,38 @@ def contact_verdicts(
         Verdict("attempts", "attempts left", left > 0,
                 f"{attempts} of {max_attempts} used, {max(left, 0)} left"),
     ]
+
+
+def describe_subject(subject: str) -> str:
+    return f"subject {subject!r}" if subject else "the shared subject (no campaign subject)"
+
+
+def cap_verdicts(check: CapCheck) -> list[Verdict]:
+    """Each cap with the calls it counts and when it frees, and the quiet period."""
+    verdicts = []
+    for counted in check.counted:
+        cap = counted.cap
+        what = ("calls to the number, any subject" if cap.scope is Scope.NUMBER
+                else f"calls on {describe_subject(check.subject)}")
+        detail = f"{counted.calls} of {cap.calls} in the last {format_period(cap.period)} ({what})"
+        if counted.frees_at is not None:
+            detail += f"; allows a call again at {counted.frees_at:%Y-%m-%d %H:%M:%S} UTC"
+        verdicts.append(Verdict("cap", cap.name, counted.frees_at is None, detail,
+                                cap.citation, cap.status))
+    quiet = check.quiet
+    if quiet is not None:
+        name = f"quiet {format_period(quiet.period)} after a conversation"
+        parts = []
+        if quiet.last_conversation is not None:
+            parts.append(f"conversation at {quiet.last_conversation:%Y-%m-%d %H:%M:%S} UTC")
+        if quiet.open_call:
+            parts.append("a call on it is under way (it may become a conversation)")
+        detail = (f"no conversation on {describe_subject(check.subject)} in the last "
+                  f"{format_period(quiet.period)}" if quiet.until is None else
+                  f"{'; '.join(parts)}; allows a call again at {quiet.until:%Y-%m-%d %H:%M:%S} UTC")
+        verdicts.append(Verdict("quiet", name, quiet.until is None, detail,
+                                "12 CFR 1006.14(b)(2)(i)(B)", "verified"))
+    return verdicts
 
 
 def margin_verdict(planner: Planner, location: Location, at: dt.datetime) -> Verdict:

@@ -19,6 +19,8 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dialer.caps import Cap, parse_caps
+
 ENV_PREFIX = "DIALER_"
 
 
@@ -89,6 +91,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_phone_numbers: bool = False
 
+    caps: str = Field(
+        default="", max_length=1000,
+        description="caps on calls per number and subject for every campaign, e.g. 3/24h,7/7d",
+    )
+
     default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)
     dead_worker_seconds: float = Field(default=15.0, gt=0, le=3600)
@@ -108,10 +115,20 @@ class Settings(BaseSettings):
         _split_host_port(value)
         return value
 
+    @field_validator("caps")
+    @classmethod
+    def _check_caps(cls, value: str) -> str:
+        return ",".join(str(cap) for cap in parse_caps(value, source="settings"))
+
     @field_validator("public_base_url", "twilio_api_base")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def cap_rules(self) -> tuple[Cap, ...]:
+        """DIALER_CAPS: caps every campaign's calls are checked against."""
+        return parse_caps(self.caps, source="settings")
 
     @property
     def bind_host(self) -> str:

@@ -4,7 +4,9 @@ It starts what a real deployment has (Postgres, Twilio, the daemon) with local
 stand-ins: the embedded Postgres, the simulator in a process of its own (it must not
 share the daemon's CPU), and the real daemon in this process. A generated CSV of
 contacts in several countries and time zones is imported through the real importer,
-the campaign runs to completion at the stated CPS, and the real report is printed.
+the forecast of the campaign is printed, the campaign runs to completion at the stated
+CPS on the simulator's weighted mix of outcomes, and the real report is printed, with
+how long the run took against the forecast.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +34,9 @@ import httpx
 import phonenumbers
 from pydantic import SecretStr
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from dialer import db, importer, report, repository
-from dialer.campaigns import CampaignSpec
+from dialer import db, forecast, importer, report, repository, watch
+from dialer.campaigns import Campaign, CampaignSpec
 from dialer.config import Settings
 from dialer.policy import AmdMode, MachinePolicy, RetryPolicy
 from dialer.service import Daemon
@@ -50,6 +51,13 @@ REGIONS = (
     ("+1808", 7, "Pacific/Honolulu"), ("+44207", 7, ""), ("+4930", 8, ""),
     ("+33142", 6, "Europe/Paris"), ("+61298", 6, ""), ("+81352", 6, "Asia/Tokyo"),
 )
+# The simulator's calls take this fraction of real time, so the demo ends in a minute.
+TIME_SCALE = 0.002
+# How long the simulator's calls last (dialer.sim.scenario: answered after 2-8 s, talk
+# 10-30 s, busy after 1 s, a failure after 0.5 s, no answer after the demo's ring
+# timeout of 20 s), at the demo's time scale: what the demo's forecast assumes.
+DEMO_CALL_TIMES = forecast.CallTimes(answer=5.0, talk=20.0, ring=20.0, busy=1.0,
+                                     failed=0.5).scaled(TIME_SCALE)
 FIRST_NAMES = ("Ada", "Grace", "Alan", "Linus", "Margaret", "Dennis", "Barbara", "Ken")
 
 
@@ -91,7 +99,8 @@ def simulator(
     log_file = log_path.open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dialer.cli", "sim", "--port", str(port), "--cps", str(cps),
-         "--account-sid", DEMO_ACCOUNT, "--time-scale", str(time_scale)],
+         "--account-sid", DEMO_ACCOUNT, "--time-scale", str(time_scale),
+         "--scenario", "weighted"],
         env=env, stdout=subprocess.DEVNULL, stderr=log_file, preexec_fn=_die_with_parent,
     )
     base = f"http://127.0.0.1:{port}"
@@ -147,45 +156,19 @@ def demo_spec(name: str) -> CampaignSpec:
     )
 
 
-def _progress_table(counts: dict[str, int], total: int, dialed: int, cps: float,
-                    elapsed: float) -> Table:
-    table = Table(title=f"demo campaign: {total} contacts, {elapsed:.0f} s")
-    for column in ("dialed", "in call", "waiting retry", "done", "failed", "skipped",
-                   "pending", "CPS"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        str(dialed), str(counts.get("in_call", 0) + counts.get("dialing", 0)),
-        str(counts.get("retry_wait", 0)), str(counts.get("done", 0)),
-        str(counts.get("failed", 0)), str(counts.get("skipped", 0)),
-        str(counts.get("pending", 0)), f"{cps:.1f}",
-    )
-    return table
+@dataclass(frozen=True)
+class DemoRun:
+    """The campaign's summary row, its forecast made before the start, and the seconds
+    from its first call to the end of its last (None: no call)."""
 
-
-async def _watch(pool: asyncpg.Pool, campaign_id: int, total: int, console: Console,
-                 timeout: float) -> None:
-    started = time.monotonic()
-    samples: list[tuple[float, int]] = []
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
-        while True:
-            counts = await repository.campaign_contact_counts(pool, campaign_id)
-            dialed = await repository.attempts_made(pool, campaign_id)
-            now = time.monotonic()
-            samples = [s for s in samples if now - s[0] <= 5.0] + [(now, dialed)]
-            span = samples[-1][0] - samples[0][0]
-            cps = (samples[-1][1] - samples[0][1]) / span if span > 0 else 0.0
-            live.update(_progress_table(counts, total, dialed, cps, now - started))
-            state = await repository.campaign_state(pool, campaign_id)
-            if state == "completed":
-                return
-            if now - started > timeout:
-                raise TimeoutError(f"the demo campaign did not finish in {timeout:.0f} s")
-            await asyncio.sleep(0.5)
+    summary: dict[str, Any]
+    forecast: forecast.Forecast
+    seconds: float | None
 
 
 async def run_demo(settings: Settings, *, contacts: int, cps: float, console: Console,
-                   workdir: Path, timeout: float = 600) -> dict[str, Any]:
-    """Run the demo; returns the campaign's summary row."""
+                   workdir: Path, timeout: float = 600) -> DemoRun:
+    """Run the demo; returns its summary, forecast and duration."""
     token = secrets.token_urlsafe(24)
     csv_path = workdir / "demo-contacts.csv"
     generate_csv(csv_path, contacts)
@@ -193,7 +176,7 @@ async def run_demo(settings: Settings, *, contacts: int, cps: float, console: Co
     name = "demo-" + dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     async with demo_database(settings) as dsn:
         sim_log = settings.data_dir / "demo-simulator.log"
-        with simulator(_free_port(), token, cps, 0.002, sim_log) as api_base:
+        with simulator(_free_port(), token, cps, TIME_SCALE, sim_log) as api_base:
             port = _free_port()
             daemon_settings = settings.model_copy(update={
                 "twilio_account_sid": DEMO_ACCOUNT, "twilio_auth_token": SecretStr(token),
@@ -212,15 +195,28 @@ async def run_demo(settings: Settings, *, contacts: int, cps: float, console: Co
                 console.print(f"imported {result.loaded} contacts "
                               f"({result.rows_per_second:,.0f} rows/s), "
                               f"{result.rejected} rejected")
+                row = await repository.campaign_by_name(pool, name)
+                predicted = await forecast.for_campaign(
+                    pool, Campaign.from_row(row), cps=cps, start=dt.datetime.now(dt.UTC),
+                    mix=forecast.Mix(), times=DEMO_CALL_TIMES,
+                    poll_seconds=daemon_settings.poll_seconds)
+                console.print(f"forecast: {predicted.attempts} calls, the last ending "
+                              f"{predicted.seconds or 0:.1f} s after the first")
                 await repository.set_campaign_state(pool, campaign_id, "running", ("draft",))
                 daemon = Daemon(daemon_settings, dsn=dsn)
                 task = asyncio.create_task(daemon.run())
                 try:
-                    await _watch(pool, campaign_id, result.loaded, console, timeout)
+                    await watch.follow(pool, name, console=console, interval=0.5,
+                                       timeout=timeout)
                 finally:
                     daemon.stop.set()
                     await task
                 summary = await repository.campaign_summary(pool, name)
+                first, _, last = await repository.attempt_span(pool, campaign_id)
     assert summary is not None
     console.print(report.summary_table(name, dict(summary)))
-    return dict(summary)
+    took = (last - first).total_seconds() if first and last else None
+    if took is not None:
+        console.print(f"the run: {summary['attempts']} calls, the last ending {took:.1f} s "
+                      f"after the first (forecast: {predicted.seconds or 0:.1f} s)")
+    return DemoRun(dict(summary), predicted, took)

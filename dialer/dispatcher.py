@@ -43,8 +43,9 @@ from dialer import metrics, personalise, repository
 from dialer.accounts import Account
 from dialer.callback_urls import callback_url
 from dialer.campaigns import Campaign
-from dialer.compliance import ClaimDecisions
+from dialer.compliance import ClaimCaps, ClaimDecisions
 from dialer.config import Settings
+from dialer.dnc import DncBarrier
 from dialer.live_buffer import LiveBuffer
 from dialer.pacer import Pacer
 from dialer.policy import AmdMode
@@ -89,6 +90,9 @@ class Claimed:
     # The request must go out before this instant (the calling window's end minus the
     # campaign's last-call margin); a send that would be later hands the contact back.
     send_by: dt.datetime
+    # time.monotonic() when its claim began: a number listed later is not sent to
+    # (dialer.dnc.DncBarrier).
+    claimed_since: float
 
 
 @dataclass(slots=True)
@@ -124,9 +128,11 @@ def call_params(
     ``personalise.TemplateError`` for a TwiML URL that must not be filled."""
     spec = campaign.spec
     params = [("To", item.phone), ("From", spec.from_number)]
+    opt_out_url = "" if spec.opt_out_digit is None else callback_url(
+        public_base_url, item.attempt_id, "gather", retries=callback_retries)
     values = personalise.contact_fields(
         item.attributes, phone=item.phone, contact_id=item.contact_id,
-        attempt=item.attempt_no, campaign=campaign.name,
+        attempt=item.attempt_no, campaign=campaign.name, opt_out_url=opt_out_url,
     )
     if spec.twiml_url is not None:
         params.append(("Url", personalise.fill_url(spec.twiml_url, values)))
@@ -169,6 +175,7 @@ class Dispatcher:
         worker_id: str,
         live: LiveBuffer,
         clock: Clock = utcnow,
+        dnc: DncBarrier | None = None,
     ) -> None:
         self._pool = pool
         self._client = client
@@ -181,11 +188,14 @@ class Dispatcher:
         self._clock = clock
         self._sends = Detached()
         self._queues: dict[int, CampaignQueue] = {}
+        self._caps = settings.cap_rules
+        self.dnc = dnc or DncBarrier()
+        """Fed by NOTIFY dialer_dnc (``dialer.listener``, through the account runtimes)."""
         self._in_flight = client.in_flight
         self._live = live
         self._refreshed_at = 0.0
         self._claimed = asyncio.Event()
-        self._sending: set[int] = set()  # attempts handed to a send task, not yet done
+        self._sending: dict[int, Claimed] = {}  # handed to a send task, not yet done
         # A claim failed (it may have committed anyway) or the database went away:
         # look for claims in no queue (see _release_orphans).
         self._orphans_possible = False
@@ -277,6 +287,7 @@ class Dispatcher:
         campaign = queue.campaign
         planner = campaign.planner
         decide = ClaimDecisions(planner, now)
+        caps = ClaimCaps(campaign.caps(self._caps), planner, now)
         claimed = await repository.claim_due(
             self._pool,
             campaign_id=campaign.id,
@@ -287,14 +298,18 @@ class Dispatcher:
             worker_id=self._worker_id,
             now=now,
             decide=decide,
+            caps=caps,
             rule_packs=planner.policy.pack_tags,
         )
         metrics.CLAIM_SECONDS.labels(self.account_sid).observe(time.monotonic() - started)
+        if caps.capped:
+            metrics.CONTACTS_CAPPED.labels(campaign.name).inc(caps.capped)
+            log.info("contacts_capped", campaign=campaign.name, count=caps.capped)
         if not claimed:
             queue.idle_until = time.monotonic() + self._settings.poll_seconds
         queue.ready.extend(
             Claimed(r["attempt_id"], r["contact_id"], r["attempt_no"], r["phone"],
-                    r["attributes"], campaign.id, decide.send_by[r["contact_id"]])
+                    r["attributes"], campaign.id, decide.send_by[r["contact_id"]], started)
             for r in claimed
         )
         self._claimed.set()
@@ -322,6 +337,7 @@ class Dispatcher:
                 except repository.DATABASE_ERRORS as exc:
                     # Stop claiming until the database is back; nothing is queued
                     # that could not be recorded.
+                    metrics.DATABASE_ERRORS.labels("dispatch").inc()
                     log.warning("dispatcher_database_unavailable", error=repr(exc))
                     self._orphans_possible = True
                     await asyncio.sleep(1)
@@ -335,7 +351,7 @@ class Dispatcher:
         any database error in the loop: one query proves nothing claimed was forgotten.
         Run only while no claim is under way, so that every claim that succeeded is in
         a queue; attempts being sent, or sent but not yet written ``live``, are held too."""
-        held = (self._sending | self._live.unwritten
+        held = (self._sending.keys() | self._live.unwritten
                 | {i.attempt_id for q in self._queues.values() for i in q.ready})
         mine = await repository.requested_attempts_of_worker(self._pool, self._worker_id)
         orphans = [attempt_id for attempt_id in mine if attempt_id not in held]
@@ -353,6 +369,8 @@ class Dispatcher:
         if self.wake.is_set() or stale:
             self.wake.clear()
             await self.refresh_campaigns()
+            if self.dnc.check_due or stale:
+                await self._stop_listed()
         for queue in self._queues.values():
             self._top_up(queue)
         picked = self._pick()
@@ -360,6 +378,35 @@ class Dispatcher:
             await self._idle(stop)
             return
         await self._send_next(picked, stop)
+
+    async def _stop_listed(self) -> None:
+        """Claims whose number was put on a do-not-call list after they were claimed: those
+        still queued are handed back as skipped, those a send task holds are barred (the
+        task checks the barrier just before the request goes out)."""
+        self.dnc.check_due = False
+        queued = {i.attempt_id: (q, i) for q in self._queues.values() for i in q.ready}
+        if not queued and not self._sending:
+            return
+        listed = await repository.held_on_dnc(self._pool, [*queued, *self._sending])
+        drop: list[int] = []
+        for row in listed:
+            found = queued.get(row["id"])
+            item = found[1] if found is not None else self._sending.get(row["id"])
+            if item is None:
+                continue
+            self.dnc.bar(row["phone"], item.campaign_id)
+            if found is not None:
+                drop.append(item.attempt_id)
+        if not drop:
+            return
+        await repository.release_unsent(self._pool, drop, skip_reason="dnc")
+        gone = set(drop)
+        for queue in self._queues.values():
+            before = len(queue.ready)
+            queue.ready = collections.deque(i for i in queue.ready if i.attempt_id not in gone)
+            if len(queue.ready) != before:
+                metrics.CLAIMS_LISTED.labels(queue.campaign.name).inc(before - len(queue.ready))
+        log.info("listed_claims_skipped", count=len(drop))
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self._claimed.clear()
@@ -386,7 +433,7 @@ class Dispatcher:
                 return
             item = queue.ready.popleft()
             self._top_up(queue)
-            self._sending.add(item.attempt_id)
+            self._sending[item.attempt_id] = item
             task = self._sends.spawn(self._send(queue, item, slot, waiting_since, stop),
                                      name=f"send-{item.attempt_id}")
             task.add_done_callback(self._sent)
@@ -405,7 +452,7 @@ class Dispatcher:
         try:
             await self._send_paced(queue, item, slot, waiting_since, stop)
         finally:
-            self._sending.discard(item.attempt_id)
+            self._sending.pop(item.attempt_id, None)
 
     async def _send_paced(
         self, queue: CampaignQueue, item: Claimed, slot: float, waiting_since: float,
@@ -429,15 +476,21 @@ class Dispatcher:
             late = self._clock() >= item.send_by
             if late:
                 bound.warning("call_not_sent_window_closing", send_by=item.send_by.isoformat())
-            if stop.is_set() or not queue.running or late:
+            listed = self.dnc.bars(item.phone, campaign.id, claimed_since=item.claimed_since)
+            if listed:
+                bound.info("call_not_sent_number_listed", state="skipped")
+                metrics.CLAIMS_LISTED.labels(campaign.name).inc()
+            if stop.is_set() or not queue.running or late or listed:
                 await repository.persist(
-                    lambda: repository.release_unsent(self._pool, [item.attempt_id]),
+                    lambda: repository.release_unsent(
+                        self._pool, [item.attempt_id], skip_reason="dnc" if listed else None),
                     what="unsent attempt",
                 )
                 return
         except repository.DATABASE_ERRORS as exc:
             # A missed slot needs the database for the next one; until it is back the
             # item waits in its queue (it was never sent), not in a failed task.
+            metrics.DATABASE_ERRORS.labels("send").inc()
             queue.ready.appendleft(item)
             bound.warning("send_waits_for_database", error=repr(exc))
             return
@@ -446,6 +499,7 @@ class Dispatcher:
             info = await self._client.create_call(params)
         except RateLimited as exc:
             metrics.CALLS_CREATED.labels(account, campaign.name, "rate_limited").inc()
+            metrics.TWILIO_ERRORS.labels(account, str(exc.code)).inc()
             self._pacer.on_rate_limited()
             bound.info("call_rate_limited", code=exc.code)
             queue.ready.appendleft(item)  # the same attempt goes again; it does not count

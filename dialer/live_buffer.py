@@ -15,7 +15,7 @@ import datetime as dt
 import asyncpg
 import structlog
 
-from dialer import repository
+from dialer import metrics, repository
 from dialer.repository import DATABASE_ERRORS
 from dialer.twilio import CallInfo
 
@@ -64,6 +64,7 @@ class LiveBuffer:
             try:
                 await self.flush()
             except DATABASE_ERRORS as exc:
+                metrics.DATABASE_ERRORS.labels("answers").inc()
                 log.warning("live_flush_failed", pending=len(self._items), error=repr(exc))
                 await asyncio.sleep(1)
         try:

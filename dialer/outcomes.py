@@ -338,6 +338,8 @@ class OutcomeRecorder:
             adopted.append(row["contact_id"])
         current = row["contact_attempts"] == row["attempt_no"] and row["contact_state"] in (
             "dialing", "in_call")
+        # An outcome recorded while the call was live (opted_out, by the Gather action)
+        # has decided the contact already: the call's end decides nothing more.
         if (
             view.state == "final" and view.outcome is None and current
             and (pending.force_decision or not awaiting_amd(campaign, view))

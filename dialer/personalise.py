@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 # The fields every contact has, besides its CSV columns (see contact_fields).
-CONTACT_FIELDS = ("phone", "contact_id", "attempt", "campaign")
+CONTACT_FIELDS = ("phone", "contact_id", "attempt", "campaign", "opt_out_url")
 
 
 class TemplateError(ValueError):
@@ -66,14 +66,16 @@ def placeholders(template: str) -> list[str]:
 
 
 def contact_fields(
-    attributes: Mapping[str, Any], *, phone: str, contact_id: int, attempt: int, campaign: str
+    attributes: Mapping[str, Any], *, phone: str, contact_id: int, attempt: int, campaign: str,
+    opt_out_url: str = "",
 ) -> dict[str, str]:
     """What a contact's placeholders are filled from: its CSV columns, then the
-    number dialed (E.164), its id, the attempt number (1 for the first call) and the
-    campaign's name."""
+    number dialed (E.164), its id, the attempt number (1 for the first call), the
+    campaign's name and the attempt's opt-out Gather action URL (dialer.optout; empty
+    when the campaign has no opt-out key)."""
     values = {str(key): str(value) for key, value in attributes.items()}
     values.update(phone=phone, contact_id=str(contact_id), attempt=str(attempt),
-                  campaign=campaign)
+                  campaign=campaign, opt_out_url=opt_out_url)
     return values
 
 

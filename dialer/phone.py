@@ -8,32 +8,53 @@ prefix: the library gives every IANA zone the prefix is used in (one for a New Y
 landline, eight for an Australian mobile) and, for NANP numbers, a place name that
 names the US state. Calling hours are a legal limit, so the zones are always the
 whole set: the window must be open in every one of them.
+
+The library costs about 40 µs a number, far too much for an import of millions, so
+``locate`` keeps its answers in an exact cache. A plain spelling (ASCII digits, an
+optional leading +, spaces, dots, dashes, parentheses) whose country code and national
+number can be read off without the library is looked up by the prefix that
+``dialer.phonekeys`` proved decides every answer for numbers of its length. Anything
+else (letters, extensions, an international or national prefix, a country code without
++, a country whose patterns cannot be proven) and every number the cache does not hold
+takes the library's path, which alone decides that a number is invalid and why; its
+answer for a valid plain number then serves every other number of the same class.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import (
     NumberParseException,
+    PhoneMetadata,
     PhoneNumber,
     PhoneNumberType,
     ValidationResult,
 )
 from phonenumbers import timezone as number_timezone
 
+from dialer import phonekeys
 from dialer.places import TERRITORIES
 from dialer.us_state_prefixes import state_for_digits
 
 __all__ = [
+    "Answer",
+    "CacheStats",
     "InvalidNumber",
+    "Located",
+    "cache_stats",
     "is_e164",
+    "locate",
     "mask",
     "normalize",
     "normalize_with_location",
     "time_zones_for",
+    "uncached_locate",
     "us_state_for",
 ]
 
@@ -72,6 +93,19 @@ def _parse(raw: str, region: str | None) -> PhoneNumber:
         raise InvalidNumber(reason) from None
 
 
+class Answer(NamedTuple):
+    """What the library says about a valid number, apart from its spelling."""
+
+    kind: int  # a PhoneNumberType
+    zones: frozenset[str]
+    state: str | None
+
+
+# A valid number: its E.164 form and the library's answers about it. A plain tuple,
+# not a named one: the importer builds one per row.
+Located = tuple[str, Answer]
+
+
 def normalize(raw: str, default_region: str = "US") -> str:
     """The E.164 form of ``raw``, or ``InvalidNumber`` saying why there is none.
 
@@ -82,31 +116,224 @@ def normalize(raw: str, default_region: str = "US") -> str:
     an extension is refused: E.164 cannot carry it, so the call would reach the
     switchboard and not the person.
     """
-    number, _ = _valid_number(raw, default_region)
-    return _format(number)
+    return locate(raw, default_region)[0]
 
 
 def normalize_with_location(
     raw: str, default_region: str = "US"
 ) -> tuple[str, frozenset[str], str | None]:
-    """``normalize``, ``time_zones_for`` and ``us_state_for`` in one parse and one
-    classification: the importer's hot path. ``is_valid_number`` and
-    ``time_zones_for_number`` would each work out the number's region and type again,
-    which was a third of a row's cost."""
-    number, kind = _valid_number(raw, default_region)
+    """``normalize``, ``time_zones_for`` and ``us_state_for`` in one call."""
+    e164, answer = locate(raw, default_region)
+    return e164, answer.zones, answer.state
+
+
+def locate(raw: str, default_region: str = "US") -> Located:
+    """``normalize`` with the number's type, zones and US state: the importer's hot
+    path, answered from the exact cache when the spelling is plain (see the module
+    docstring), else by the library."""
+    region = _checked_region(default_region)
+    plain = _plain(raw, region)
+    if plain is not None:
+        answer = _CACHE.get(plain)
+        if answer is not None:
+            return plain, answer
+    _CACHE.misses += 1
+    number, e164, answer = _library_answer(raw, region)
+    if plain == e164:  # what parse() made of it is what the plain path read
+        _CACHE.learn(number, e164, answer)
+    return e164, answer
+
+
+def uncached_locate(raw: str, default_region: str = "US") -> Located:
+    """``locate`` by the library alone: what the cache must agree with (its tests)."""
+    _, e164, answer = _library_answer(raw, _checked_region(default_region))
+    return e164, answer
+
+
+def _library_answer(raw: str, region: str) -> tuple[PhoneNumber, str, Answer]:
+    number, kind = _valid_number(raw, region)
     if phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
         zones = number_timezone.time_zones_for_geographical_number(number)
-    else:  # country-wide or no zone: rare, let the library classify again
+    else:  # country-wide or no zone: let the library classify again
         zones = number_timezone.time_zones_for_number(number)
-    return _format(number), _known(zones), _us_state(number)
+    return number, _format(number), Answer(kind, _known(zones), _us_state(number))
 
 
-def _valid_number(raw: str, default_region: str) -> tuple[PhoneNumber, int]:
-    """The parsed number and its PhoneNumberType. A type other than UNKNOWN is exactly
-    what ``is_valid_number`` tests: both classify the number for the region it is in."""
+@functools.cache
+def _checked_region(default_region: str) -> str:
     region = default_region.upper()
     if region != "ZZ" and region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"unknown default region {default_region!r} (use an ISO code like US)")
+    return region
+
+
+# ---- the plain path ------------------------------------------------------------------
+
+# phonenumbers refuses longer input outright (_MAX_INPUT_STRING_LENGTH).
+_MAX_INPUT_CHARS = 250
+# National significant numbers are 2 to 17 digits (_MIN/_MAX_LENGTH_FOR_NSN); a
+# national spelling needs 3 (two digits with punctuation are no number to it).
+_NSN_DIGITS = range(2, 18)
+
+
+def _code_lengths() -> dict[str, int]:
+    """For each three digits: the length of the country code they start with, taken
+    as _extract_country_code does (the first of one to three digits that is a code;
+    none after a 0)."""
+    codes = {str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    found: dict[str, int] = {}
+    for n in range(100, 1000):
+        digits = str(n)
+        size = next((size for size in (1, 2, 3) if digits[:size] in codes), None)
+        if size is not None:
+            found[digits] = size
+    return found
+
+
+_CODE_LENGTHS = _code_lengths()
+
+
+def _squeezed(raw: str) -> str:
+    """``raw`` without the punctuation plain spellings use (phonenumbers drops it)."""
+    return raw.replace(" ", "").replace("-", "").replace("(", "").replace(")", "").replace(
+        ".", "")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefixes:
+    """What parse() tries on a national number of one region before taking it as is."""
+
+    country_code: str
+    international: re.Pattern[str] | None  # the international dialling prefix (IDD)
+    national: re.Pattern[str] | None  # national_prefix_for_parsing
+
+
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
+
+
+@functools.cache
+def _region_prefixes(region: str) -> _Prefixes:
+    metadata = PhoneMetadata.metadata_for_region(region)
+    assert metadata is not None  # a supported region
+    return _Prefixes(str(metadata.country_code), _compiled(metadata.international_prefix),
+                     _compiled(metadata.national_prefix_for_parsing))
+
+
+@functools.cache
+def _national_prefix(country_code: str) -> re.Pattern[str] | None:
+    """The national prefix parse() strips after +country code: the one of the code's
+    main region (or non-geographic entity)."""
+    code = int(country_code)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code))
+    return None if metadata is None else _compiled(metadata.national_prefix_for_parsing)
+
+
+def _plain(raw: str, region: str) -> str | None:
+    """The E.164 form (+, country code, national significant number) of the number
+    ``phonenumbers.parse`` makes of a plain spelling, read off its digits, or None
+    when the spelling is not
+    plain or parse() would do more than split the country code off: strip an
+    international prefix, a national prefix (``national_prefix_for_parsing`` matches),
+    or a country code written without + (the digits start with the region's)."""
+    if len(raw) > _MAX_INPUT_CHARS:
+        return None
+    text = raw if raw[1:].isdigit() else _squeezed(raw)
+    plus = text[:1] == "+"
+    digits = text[1:] if plus else text
+    if not (digits.isdigit() and digits.isascii()) or len(digits) < 3:
+        return None
+    if plus:
+        size = _CODE_LENGTHS.get(digits[:3])
+        if size is None:
+            return None
+        code, national = digits[:size], digits[size:]
+        prefix = _national_prefix(code)
+    elif region == "ZZ":
+        return None
+    else:
+        known = _region_prefixes(region)
+        if ((known.international is not None and known.international.match(digits))
+                or digits.startswith(known.country_code)):
+            return None
+        code, national, prefix = known.country_code, digits, known.national
+    if len(national) not in _NSN_DIGITS or (prefix is not None and prefix.match(national)):
+        return None
+    return "+" + code + national
+
+
+class CacheStats(NamedTuple):
+    hits: int
+    misses: int
+    classes: int
+
+
+class _AnswerCache:
+    """Answers of valid numbers by the prefix that decides them (``phonekeys``), per
+    length of the E.164 form. The prefixes of one length never start one another
+    (a number's shortest deciding prefix is the same for every number it decides), so
+    a number has at most one: the first one found is its answer. Bounded: when full it
+    starts again empty."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._size = 0
+        # len(e164) -> (lengths of the prefixes held, prefix -> answer)
+        self._tables: dict[int, tuple[list[int], dict[str, Answer]]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, e164: str) -> Answer | None:
+        table = self._tables.get(len(e164))
+        if table is not None:
+            lengths, answers = table
+            for length in lengths:
+                found = answers.get(e164[:length])
+                if found is not None:
+                    self.hits += 1
+                    return found
+        return None
+
+    def learn(self, number: PhoneNumber, e164: str, answer: Answer) -> None:
+        """Keep ``answer`` for every number the prefix of ``e164`` decides."""
+        code = number.country_code or 0
+        rules = phonekeys.country(code)
+        if rules is None:
+            return
+        national = phonenumbers.national_significant_number(number)
+        size = rules.key_length(
+            national,
+            geographical=phonenumbers.is_number_type_geographical(answer.kind, code),
+            us_region=code == 1 and phonenumbers.region_code_for_number(number) == "US",
+        )
+        if self._size >= self._limit:
+            self._tables.clear()
+            self._size = 0
+        lengths, answers = self._tables.setdefault(len(e164), ([], {}))
+        key = e164[:len(e164) - len(national) + size]
+        if key not in answers:
+            answers[key] = answer
+            self._size += 1
+            if len(key) not in lengths:
+                lengths.append(len(key))
+
+    def stats(self) -> CacheStats:
+        return CacheStats(self.hits, self.misses, self._size)
+
+
+_CACHE = _AnswerCache()
+
+
+def cache_stats() -> CacheStats:
+    """How this process's cache fared: numbers answered from it, numbers that took
+    the library's path, classes held."""
+    return _CACHE.stats()
+
+
+def _valid_number(raw: str, region: str) -> tuple[PhoneNumber, int]:
+    """The parsed number and its PhoneNumberType. A type other than UNKNOWN is exactly
+    what ``is_valid_number`` tests: both classify the number for the region it is in."""
     if not raw.strip():
         raise InvalidNumber("empty")
     number = _parse(raw, None if region == "ZZ" else region)

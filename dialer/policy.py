@@ -81,6 +81,10 @@ class Outcome(StrEnum):
     FAILED_PERMANENT = "failed_permanent"
     CANCELED = "canceled"
     COMPLETED = "completed"  # answered, with AMD off: nobody knows who answered
+    # The person pressed the campaign's opt-out key: recorded by the Gather action
+    # (dialer.optout) while the call is live, which also decides the contact (done) and
+    # puts the number on a do-not-call list; the call's own end decides nothing more.
+    OPTED_OUT = "opted_out"
 
 
 class AmdAction(StrEnum):
@@ -317,7 +321,7 @@ def decide(
     retry = policy.retry
     base: timedelta | None
     match outcome:
-        case Outcome.HUMAN | Outcome.COMPLETED | Outcome.VOICEMAIL_LEFT:
+        case Outcome.HUMAN | Outcome.COMPLETED | Outcome.VOICEMAIL_LEFT | Outcome.OPTED_OUT:
             return Done(outcome)
         case Outcome.MACHINE:
             if policy.machine_policy is not MachinePolicy.HANGUP_RETRY:

@@ -1,4 +1,5 @@
-"""The campaign report: the summary as a table, every attempt as a streamed CSV file."""
+"""The campaign report: the summary as a table, every attempt as a streamed CSV file,
+and the files they are written to (complete or not at all)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,12 @@ def _replacing(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_page(path: Path, text: str) -> None:
+    """Write a report page to ``path``, replacing what was there only once complete."""
+    with _replacing(path) as out, _file_errors("writing"):
+        out.write(text.encode("utf-8"))
 
 
 async def write_export(path: Path, copy: Callable[[Sink], Awaitable[int]]) -> int:

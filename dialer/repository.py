@@ -7,15 +7,26 @@ records; callers decide transactions by passing a connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import asyncpg
 import structlog
 
 from dialer import db, queries
-from dialer.compliance import Decision, Defer, Location, Record, Take
+from dialer.caps import Call, call_seen
+from dialer.compliance import ClaimCaps, Decision, Defer, Location, Record, Take
+from dialer.contactfile import COPY_COLUMNS
 
 Executor = db.Connection | asyncpg.Pool
 
@@ -130,6 +141,10 @@ async def reserve_slots(
 # Claims of one campaign are serialised (per campaign, across processes) so that the
 # max-concurrent counts they check cannot be raced past.
 _CLAIM_LOCK_SPACE = 0x636C61  # "cla"
+# Writes to one do-not-call list (key: campaign id, 0 for the global list) take turns, so
+# that two adds of one number at once (an opt-out, an operator, an import) keep one
+# active entry: the second statement starts after the first committed, and sees it.
+_DNC_LOCK_SPACE = 0x646E63  # "dnc"
 
 
 DecideRow = Callable[[asyncpg.Record], tuple[Decision, Location | None]]
@@ -150,12 +165,17 @@ async def claim_due(
     worker_id: str,
     now: dt.datetime,
     decide: DecideRow,
+    caps: ClaimCaps | None = None,
     rule_packs: Sequence[str],
 ) -> list[asyncpg.Record]:
     """Claim up to ``limit`` due contacts in one transaction that commits before any
     request is sent. ``decide(row)`` says whether each may be called now (and gives
-    the location it worked out for a contact that had none stored); taken contacts get
-    their attempt row and its compliance record, the others are deferred or skipped."""
+    the location it worked out for a contact that had none stored); then the numbers of
+    those it allows are locked (lock_numbers: this is what makes the cap check atomic
+    with the attempt insert across campaigns and processes), their recent calls read,
+    and ``caps`` says whether each call stays under every cap (None: no cap, the
+    shared subject; the number lock is taken all the same). Taken contacts get their
+    attempt row and its compliance record, the others are deferred or skipped."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _CLAIM_LOCK_SPACE, campaign_id)
         if max_concurrent is not None or account_max_concurrent is not None:
@@ -167,11 +187,12 @@ async def claim_due(
                 limit = min(limit, account_max_concurrent - counts["account_open"])
         if limit <= 0:
             return []
-        due = await conn.fetch(queries.get("select_due_contacts"), campaign_id, now, limit)
+        due = await conn.fetch(queries.get("select_due_contacts"), campaign_id, now, limit,
+                               None if caps is None else caps.policy.subject_column)
         skip: list[tuple[int, str]] = []
         defer: list[tuple[int, dt.datetime]] = []
         located: list[tuple[int, Location]] = []
-        take: list[tuple[int, Record]] = []
+        allowed: list[tuple[asyncpg.Record, Record]] = []
         for row in due:
             if row["on_dnc"]:
                 skip.append((row["id"], "dnc"))
@@ -180,11 +201,24 @@ async def claim_due(
             if fresh is not None:
                 located.append((row["id"], fresh))
             if isinstance(decision, Take):
-                take.append((row["id"], decision.record))
+                allowed.append((row, decision.record))
             elif isinstance(decision, Defer):
                 defer.append((row["id"], decision.at))
             else:
                 skip.append((row["id"], decision.reason))
+        take: list[tuple[int, Record]] = []
+        if allowed:
+            phones = [row["phone"] for row, _ in allowed]
+            await conn.execute(queries.get("lock_numbers"), phones)
+            calls = (await _recent_calls(conn, phones, caps.since)
+                     if caps is not None and caps.counts else {})
+            for row, record in allowed:
+                checked = record if caps is None else caps(
+                    record, row["subject_value"], calls.get(row["phone"], ()))
+                if isinstance(checked, dt.datetime):
+                    defer.append((row["id"], checked))
+                else:
+                    take.append((row["id"], checked))
         if located:
             await conn.execute(queries.get("store_locations"), *_columns(
                 (i, _joined(loc.zones), loc.zone_source, _joined(loc.states),
@@ -195,13 +229,30 @@ async def claim_due(
             await conn.execute(queries.get("defer_contacts"), *_columns(defer))
         if not take:
             return []
-        ids, zones, zone_sources, states, state_sources, local_times, rules, until = _columns(
+        (ids, zones, zone_sources, states, state_sources, local_times, rules, until, subjects,
+         counted) = _columns(
             (i, _joined(r.location.zones), r.location.zone_source, _joined(r.location.states),
              _joined(r.location.state_sources), _joined(r.local_times), _joined(r.rules),
-             r.open_until) for i, r in take)
+             r.open_until, r.subject, _joined(r.caps)) for i, r in take)
         return list(await conn.fetch(
             queries.get("claim_contacts"), ids, worker_id, now, list(rule_packs), zones,
-            zone_sources, states, state_sources, local_times, rules, until))
+            zone_sources, states, state_sources, local_times, rules, until, subjects, counted))
+
+
+async def _recent_calls(
+    conn: Executor, phones: Sequence[str], since: dt.datetime
+) -> dict[str, list[Call]]:
+    calls: dict[str, list[Call]] = {}
+    for row in await conn.fetch(queries.get("recent_calls"), list(phones), since):
+        calls.setdefault(row["phone"], []).append(call_seen(
+            at=row["at"], subject=row["subject"], state=row["state"], outcome=row["outcome"],
+            final_at=row["final_at"]))
+    return calls
+
+
+async def recent_calls(db: Executor, phone: str, since: dt.datetime) -> list[Call]:
+    """The calls to one number since ``since`` that count against caps (`dialer why`)."""
+    return (await _recent_calls(db, [phone], since)).get(phone, [])
 
 
 def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
@@ -210,9 +261,17 @@ def _columns(rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
 
 
 async def release_unsent(
-    db: Executor, attempt_ids: Sequence[int], *, due_at: dt.datetime | None = None
+    db: Executor, attempt_ids: Sequence[int], *, due_at: dt.datetime | None = None,
+    skip_reason: str | None = None,
 ) -> None:
-    await db.execute(queries.get("release_unsent"), list(attempt_ids), due_at)
+    """Hand back claims never sent: pending again (due at ``due_at`` when given), or
+    skipped with ``skip_reason``."""
+    await db.execute(queries.get("release_unsent"), list(attempt_ids), due_at, skip_reason)
+
+
+async def held_on_dnc(db: Executor, attempt_ids: Sequence[int]) -> list[asyncpg.Record]:
+    """(id, phone) of the claimed, unsent attempts whose number is now on a list."""
+    return list(await db.fetch(queries.get("held_on_dnc"), list(attempt_ids)))
 
 
 async def reject_attempt(db: Executor, attempt_id: int, *, code: int | None, message: str) -> None:
@@ -355,7 +414,8 @@ _CAMPAIGN_COLUMNS = (
     "from_number", "twiml_url", "twiml", "weight", "max_concurrent", "ring_timeout",
     "amd_mode", "amd_async", "machine_policy", "unknown_is_machine", "retry_policy",
     "calendar", "blackout_dates", "start_at", "end_at", "last_call_margin", "rule_packs",
-    "default_timezone",
+    "default_timezone", "caps", "subject", "subject_column", "quiet_after_human",
+    "opt_out_digit", "opt_out_scope", "opt_out_message",
 )
 
 
@@ -376,8 +436,11 @@ async def update_campaign(db: Executor, campaign_id: int, row: Mapping[str, obje
     return await db.fetchrow(queries.get("update_campaign"), campaign_id, *values) is not None
 
 
-async def contact_for_why(db: Executor, campaign_id: int, phone: str) -> asyncpg.Record | None:
-    return await db.fetchrow(queries.get("contact_for_why"), campaign_id, phone)
+async def contact_for_why(
+    db: Executor, campaign_id: int, phone: str, *, at: dt.datetime, subject_column: str | None
+) -> asyncpg.Record | None:
+    return await db.fetchrow(queries.get("contact_for_why"), campaign_id, phone, at,
+                             subject_column)
 
 
 async def campaign_contact_counts(db: Executor, campaign_id: int) -> dict[str, int]:
@@ -385,27 +448,69 @@ async def campaign_contact_counts(db: Executor, campaign_id: int) -> dict[str, i
     return {row["state"]: int(row["contacts"]) for row in rows}
 
 
+# Contact imports take turns per campaign (lock_campaign_imports).
+_IMPORT_LOCK_SPACE = 0x696D70  # "imp"
+
+
+async def lock_campaign_imports(conn: db.Connection, campaign_id: int, *, wait: bool) -> bool:
+    """Take the campaign's import lock for this session; without ``wait``, False when
+    another import holds it."""
+    if wait:
+        await conn.execute(queries.get("wait_campaign_imports"), _IMPORT_LOCK_SPACE, campaign_id)
+        return True
+    return bool(await conn.fetchval(queries.get("lock_campaign_imports"), _IMPORT_LOCK_SPACE,
+                                    campaign_id))
+
+
+async def unlock_campaign_imports(conn: db.Connection, campaign_id: int) -> None:
+    await conn.execute(queries.get("unlock_campaign_imports"), _IMPORT_LOCK_SPACE, campaign_id)
+
+
+async def campaign_has_contacts(conn: db.Connection, campaign_id: int) -> bool:
+    return bool(await conn.fetchval(queries.get("campaign_has_contacts"), campaign_id))
+
+
+async def reserve_contact_ids(conn: db.Connection, count: int) -> list[str]:
+    """``count`` new contact ids, ascending, as text (they go into COPY lines)."""
+    text = await conn.fetchval(queries.get("reserve_contact_ids"), count)
+    return str(text).split("\n")
+
+
+async def import_dnc_listed(conn: db.Connection, campaign_id: int, phones: list[str]) -> set[str]:
+    """Which of ``phones`` campaign ``campaign_id`` must not call."""
+    rows = await conn.fetch(queries.get("import_dnc_listed"), campaign_id, phones)
+    return {row[0] for row in rows}
+
+
+async def _copy_data(lines: bytes) -> AsyncIterator[bytes]:
+    """COPY data in one piece. asyncpg would take bytes for a path and read a file
+    object through a thread (each call leaving a class behind for the cycle collector,
+    a batch's text with it)."""
+    yield lines
+
+
+async def copy_contacts(conn: db.Connection, lines: bytes) -> int:
+    """COPY lines of new contacts straight into ``contacts``: one statement, so all or
+    nothing. Returns how many; UniqueViolationError when a number is there already."""
+    status = await conn.copy_to_table("contacts", source=_copy_data(lines),
+                                      columns=COPY_COLUMNS, format="text")
+    return int(status.split()[-1])
+
+
 async def create_import_staging(conn: db.Connection) -> None:
     await conn.execute(queries.get("create_import_staging"))
 
 
-async def merge_import_batch(
-    conn: db.Connection,
-    campaign_id: int,
-    records: Sequence[tuple[int, str, str, str, str, str, str]],
-) -> tuple[int, int]:
-    """COPY one batch of (row_no, phone, zones, zone source, states, state sources,
-    attributes JSON) into the staging table and merge it into the campaign, in one
+async def merge_contacts(conn: db.Connection, campaign_id: int, lines: bytes) -> tuple[int, int]:
+    """COPY lines into the staging table and merge them into the campaign, in one
     transaction: a batch is in or out, never half. Returns (made pending: new, or
-    skipped for their location and given one now; stored as skipped for do-not-call)."""
+    skipped for their location and given one now; stored as skipped for do-not-call).
+    Without JIT: compiling the merge costs more than it saves at this size."""
     async with conn.transaction():
-        await conn.copy_records_to_table(
-            "dialer_import_staging",
-            records=records,
-            columns=("row_no", "phone", "zones", "zone_source", "states", "state_sources",
-                     "attributes"),
-        )
-        row = await conn.fetchrow(queries.get("merge_import_batch"), campaign_id)
+        await conn.execute(queries.get("merge_without_jit"))
+        await conn.copy_to_table("dialer_import_batch", source=_copy_data(lines),
+                                 columns=COPY_COLUMNS, format="text")
+        row = await conn.fetchrow(queries.get("merge_import_batch"))
         requeued = await conn.fetchval(queries.get("requeue_relocated"), campaign_id)
     assert row is not None
     return int(row["loaded"]) + int(requeued), int(row["dnc"])
@@ -417,21 +522,59 @@ async def requeue_location_skips(db: Executor, campaign_id: int) -> int:
     return int(status.split()[-1])
 
 
+async def redecide_waiting(db: Executor, campaign_id: int) -> int:
+    """Contacts deferred to a later instant are due now (their claim decides again);
+    returns how many."""
+    status = await db.execute(queries.get("redecide_waiting"), campaign_id)
+    return int(status.split()[-1])
+
+
 async def dnc_add(
-    db: Executor, phone: str, campaign_id: int | None, reason: str | None
+    db: Executor, phone: str, campaign_id: int | None, reason: str | None, *,
+    source: str = "api", expires_at: dt.datetime | None = None,
+    origin_campaign_id: int | None = None, call_sid: str | None = None,
 ) -> tuple[bool, int]:
-    """(whether the entry is new, contacts skipped because of it)."""
-    row = await db.fetchrow(queries.get("dnc_add"), phone, campaign_id, reason)
+    """Put a number on a list; (whether the entry is new, contacts skipped because of
+    it). Wakes every dispatcher, which stops calls it claimed but has not sent. In a
+    transaction of its own, or the caller's (the list stays locked until it ends)."""
+    async with _connection(db) as conn, conn.transaction():
+        await _lock_dnc_list(conn, campaign_id)
+        row = await conn.fetchrow(queries.get("dnc_add"), phone, campaign_id, reason, source,
+                                  expires_at, origin_campaign_id, call_sid)
     assert row is not None
     return bool(row["added"]), int(row["skipped"])
 
 
-async def dnc_remove(db: Executor, phone: str, campaign_id: int | None) -> bool:
-    return await db.fetchrow(queries.get("dnc_remove"), phone, campaign_id) is not None
+@contextlib.asynccontextmanager
+async def _connection(executor: Executor) -> AsyncIterator[db.Connection]:
+    """The connection given, or one of the pool's for the block."""
+    if isinstance(executor, asyncpg.Pool):
+        async with executor.acquire() as conn:
+            yield conn
+    else:
+        yield executor
 
 
-async def dnc_list(db: Executor, campaign_id: int | None) -> list[asyncpg.Record]:
-    return list(await db.fetch(queries.get("dnc_list"), campaign_id))
+async def _lock_dnc_list(conn: db.Connection, campaign_id: int | None) -> None:
+    """Until the transaction ends (see _DNC_LOCK_SPACE)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _DNC_LOCK_SPACE,
+                       campaign_id or 0)
+
+
+async def dnc_remove(
+    db: Executor, phone: str, campaign_id: int | None, *, by: str, reason: str | None = None
+) -> bool:
+    """Mark the number's entries on one list removed, by ``by``; False if it had none."""
+    return await db.fetchrow(queries.get("dnc_remove"), phone, campaign_id, by,
+                             reason) is not None
+
+
+async def dnc_list(
+    db: Executor, campaign_id: int | None, *, source: str | None = None,
+    state: str | None = None, origin_campaign_id: int | None = None,
+) -> list[asyncpg.Record]:
+    return list(await db.fetch(queries.get("dnc_list"), campaign_id, source, state,
+                               origin_campaign_id))
 
 
 async def create_dnc_staging(conn: db.Connection) -> None:
@@ -439,17 +582,44 @@ async def create_dnc_staging(conn: db.Connection) -> None:
 
 
 async def merge_dnc_batch(
-    conn: db.Connection, phones: Sequence[str], campaign_id: int | None, reason: str | None
+    conn: db.Connection, numbers: Sequence[tuple[str, dt.datetime | None]],
+    campaign_id: int | None, reason: str | None, *, expires_at: dt.datetime | None = None,
 ) -> tuple[int, int, int]:
-    """COPY numbers into the staging table and add them to a list in one transaction.
-    Returns (distinct numbers in the batch, new entries, contacts skipped)."""
+    """COPY (number, expiry) pairs into the staging table and add them to a list in one
+    transaction (``expires_at`` for those without one). Returns (distinct numbers in the
+    batch, new entries, contacts skipped)."""
     async with conn.transaction():
+        await _lock_dnc_list(conn, campaign_id)
+        await conn.execute("SET LOCAL dialer.dnc_bulk = 'on'")  # see trigger dnc_listed
         await conn.copy_records_to_table(
-            "dialer_dnc_staging", records=[(phone,) for phone in phones], columns=("phone",)
+            "dialer_dnc_staging", records=numbers, columns=("phone", "expires_at")
         )
-        row = await conn.fetchrow(queries.get("merge_dnc_batch"), campaign_id, reason)
+        row = await conn.fetchrow(queries.get("merge_dnc_batch"), campaign_id, reason,
+                                  expires_at)
     assert row is not None
     return int(row["distinct_numbers"]), int(row["added"]), int(row["skipped"])
+
+
+async def record_opt_out(
+    pool: asyncpg.Pool, attempt_id: int, call_sid: str, decide: Callable[[Any], bool],
+) -> asyncpg.Record | None:
+    """In one transaction: the attempt a Gather action names (with its campaign's opt-out
+    settings, see opt_out_target), and when ``decide(row)`` says the keys pressed opt
+    out, the number on the do-not-call list of the campaign's scope (source opt-out, with
+    the campaign and the call) and the attempt's outcome ``opted_out``. None when the
+    attempt is unknown or belongs to another call."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(queries.get("opt_out_target"), attempt_id)
+        if row is None or row["call_sid"] not in (None, call_sid) or (
+                row["call_sid"] is None and row["state"] not in ("requested", "unknown")):
+            return None
+        if decide(row):
+            scope = None if row["opt_out_scope"] == "global" else row["campaign_id"]
+            await dnc_add(conn, row["phone"], scope, "opted out during the call",
+                          source="opt-out", origin_campaign_id=row["campaign_id"],
+                          call_sid=call_sid)
+            await conn.execute(queries.get("mark_opted_out"), attempt_id)
+        return row
 
 
 # ==== dialer check ====
@@ -510,6 +680,66 @@ async def outcomes_by_zone(db: Executor, campaign_id: int) -> list[asyncpg.Recor
 async def outcomes_by_country(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
     """A campaign's ended calls by the country of the contact's zones."""
     return list(await db.fetch(queries.get("outcomes_by_country"), campaign_id))
+
+
+async def attempt_span(
+    db: Executor, campaign_id: int
+) -> tuple[dt.datetime | None, dt.datetime | None, dt.datetime | None]:
+    """When a campaign's first and last attempts were requested, and when its last
+    call ended (None: no attempt, no call ended)."""
+    row = await db.fetchrow(queries.get("attempt_span"), campaign_id)
+    assert row is not None  # an aggregate always answers one row
+    return row["first_at"], row["last_at"], row["last_final_at"]
+
+
+async def attempts_over_time(
+    db: Executor, campaign_id: int, bucket_seconds: int
+) -> list[asyncpg.Record]:
+    """(bucket, ended_in, attempts): a campaign's attempts by request time and end."""
+    return list(await db.fetch(queries.get("attempts_over_time"), campaign_id,
+                               float(bucket_seconds)))
+
+
+async def sends_over_time(
+    db: Executor, campaign_id: int, bucket_seconds: int, since: dt.datetime,
+    until: dt.datetime,
+) -> list[asyncpg.Record]:
+    """(bucket, campaign_sent, account_sent, busiest_second, account_cps) in [since, until)."""
+    return list(await db.fetch(queries.get("sends_over_time"), campaign_id,
+                               float(bucket_seconds), since, until))
+
+
+async def queue_time_over_time(
+    db: Executor, campaign_id: int, bucket_seconds: int
+) -> list[asyncpg.Record]:
+    """(bucket, calls, median_ms, p95_ms, max_ms) of Twilio's queue_time."""
+    return list(await db.fetch(queries.get("queue_time_over_time"), campaign_id,
+                               float(bucket_seconds)))
+
+
+async def calls_by_rule_pack(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """(rule_pack, attempts): the rule packs a campaign's attempts obeyed."""
+    return list(await db.fetch(queries.get("calls_by_rule_pack"), campaign_id))
+
+
+async def contacts_waiting(
+    db: Executor, campaign_id: int, now: dt.datetime
+) -> list[asyncpg.Record]:
+    """(why, contacts): a campaign's contacts not called at ``now``, and why."""
+    return list(await db.fetch(queries.get("contacts_waiting"), campaign_id, now))
+
+
+async def forecast_contacts(db: Executor, campaign_id: int) -> list[asyncpg.Record]:
+    """(place, attempts, contacts, on_dnc): a campaign's contacts still to call."""
+    return list(await db.fetch(queries.get("forecast_contacts"), campaign_id))
+
+
+async def account_sharing(db: Executor, campaign_id: int) -> tuple[float | None, int]:
+    """The stored CPS of a campaign's account (None: unknown yet) and the weight of the
+    account's other running campaigns."""
+    row = await db.fetchrow(queries.get("account_sharing"), campaign_id)
+    assert row is not None  # the caller has the campaign
+    return row["cps"], int(row["other_weight"])
 
 
 CopySink = Callable[[bytes], Coroutine[Any, Any, None]]

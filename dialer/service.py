@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -229,6 +230,7 @@ class Daemon:
                 recorder=recorder, accounts=fleet.keys, public_base_url=settings.public_base_url,
                 callback_retries=settings.callback_retries, max_body=settings.callback_max_body,
                 hang_up=fleet.hang_up, health=self._health, clock=self.clock,
+                record_opt_out=functools.partial(repository.record_opt_out, pool),
             )
             server = self._server = EmbeddedServer(
                 app, host=settings.bind_host, port=settings.bind_port,
@@ -249,7 +251,7 @@ class Daemon:
                                              os.getpid())
             await asyncio.gather(*(self._warm_up(rt) for rt in runtimes))
             listener = Listener(self.dsn, on_campaigns=fleet.wake_all,
-                                on_accounts=self._reload.set)
+                                on_accounts=self._reload.set, on_dnc=fleet.note_dnc)
             stack.push_async_callback(listener.close)
             supervisor.spawn("campaign-listener", listener.run())
             for runtime in runtimes:
@@ -347,6 +349,7 @@ class Daemon:
                     for row in await repository.complete_finished_campaigns(pool, runtime.sid):
                         log.info("campaign_completed", campaign=row["name"])
             except DATABASE_ERRORS as exc:
+                metrics.DATABASE_ERRORS.labels("housekeeping").inc()
                 log.warning("housekeeping_database_unavailable", error=repr(exc))
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
@@ -361,6 +364,7 @@ class Daemon:
             stalled = self._stalled(interval)
             if not stalled:
                 self._notifier.watchdog()
+                metrics.WATCHDOG_PINGS.inc()
             else:
                 log.warning("watchdog_not_fed", stalled=stalled)
             await asyncio.sleep(interval / 2)

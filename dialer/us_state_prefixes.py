@@ -24,7 +24,7 @@ from importlib import resources
 
 from dialer.places import UNKNOWN_STATE, state_from_place
 
-__all__ = ["derive", "state_for_digits"]
+__all__ = ["derive", "state_for_digits", "table"]
 
 _COUNTRY = "1"
 
@@ -52,16 +52,17 @@ def _lookup(table: Mapping[str, str], digits: str) -> str:
 
 
 @cache
-def _table() -> dict[str, str]:
+def table() -> Mapping[str, str]:
+    """The table: prefix -> state (``dialer.phonekeys`` proves cache keys from it)."""
     text = resources.files("dialer").joinpath("data", "us_state_prefixes.json").read_text()
-    table: dict[str, str] = json.loads(text)
-    return table
+    found: dict[str, str] = json.loads(text)
+    return found
 
 
 def state_for_digits(digits: str) -> str:
     """The state of a valid US number given as its E.164 digits without "+"
     ("14055550100" -> "OK"), ``US`` when its prefix names no state."""
-    return _lookup(_table(), digits)
+    return _lookup(table(), digits)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ __all__ = [
     "parse_days",
     "parse_hours",
     "parse_instant",
+    "parse_until",
     "parse_weekly",
 ]
 
@@ -517,6 +518,22 @@ def parse_instant(text: str) -> dt.datetime:
         raise ValueError(f"{text!r} has no time zone: add one, e.g. {text.strip()}+00:00 "
                          f"or {text.strip()}-05:00")
     return value
+
+
+def parse_until(text: str) -> dt.datetime:
+    """When something stops (a do-not-call entry's expiry): a date, meaning its start in
+    UTC ("2027-06-01": no longer blocking from that day), or an ISO-8601 instant with
+    its zone. In UTC."""
+    cleaned = text.strip()
+    try:
+        day = dt.date.fromisoformat(cleaned)
+    except ValueError:
+        try:
+            return parse_instant(cleaned).astimezone(dt.UTC)
+        except ValueError:
+            raise ValueError(f"{cleaned[:40]!r} is not a date (YYYY-MM-DD) or an ISO-8601 "
+                             "instant with its zone (e.g. 2027-06-01T09:00-05:00)") from None
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
 def parse_dates(text: str) -> frozenset[dt.date]:

@@ -105,10 +105,11 @@ WHERE state IN ('requested', 'unknown', 'live')
 
 -- name: select_due_contacts
 -- Due contacts of one campaign, oldest first, locked so no other process takes them
--- (SKIP LOCKED), flagged when the number is on a do-not-call list, with where they may
--- be as one text (dialer.compliance.Location.place: the claim decides once per distinct
--- place). A contact from before migration 0005 has no place: its zone (if any) and the
--- CSV state its attributes carry are given instead, for the claim to work it out.
+-- (SKIP LOCKED), flagged when the number is on an active do-not-call list, with where
+-- they may be as one text (dialer.compliance.Location.place: the claim decides once per
+-- distinct place), and their value in the campaign's subject column ($4, NULL: none).
+-- A contact from before migration 0005 has no place: its zone (if any) and the CSV state
+-- its attributes carry are given instead, for the claim to work it out.
 SELECT k.id, k.phone,
        CASE WHEN k.zones IS NOT NULL AND k.states IS NOT NULL
             THEN concat_ws('|', k.zone_source, array_to_string(k.zones, ' '),
@@ -117,7 +118,8 @@ SELECT k.id, k.phone,
        CASE WHEN k.states IS NULL THEN k.zones END AS zones,
        CASE WHEN k.states IS NULL THEN k.zone_source END AS zone_source,
        CASE WHEN k.states IS NULL THEN k.attributes ->> 'state' END AS csv_state,
-       EXISTS (SELECT 1 FROM dnc_numbers d
+       k.attributes ->> $4::text AS subject_value,
+       EXISTS (SELECT 1 FROM dnc_active d
                WHERE d.phone = k.phone
                  AND (d.campaign_id IS NULL OR d.campaign_id = k.campaign_id)) AS on_dnc
 FROM contacts k
@@ -125,6 +127,29 @@ WHERE k.campaign_id = $1 AND k.state IN ('pending', 'retry_wait') AND k.next_att
 ORDER BY k.next_attempt_at, k.id
 LIMIT $3
 FOR UPDATE OF k SKIP LOCKED;
+
+-- name: lock_numbers
+-- The first step of the cap check, and what makes it race-free: lock the rows of the
+-- numbers a claim may call (creating those never claimed), in number order, so two claims
+-- never wait on each other in a circle. ON CONFLICT DO UPDATE locks the row even though
+-- its WHERE updates nothing. A claim of the same number by another campaign or process
+-- waits here until this claim commits; the caller counts the recent calls only after
+-- this statement (a later statement, so a later snapshot, which sees what the other
+-- claim committed), and its attempt rows are written before it commits. Taken by every
+-- claim, capped or not: an uncapped campaign's calls count against the others' caps.
+INSERT INTO number_locks (phone)
+SELECT DISTINCT phone FROM unnest($1::text[]) AS n(phone) ORDER BY phone
+ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone WHERE false;
+
+-- name: recent_calls
+-- The calls to these numbers claimed since $2 that may have reached the person (not
+-- void, not refused by Twilio), any campaign, any subject, for the cap check: when each
+-- was sent (else claimed), its subject, and what became of it.
+SELECT r.phone, r.subject, coalesce(a.sent_at, r.decided_at) AS at, a.state, a.outcome,
+       a.final_at
+FROM attempt_compliance r JOIN call_attempts a ON a.id = r.attempt_id
+WHERE r.phone = ANY($1::text[]) AND r.decided_at > $2
+  AND a.state NOT IN ('void', 'rejected');
 
 -- name: defer_contacts
 -- Contacts outside their calling window become due at its next opening.
@@ -151,7 +176,8 @@ WHERE k.id = d.id;
 -- name: claim_contacts
 -- Move locked contacts to dialing and write their attempt rows, in the claim's
 -- transaction, before any request goes out, each with the record of why the call is
--- legal at $3 (attempt_compliance; lists space-separated, $4 the campaign's packs).
+-- legal at $3 (attempt_compliance; lists space-separated, $4 the campaign's packs) and
+-- what it counts against: its number, subject ($12) and caps ($13).
 WITH claimed AS (
     UPDATE contacts k
     SET state = 'dialing', claimed_by = $2, claimed_at = $3, attempts = k.attempts + 1,
@@ -164,16 +190,18 @@ WITH claimed AS (
     RETURNING id, contact_id, attempt_no
 ), recorded AS (
     INSERT INTO attempt_compliance (attempt_id, decided_at, zones, zone_source, states,
-                                    state_sources, local_times, rule_packs, rules, open_until)
+                                    state_sources, local_times, rule_packs, rules, open_until,
+                                    phone, subject, caps)
     SELECT i.id, $3, string_to_array(r.zones, ' '), r.zone_source,
            string_to_array(r.states, ' '), string_to_array(r.state_sources, ' '),
            string_to_array(r.local_times, ' '), $4::text[], string_to_array(r.rules, ' '),
-           r.open_until
+           r.open_until, c.phone, r.subject, string_to_array(r.caps, ' ')
     FROM inserted i
+    JOIN claimed c ON c.id = i.contact_id
     JOIN unnest($1::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                $10::text[], $11::timestamptz[])
+                $10::text[], $11::timestamptz[], $12::text[], $13::text[])
          AS r(contact_id, zones, zone_source, states, state_sources, local_times, rules,
-              open_until)
+              open_until, subject, caps)
       ON r.contact_id = i.contact_id
 )
 SELECT i.id AS attempt_id, i.contact_id, i.attempt_no, c.phone, c.attributes
@@ -182,7 +210,8 @@ ORDER BY i.id;
 
 -- name: release_unsent
 -- Claimed contacts whose request never went out: drop the attempt, the contact is
--- pending again (due at $2 when given) and the attempt is not counted.
+-- pending again (due at $2 when given), or skipped with reason $3 when given (its number
+-- was put on a do-not-call list meanwhile), and the attempt is not counted.
 -- Rows are locked attempt then contact, in attempt id order, as lock_attempts does:
 -- two batches that lock in different orders can deadlock.
 WITH locked AS (
@@ -194,9 +223,18 @@ WITH locked AS (
     RETURNING a.contact_id
 )
 UPDATE contacts k
-SET state = 'pending', claimed_by = NULL, claimed_at = NULL, attempts = k.attempts - 1,
+SET state = CASE WHEN $3::text IS NULL THEN 'pending' ELSE 'skipped' END, reason = $3,
+    claimed_by = NULL, claimed_at = NULL, attempts = k.attempts - 1,
     next_attempt_at = coalesce($2, k.next_attempt_at), updated_at = now()
 FROM gone WHERE k.id = gone.contact_id AND k.state = 'dialing';
+
+-- name: held_on_dnc
+-- Of the attempts a process has claimed and not sent, those whose number is now on an
+-- active do-not-call list that applies to their campaign.
+SELECT a.id, k.phone FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
+WHERE a.id = ANY($1::bigint[]) AND a.state = 'requested'
+  AND EXISTS (SELECT 1 FROM dnc_active d
+              WHERE d.phone = k.phone AND (d.campaign_id IS NULL OR d.campaign_id = k.campaign_id));
 
 -- name: reject_attempt
 -- Twilio refused the number for good: no call exists, the contact has failed.
@@ -474,9 +512,11 @@ SELECT * FROM campaigns WHERE name = $1;
 INSERT INTO campaigns (name, account_sid, from_number, twiml_url, twiml, weight, max_concurrent,
                        ring_timeout, amd_mode, amd_async, machine_policy, unknown_is_machine,
                        retry_policy, calendar, blackout_dates, start_at, end_at,
-                       last_call_margin, rule_packs, default_timezone)
+                       last_call_margin, rule_packs, default_timezone, caps, subject,
+                       subject_column, quiet_after_human, opt_out_digit, opt_out_scope,
+                       opt_out_message)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $20)
+        $20, $21, $22, $23, $24, $25, $26, $27)
 ON CONFLICT (name) DO NOTHING
 RETURNING id;
 
@@ -489,7 +529,9 @@ WITH c AS (
         ring_timeout = $7, amd_mode = $8, amd_async = $9, machine_policy = $10,
         unknown_is_machine = $11, retry_policy = $12, calendar = $13, blackout_dates = $14,
         start_at = $15, end_at = $16, last_call_margin = $17, rule_packs = $18,
-        default_timezone = $19, updated_at = now()
+        default_timezone = $19, caps = $20, subject = $21, subject_column = $22,
+        quiet_after_human = $23, opt_out_digit = $24, opt_out_scope = $25,
+        opt_out_message = $26, updated_at = now()
     WHERE id = $1
     RETURNING id
 )
@@ -497,59 +539,95 @@ SELECT c.id, pg_notify('dialer_campaigns', c.id::text) FROM c;
 
 -- name: contact_for_why
 -- One contact of campaign $1 by number, for `dialer why`: its state, attempts, when it
--- is due, where it may be, and the do-not-call entry that lists it (global first).
+-- is due, where it may be, its value in the subject column ($4), and the do-not-call
+-- entry that lists it at $3 (global first).
 SELECT k.id, k.state, k.reason, k.attempts,
        CASE WHEN k.next_attempt_at = '-infinity' THEN NULL ELSE k.next_attempt_at END AS due,
        k.zones, k.zone_source, k.states, k.state_sources,
        CASE WHEN k.states IS NULL THEN k.attributes ->> 'state' END AS csv_state,
+       k.attributes ->> $4::text AS subject_value,
        (SELECT coalesce(d.reason, 'no reason given')
-               || CASE WHEN d.campaign_id IS NULL THEN ' (global list)'
-                       ELSE ' (this campaign''s list)' END
+               || CASE WHEN d.campaign_id IS NULL THEN ' (global list, '
+                       ELSE ' (this campaign''s list, ' END
+               || d.source
+               || coalesce(', until ' || to_char(d.expires_at AT TIME ZONE 'UTC',
+                                                 'YYYY-MM-DD HH24:MI "UTC"'), '') || ')'
         FROM dnc_numbers d
         WHERE d.phone = k.phone AND (d.campaign_id IS NULL OR d.campaign_id = k.campaign_id)
-        ORDER BY d.campaign_id NULLS FIRST LIMIT 1) AS dnc_entry
+          AND dnc_entry_active(d, $3)
+        ORDER BY d.campaign_id NULLS FIRST, d.id LIMIT 1) AS dnc_entry
 FROM contacts k WHERE k.campaign_id = $1 AND k.phone = $2;
 
 -- name: campaign_contact_counts
 -- Contacts of one campaign by state, for `campaign show`.
 SELECT state, count(*) AS contacts FROM contacts WHERE campaign_id = $1 GROUP BY state ORDER BY state;
 
+-- name: lock_campaign_imports
+-- Imports into one campaign take turns (session lock, released with the connection):
+-- an import that found the campaign empty COPYs straight into contacts, which no
+-- other import may then add to. True when the lock was free.
+SELECT pg_try_advisory_lock($1, $2);
+
+-- name: wait_campaign_imports
+-- The lock of lock_campaign_imports, waiting for the import that holds it.
+SELECT pg_advisory_lock($1, $2);
+
+-- name: unlock_campaign_imports
+SELECT pg_advisory_unlock($1, $2);
+
+-- name: campaign_has_contacts
+SELECT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = $1);
+
+-- name: reserve_contact_ids
+-- $1 new contact ids, ascending, one per line of text: a batch's COPY lines take them
+-- in file order, so the contacts of a file are called in its order even when two
+-- batches load at once.
+SELECT string_agg(id::text, E'\n' ORDER BY id)
+FROM (SELECT nextval('contacts_id_seq') AS id FROM generate_series(1, $1)) AS ids;
+
+-- name: import_dnc_listed
+-- The numbers of an import batch ($2) that campaign $1 must not call: on the global
+-- do-not-call list or on the campaign's (entries in force: dnc_active). The import's
+-- one do-not-call check; its rows are then stored as skipped with reason 'dnc'.
+SELECT u.phone FROM unnest($2::text[]) AS u(phone)
+WHERE EXISTS (SELECT 1 FROM dnc_active d
+              WHERE d.phone = u.phone AND (d.campaign_id IS NULL OR d.campaign_id = $1));
+
 -- name: create_import_staging
--- The session's staging table for one import batch: COPY writes here, the merge reads
--- it, and the commit of the batch's transaction empties it. TEMP, so no WAL is written
--- and a killed import leaves nothing behind.
-CREATE TEMP TABLE IF NOT EXISTS dialer_import_staging (
-    row_no        bigint NOT NULL,
+-- The session's staging table for a batch merged into a campaign that had contacts
+-- already: the batch's COPY lines (dialer.contactfile.COPY_COLUMNS) land here, the
+-- merge reads them, and the commit of the batch's transaction empties it. TEMP, so no
+-- WAL is written and a killed import leaves nothing behind.
+CREATE TEMP TABLE IF NOT EXISTS dialer_import_batch (
+    id            bigint NOT NULL,
+    campaign_id   bigint NOT NULL,
     phone         text NOT NULL,
-    -- Lists space-separated (zone and state codes have no spaces), split on merge.
-    zones         text NOT NULL,
+    zones         text[] NOT NULL,
     zone_source   text NOT NULL,
-    states        text NOT NULL,
-    state_sources text NOT NULL,
-    attributes    text NOT NULL
+    states        text[] NOT NULL,
+    state_sources text[] NOT NULL,
+    attributes    jsonb NOT NULL,
+    state         text NOT NULL,
+    reason        text
 ) ON COMMIT DELETE ROWS;
 
+-- name: merge_without_jit
+-- For the rest of the merge's transaction: compiling it costs more than it saves.
+SET LOCAL jit = off;
+
 -- name: merge_import_batch
--- Move a staged batch into campaign $1 in one statement. A number already in the
--- campaign (an earlier batch, an earlier run, or earlier in this batch: rows go in
--- file order) is skipped by ON CONFLICT; a number on the do-not-call list (global or
--- this campaign's) is stored as skipped with reason 'dnc'. Duplicates are what the
--- caller staged minus the two counts.
+-- Move a staged batch into its campaign in one statement, in file order (the ids were
+-- reserved so). A number the campaign has already (an earlier run, or a concurrent
+-- writer) is skipped by ON CONFLICT; numbers repeated within the file never reach
+-- here. Returns what was stored as pending and as skipped for do-not-call.
 WITH ins AS (
-    INSERT INTO contacts (campaign_id, phone, zones, zone_source, states, state_sources,
+    INSERT INTO contacts (id, campaign_id, phone, zones, zone_source, states, state_sources,
                           attributes, state, reason)
-    SELECT $1, s.phone, string_to_array(s.zones, ' '), s.zone_source,
-           string_to_array(s.states, ' '), string_to_array(s.state_sources, ' '),
-           s.attributes::jsonb,
-           CASE WHEN d.listed THEN 'skipped' ELSE 'pending' END,
-           CASE WHEN d.listed THEN 'dnc' END
-    FROM dialer_import_staging s
-    CROSS JOIN LATERAL (
-        SELECT EXISTS (SELECT 1 FROM dnc_numbers n
-                       WHERE n.phone = s.phone
-                         AND (n.campaign_id IS NULL OR n.campaign_id = $1)) AS listed
-    ) d
-    ORDER BY s.row_no
+    OVERRIDING SYSTEM VALUE
+    SELECT id, campaign_id, phone, zones, zone_source, states, state_sources, attributes,
+           state, reason
+    FROM dialer_import_batch
+    ORDER BY id
     ON CONFLICT (campaign_id, phone) DO NOTHING
     RETURNING state
 )
@@ -564,11 +642,11 @@ FROM ins;
 -- transaction, so the staged batch is still there; returns how many.
 WITH s AS (
     SELECT DISTINCT ON (phone) phone, zones, zone_source, states, state_sources
-    FROM dialer_import_staging WHERE zone_source = 'csv' ORDER BY phone, row_no
+    FROM dialer_import_batch WHERE zone_source = 'csv' ORDER BY phone, id
 ), requeued AS (
     UPDATE contacts k
-    SET zones = string_to_array(s.zones, ' '), zone_source = s.zone_source,
-        states = string_to_array(s.states, ' '), state_sources = string_to_array(s.state_sources, ' '),
+    SET zones = s.zones, zone_source = s.zone_source, states = s.states,
+        state_sources = s.state_sources,
         state = 'pending', reason = NULL, next_attempt_at = '-infinity', updated_at = now()
     FROM s
     WHERE k.campaign_id = $1 AND k.phone = s.phone AND k.state = 'skipped'
@@ -585,16 +663,37 @@ UPDATE contacts SET state = 'pending', reason = NULL, next_attempt_at = '-infini
 WHERE campaign_id = $1 AND state = 'skipped'
   AND (reason LIKE 'no time zone%' OR reason LIKE 'no common calling time%');
 
+-- name: redecide_waiting
+-- `campaign edit` changed the caps, the subject or the quiet period: pending contacts
+-- deferred to a later instant (a cap, the calling time) are due now, and their next
+-- claim decides again (retries keep their delays: they are retry_wait).
+UPDATE contacts SET next_attempt_at = '-infinity', updated_at = now()
+WHERE campaign_id = $1 AND state = 'pending' AND next_attempt_at > now();
+
 -- name: dnc_add
--- Put a number on a do-not-call list ($2 NULL: every campaign's) and skip the matching
--- contacts that have not been dialed yet. Contacts being dialed right now are left to
--- the dispatcher, which checks the list when it claims. Adding twice keeps one entry
--- (a new reason replaces the old one).
-WITH entry AS (
-    INSERT INTO dnc_numbers (phone, campaign_id, reason) VALUES ($1, $2, $3)
-    ON CONFLICT (phone, campaign_id)
-        DO UPDATE SET reason = coalesce(EXCLUDED.reason, dnc_numbers.reason)
-    RETURNING (xmax = 0) AS inserted
+-- Put a number on a do-not-call list ($2 NULL: every campaign's) from source $4, until $5
+-- (NULL: for good), for an opt-out with the campaign $6 and call $7 that recorded it, and
+-- skip the matching contacts that have not been dialed yet. Contacts claimed but not sent
+-- are stopped by the dispatchers, told by NOTIFY dialer_dnc (trigger dnc_listed).
+-- A number already active on the list keeps its entry: a new reason replaces the old one
+-- and a later expiry (or none) extends it; an expired or removed entry stays as history
+-- beside the new one.
+WITH current AS (
+    SELECT id FROM dnc_active
+    WHERE phone = $1 AND campaign_id IS NOT DISTINCT FROM $2
+    ORDER BY id LIMIT 1
+), extended AS (
+    UPDATE dnc_numbers d
+    SET reason = coalesce($3, d.reason),
+        expires_at = CASE WHEN d.expires_at IS NULL OR $5::timestamptz IS NULL THEN NULL
+                          ELSE greatest(d.expires_at, $5) END
+    FROM current WHERE d.id = current.id
+    RETURNING d.id
+), entry AS (
+    INSERT INTO dnc_numbers (phone, campaign_id, reason, source, expires_at,
+                             origin_campaign_id, call_sid)
+    SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM current)
+    RETURNING id
 ), skipped AS (
     UPDATE contacts k SET state = 'skipped', reason = 'dnc', updated_at = now()
     WHERE k.campaign_id = ANY (ARRAY(SELECT id FROM campaigns
@@ -602,33 +701,68 @@ WITH entry AS (
       AND k.phone = $1 AND k.state IN ('pending', 'retry_wait')
     RETURNING k.id
 )
-SELECT (SELECT bool_or(inserted) FROM entry) AS added, (SELECT count(*) FROM skipped) AS skipped;
+SELECT EXISTS (SELECT 1 FROM entry) AS added, (SELECT count(*) FROM skipped) AS skipped;
 
 -- name: dnc_remove
--- Take a number off one list ($2 NULL: the global one). Contacts skipped because of
--- it stay skipped: re-import them (or add them again) to call them.
-DELETE FROM dnc_numbers WHERE phone = $1 AND campaign_id IS NOT DISTINCT FROM $2 RETURNING id;
+-- Take a number off one list ($2 NULL: the global one): its entries there (active or
+-- expired) are kept, marked removed at now() by $3 (who or what) because of $4. Contacts
+-- skipped because of it stay skipped: re-import them to call them.
+UPDATE dnc_numbers SET removed_at = now(), removed_by = $3, removal_reason = $4
+WHERE phone = $1 AND campaign_id IS NOT DISTINCT FROM $2 AND removed_at IS NULL
+RETURNING id;
 
 -- name: dnc_list
--- The entries that apply to campaign $1 (global ones included), or every entry when
--- $1 is NULL.
-SELECT d.phone, c.name AS campaign, d.reason, d.added_at
-FROM dnc_numbers d LEFT JOIN campaigns c ON c.id = d.campaign_id
-WHERE $1::bigint IS NULL OR d.campaign_id IS NULL OR d.campaign_id = $1
-ORDER BY d.phone, c.name NULLS FIRST;
+-- Entries with their state at now() (active, expired, removed): those that apply to
+-- campaign $1 (global ones included) or all when NULL, from source $2, in state $3, and
+-- recorded by campaign $4's calls, each filter off when NULL.
+SELECT * FROM (
+    SELECT d.phone, c.name AS campaign, d.reason, d.source, d.added_at, d.expires_at,
+           o.name AS origin, d.call_sid, d.removed_at, d.removed_by, d.removal_reason,
+           CASE WHEN d.removed_at IS NOT NULL THEN 'removed'
+                WHEN dnc_entry_active(d, now()) THEN 'active' ELSE 'expired' END AS state
+    FROM dnc_numbers d
+    LEFT JOIN campaigns c ON c.id = d.campaign_id
+    LEFT JOIN campaigns o ON o.id = d.origin_campaign_id
+    WHERE ($1::bigint IS NULL OR d.campaign_id IS NULL OR d.campaign_id = $1)
+      AND ($2::text IS NULL OR d.source = $2)
+      AND ($4::bigint IS NULL OR d.origin_campaign_id = $4)
+) e
+WHERE $3::text IS NULL OR e.state = $3
+ORDER BY e.phone, e.campaign NULLS FIRST, e.added_at;
 
 -- name: create_dnc_staging
--- The session's staging table for `dnc import` batches (see create_import_staging).
-CREATE TEMP TABLE IF NOT EXISTS dialer_dnc_staging (phone text NOT NULL) ON COMMIT DELETE ROWS;
+-- The session's staging table for `dnc import` batches (see create_import_staging): each
+-- number with its expiry (NULL: the import's default, $3 of merge_dnc_batch).
+CREATE TEMP TABLE IF NOT EXISTS dialer_dnc_staging (
+    phone      text NOT NULL,
+    expires_at timestamptz
+) ON COMMIT DELETE ROWS;
 
 -- name: merge_dnc_batch
--- Add a staged batch of numbers to one list ($1 NULL: global) and skip the matching
--- contacts not dialed yet, as dnc_add does for one number.
+-- Add a staged batch of numbers to one list ($1 NULL: global) with reason $2, source
+-- 'import', each until its own expiry or $3, and skip the matching contacts not dialed
+-- yet, as dnc_add does for one number (a number repeated keeps its longest expiry; one
+-- already active keeps its entry, extended by a later expiry). Entries that have already
+-- expired are kept as history and skip nothing. The rows' trigger is off (bulk); every
+-- dispatcher is told once to look its claims up.
 WITH s AS (
-    SELECT DISTINCT phone FROM dialer_dnc_staging
+    SELECT DISTINCT ON (phone) phone, coalesce(expires_at, $3) AS expires_at
+    FROM dialer_dnc_staging ORDER BY phone, coalesce(expires_at, $3) DESC NULLS FIRST
+), current AS (
+    SELECT DISTINCT ON (d.phone) d.id, s.expires_at
+    FROM s JOIN dnc_active d ON d.phone = s.phone AND d.campaign_id IS NOT DISTINCT FROM $1
+    ORDER BY d.phone, d.id
+), extended AS (
+    UPDATE dnc_numbers d
+    SET expires_at = CASE WHEN d.expires_at IS NULL OR current.expires_at IS NULL THEN NULL
+                          ELSE greatest(d.expires_at, current.expires_at) END
+    FROM current WHERE d.id = current.id
+    RETURNING d.id
 ), entry AS (
-    INSERT INTO dnc_numbers (phone, campaign_id, reason) SELECT s.phone, $1, $2 FROM s
-    ON CONFLICT (phone, campaign_id) DO NOTHING
+    INSERT INTO dnc_numbers (phone, campaign_id, reason, source, expires_at)
+    SELECT s.phone, $1, $2, 'import', s.expires_at FROM s
+    WHERE NOT EXISTS (SELECT 1 FROM dnc_active d
+                      WHERE d.phone = s.phone AND d.campaign_id IS NOT DISTINCT FROM $1)
     RETURNING id
 ), skipped AS (
     UPDATE contacts k SET state = 'skipped', reason = 'dnc', updated_at = now()
@@ -636,10 +770,37 @@ WITH s AS (
     WHERE k.campaign_id = ANY (ARRAY(SELECT id FROM campaigns
                                      WHERE $1::bigint IS NULL OR id = $1))
       AND k.phone = s.phone AND k.state IN ('pending', 'retry_wait')
+      AND (s.expires_at IS NULL OR s.expires_at > now())
     RETURNING k.id
 )
 SELECT (SELECT count(*) FROM s) AS distinct_numbers, (SELECT count(*) FROM entry) AS added,
-       (SELECT count(*) FROM skipped) AS skipped;
+       (SELECT count(*) FROM skipped) AS skipped, pg_notify('dialer_dnc', '');
+
+-- name: opt_out_target
+-- The attempt a Gather action names, with its contact (locked, in lock_attempts' order)
+-- and its campaign's opt-out settings and account (the request's AccountSid must match).
+SELECT a.id, a.state, a.call_sid, a.outcome, a.contact_id, a.campaign_id, k.phone,
+       k.state AS contact_state, c.name AS campaign, c.opt_out_digit, c.opt_out_scope,
+       c.opt_out_message, c.account_sid
+FROM call_attempts a
+JOIN contacts k ON k.id = a.contact_id
+JOIN campaigns c ON c.id = a.campaign_id
+WHERE a.id = $1
+FOR UPDATE OF a, k;
+
+-- name: mark_opted_out
+-- The person pressed the opt-out key: the attempt's outcome is opted_out
+-- (dialer.policy.Outcome.OPTED_OUT) and its contact,
+-- if this is its current attempt, is done with that outcome (the call's status callbacks
+-- still come and are recorded; no decision follows them: the outcome is set).
+WITH a AS (
+    UPDATE call_attempts SET outcome = 'opted_out' WHERE id = $1 RETURNING contact_id, attempt_no
+)
+UPDATE contacts k
+SET state = 'done', last_outcome = 'opted_out', reason = NULL, claimed_by = NULL,
+    claimed_at = NULL, updated_at = now()
+FROM a WHERE k.id = a.contact_id AND k.attempts = a.attempt_no
+  AND k.state IN ('dialing', 'in_call');
 
 -- ==== dialer check (dialer.preflight) ====
 
@@ -749,7 +910,8 @@ SELECT (SELECT name FROM campaigns WHERE id = $1) AS campaign, r.contact_id, r.p
        array_to_string(r.state_sources, ' ') AS state_sources,
        array_to_string(r.local_times, ' ') AS local_times,
        array_to_string(r.rule_packs, ' ') AS rule_packs,
-       array_to_string(r.rules, ' ') AS rules, r.open_until, r.attempt_id
+       array_to_string(r.rules, ' ') AS rules, r.open_until, r.attempt_id, r.subject,
+       array_to_string(r.caps, ' ') AS caps
 FROM attempt_rows($1, $2, $3) AS r
 ORDER BY r.contact_id, r.attempt_no, r.attempt_id;
 
@@ -776,3 +938,117 @@ SELECT key AS country, calls, answered, answer_rate_pct, human, machine, voicema
        answered_no_amd, fax, busy, no_answer, failed, canceled, undecided
 FROM outcomes_by($1, 'country')
 ORDER BY calls DESC, country NULLS LAST;
+
+-- ---- the HTML report's timelines and compliance (dialer.report_figures) ----
+-- Each scans the campaign's attempts once (attempts_campaign_requested), as
+-- outcomes_by does: the report is run now and then, not polled.
+
+-- name: attempt_span
+-- When campaign $1's first and last attempts were requested (NULL: none yet), the span
+-- the timelines cover, and when its last call ended (the demo's run against its
+-- forecast). Reads the campaign's attempts by attempts_campaign_requested.
+SELECT min(requested_at) AS first_at, max(requested_at) AS last_at,
+       max(final_at) AS last_final_at
+FROM call_attempts WHERE campaign_id = $1;
+
+-- name: attempts_over_time
+-- Attempts of campaign $1 by the $2-second bucket they were requested in and what they
+-- ended in (the outcome stored, else the attempt's state), as retry_funnel counts them:
+-- summed over the buckets, each ended_in equals the funnel's total for it.
+SELECT date_bin(make_interval(secs => $2), requested_at, timestamptz 'epoch') AS bucket,
+       coalesce(outcome, state) AS ended_in, count(*) AS attempts
+FROM call_attempts
+WHERE campaign_id = $1
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: sends_over_time
+-- Create Call requests sent per $2-second bucket of [$3, $4): by campaign $1 and by
+-- every campaign of its account (which share its CPS), the busiest second of the
+-- account in the bucket, and the account's CPS limit now.
+WITH mine AS (
+    SELECT account_sid FROM campaigns WHERE id = $1
+), per_second AS (
+    SELECT date_trunc('second', a.sent_at) AS second,
+           count(*) FILTER (WHERE a.campaign_id = $1) AS campaign_sent, count(*) AS account_sent
+    FROM call_attempts a
+    WHERE a.campaign_id = ANY (ARRAY(SELECT c.id FROM campaigns c JOIN mine USING (account_sid)))
+      AND a.requested_at >= $3 AND a.requested_at < $4 AND a.sent_at IS NOT NULL
+    GROUP BY 1
+)
+SELECT date_bin(make_interval(secs => $2), second, timestamptz 'epoch') AS bucket,
+       sum(campaign_sent)::bigint AS campaign_sent, sum(account_sent)::bigint AS account_sent,
+       max(account_sent) AS busiest_second,
+       (SELECT s.cps FROM accounts s JOIN mine ON mine.account_sid = s.sid) AS account_cps
+FROM per_second
+GROUP BY 1
+ORDER BY 1;
+
+-- name: queue_time_over_time
+-- Twilio's queue_time (ms, from the Create Call answers) of campaign $1's calls per
+-- $2-second bucket of their request: how many report one, the median, the 95th
+-- percentile and the longest. No rows when Twilio reported none.
+SELECT date_bin(make_interval(secs => $2), requested_at, timestamptz 'epoch') AS bucket,
+       count(*) AS calls,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY queue_time_ms) AS median_ms,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY queue_time_ms) AS p95_ms,
+       max(queue_time_ms) AS max_ms
+FROM call_attempts
+WHERE campaign_id = $1 AND queue_time_ms IS NOT NULL
+GROUP BY 1
+ORDER BY 1;
+
+-- name: calls_by_rule_pack
+-- Attempts of campaign $1 by the rule pack (name@version) their compliance record says
+-- they obeyed; 'none' for attempts that obeyed the campaign's calendar only.
+SELECT coalesce(pack, 'none') AS rule_pack, count(*) AS attempts
+FROM call_attempts a
+JOIN attempt_compliance r ON r.attempt_id = a.id
+LEFT JOIN LATERAL unnest(r.rule_packs) AS pack ON true
+WHERE a.campaign_id = $1
+GROUP BY 1
+ORDER BY 2 DESC, 1;
+
+-- name: contacts_waiting
+-- Contacts of campaign $1 not called now and why: due later (a calling window or a
+-- retry delay not reached), waiting for a retry, or skipped with the reason (opt-outs
+-- are 'dnc'), at $2.
+SELECT CASE WHEN state = 'pending' THEN 'waiting for a calling window'
+            WHEN state = 'retry_wait' THEN 'waiting for a retry'
+            ELSE 'skipped: ' || coalesce(reason, 'no reason') END AS why,
+       count(*) AS contacts
+FROM contacts
+WHERE campaign_id = $1
+  AND (state = 'skipped' OR (state IN ('pending', 'retry_wait') AND next_attempt_at > $2))
+GROUP BY 1
+ORDER BY 2 DESC, 1;
+
+-- ---- dialer forecast (dialer.forecast, dialer.commands.forecast) ----
+
+-- name: forecast_contacts
+-- Contacts of campaign $1 still to call, grouped by where they may be (the place of
+-- select_due_contacts; NULL for contacts from before migration 0005, located at their
+-- first claim) and the attempts they have used, with how many of them a do-not-call
+-- list holds (the claim skips those).
+SELECT CASE WHEN k.zones IS NOT NULL AND k.states IS NOT NULL
+            THEN concat_ws('|', k.zone_source, array_to_string(k.zones, ' '),
+                           array_to_string(k.states, ' '), array_to_string(k.state_sources, ' '))
+       END AS place,
+       k.attempts, count(*) AS contacts,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM dnc_numbers d
+           WHERE d.phone = k.phone AND (d.campaign_id IS NULL OR d.campaign_id = k.campaign_id)
+       )) AS on_dnc
+FROM contacts k
+WHERE k.campaign_id = $1 AND k.state IN ('pending', 'retry_wait')
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
+-- name: account_sharing
+-- The CPS stored for campaign $1's account (NULL: no daemon has run for it yet) and the
+-- summed weight of the account's other running campaigns, which share that CPS.
+SELECT a.cps, coalesce((SELECT sum(o.weight) FROM campaigns o
+                        WHERE o.account_sid = c.account_sid AND o.id <> c.id
+                          AND o.state = 'running'), 0)::bigint AS other_weight
+FROM campaigns c LEFT JOIN accounts a ON a.sid = c.account_sid
+WHERE c.id = $1;

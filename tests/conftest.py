@@ -9,12 +9,15 @@ which takes milliseconds.
 from __future__ import annotations
 
 import atexit
+import io
 import itertools
 import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -22,6 +25,9 @@ from hypothesis import settings
 
 from dialer import db
 from dialer.testing.postgres import Cluster, throwaway_cluster
+
+if TYPE_CHECKING:
+    from dialer.demo import DemoRun
 
 # Property tests check answers, not speed (timing goals live in bench/): no example
 # may fail for taking long on a busy machine.
@@ -43,6 +49,9 @@ def _keep_child_bytecode() -> None:
 _keep_child_bytecode()
 
 _counter = itertools.count()
+# The shared demo campaign: a few hundred calls at a rate a loaded 2-core machine keeps.
+DEMO_CONTACTS = 150
+DEMO_CPS = 10.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,6 +77,36 @@ def pg_cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 async def template_db(pg_cluster: Cluster) -> str:
     return await pg_cluster.migrated_template()
+
+
+@dataclass(frozen=True)
+class DemoCampaign:
+    """A demo campaign run to completion (``dialer.demo.run_demo``) in a database of its
+    own: shared by the tests of its report and its forecast (the run takes seconds)."""
+
+    dsn: str
+    name: str
+    run: DemoRun
+
+
+@pytest.fixture(scope="session")
+async def demo_run(pg_cluster: Cluster, template_db: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoCampaign]:
+    from rich.console import Console
+
+    from dialer import demo
+    from dialer.config import Settings
+
+    name = f"t_demo_{os.getpid()}"
+    dsn = await pg_cluster.new_database(name)
+    work = tmp_path_factory.mktemp("demo")
+    try:
+        settings = Settings(database_url=dsn, data_dir=work)
+        run = await demo.run_demo(settings, contacts=DEMO_CONTACTS, cps=DEMO_CPS,
+                                  console=Console(file=io.StringIO()), workdir=work)
+        yield DemoCampaign(dsn, run.summary["name"], run)
+    finally:
+        await pg_cluster.drop_database(name)
 
 
 @pytest.fixture

@@ -28,7 +28,9 @@ EVERY_OPTION = (
     "--calendar", "mon-fri 09:00-12:00,13:00-20:00; sat 10:00-14:00",
     "--blackout", "2026-12-24,2026-12-31..2027-01-01", "--start-at", "2026-12-01T09:00-05:00",
     "--end-at", "2027-02-01T00:00Z", "--last-call-margin", "2m", "--rules", "us-tcpa,us-states",
-    "--timezone", "America/Chicago",
+    "--timezone", "America/Chicago", "--cap", "2/24h, 5/7d/number", "--subject", "collections",
+    "--subject-column", "debt id", "--quiet-after-human", "7d", "--opt-out-digit", "9",
+    "--opt-out-scope", "campaign", "--opt-out-message", "We will not call again.",
 )
 
 
@@ -73,7 +75,14 @@ async def test_create_with_every_option_then_show(pool: asyncpg.Pool, dsn: str) 
     assert spec.end_at == dt.datetime(2027, 2, 1, 0, 0, tzinfo=dt.UTC)
     assert (spec.last_call_margin, spec.rule_packs) == (120, ("us-tcpa", "us-states"))
     assert spec.default_timezone == "America/Chicago"
+    assert [str(cap) for cap in spec.caps] == ["2/24h", "5/7d/number"]
+    assert (spec.subject, spec.subject_column) == ("collections", "debt id")
+    assert spec.quiet_after_human == dt.timedelta(days=7)
+    assert (spec.opt_out_digit, spec.opt_out_scope.value, spec.opt_out_message) == (
+        "9", "campaign", "We will not call again.")
     assert "starts by itself at" in done.stdout
+    # The inline TwiML has no ${opt_out_url}: the operator is told how to offer the key.
+    assert "the TwiML does not use ${opt_out_url}" in done.stdout
     account = await pool.fetchrow("SELECT cps, max_concurrent_calls FROM accounts")
     assert account is not None
     assert (account["cps"], account["max_concurrent_calls"]) == (7.0, None)
@@ -87,7 +96,9 @@ async def test_create_with_every_option_then_show(pool: asyncpg.Pool, dsn: str) 
     assert shown.returncode == 0, shown.stderr
     for text in ("DetectMessageEnd (async)", "voicemail", "mon-fri 09:00-12:00,13:00-20:00",
                  "2026-12-24,2026-12-31,2027-01-01", "2026-12-01T14:00:00+00:00", "120 s",
-                 "us-tcpa@", "us-states@", "America/Chicago", "0:01:30", "x1.5"):
+                 "us-tcpa@", "us-states@", "America/Chicago", "0:01:30", "x1.5",
+                 "2/24h, 5/7d/number", "collections + column debt id", "7d",
+                 "9 (campaign list): We will not call again."):
         assert text in shown.stdout
     lines = {line.split("│")[1].strip(): line for line in shown.stdout.splitlines()
              if line.count("│") == 3}
@@ -152,6 +163,18 @@ async def test_create_needs_the_account_sid(dsn: str) -> None:
         ((*BASE, "--amd-async"), "amd_async needs an AMD mode"),
         (("--from", "+14155552671", "--twiml-url", "ftp://x"), "--twiml-url: must be an http"),
         (("--from", "+14155552671", "--twiml", "x" * 4001), "--twiml: String should have at most"),
+        ((*BASE, "--cap", "3/24x"), "--cap: bad cap '3/24x': bad duration"),
+        ((*BASE, "--cap", "3/24h/person"), "--cap: bad cap '3/24h/person': after the period"),
+        ((*BASE, "--quiet-after-human", "30s"),
+         "--quiet-after-human: quiet period: '30s' must be from 1m to 90d"),
+        ((*BASE, "--subject", "a b"), "--subject: use 1-100 letters, digits"),
+        ((*BASE, "--subject-column", "x" * 201), "--subject-column: String should have at most"),
+        ((*BASE, "--opt-out-digit", "99"), "--opt-out-digit: one key: 0-9, * or #"),
+        ((*BASE, "--opt-out-message", "line\nbreak"),
+         "--opt-out-message: must not contain control characters"),
+        (("--from", "+14155552671", "--twiml",
+          '<Response><Gather action="${opt_out_url}"/></Response>'),
+         "${opt_out_url} needs an opt-out key (opt_out_digit, --opt-out-digit)"),
     ],
 )
 def test_bad_values_name_the_option(
@@ -181,6 +204,7 @@ def test_bad_name_is_explained(
         (*BASE, "--weight", "heavy"),
         (*BASE, "--amd", "sometimes"),
         (*BASE, "--machine-policy", "shrug"),
+        (*BASE, "--opt-out-scope", "household"),
     ],
 )
 def test_malformed_command_lines_are_usage_errors(

@@ -26,6 +26,8 @@ def test_defaults_work_locally() -> None:
         ("DIALER_PUBLIC_BASE_URL", "ftp://x"),
         ("DIALER_TWILIO_ACCOUNT_SID", "not-a-sid"),
         ("DIALER_LOG_FORMAT", "xml"),
+        ("DIALER_CAPS", "3/24x"),
+        ("DIALER_CAPS", "3/24h,"),
     ],
 )
 def test_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -38,6 +40,14 @@ def test_cli_exits_2_naming_the_setting() -> None:
     result = run_cli("migrate", env={"DIALER_TWILIO_CPS": "abc"})
     assert result.returncode == 2
     assert "DIALER_TWILIO_CPS" in result.stderr
+
+
+def test_caps_for_every_campaign(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIALER_CAPS", " 3/24h, 7/7d ")
+    settings = load_settings()
+    assert settings.caps == "3/24h,7/7d"
+    assert [(c.source, str(c)) for c in settings.cap_rules] == [("settings", "3/24h"),
+                                                              ("settings", "7/7d")]
 
 
 def test_secret_is_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ from dialer import importer, phone, repository
 from dialer.importer import ImportFileError, Layout, import_contacts, parse_header, parse_rows
 from dialer.phone import is_e164
 from dialer.testing import SIM_SID, clean_env, make_campaign, read_csv_rows, run_cli
-from dialer.testing.contact_files import write_contacts
+from dialer.testing.contact_files import contact_rows, write_contacts
 
 # Every kind of row the importer must handle; the comment is its row number.
 MIXED = b"".join([
@@ -145,6 +145,22 @@ async def test_worker_processes_give_the_same_result(pool: asyncpg.Pool, tmp_pat
     size = generated.path.stat().st_size
     assert seen[-1] == (size, size) and len(seen) >= 6
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+async def test_two_imports_into_one_campaign_take_turns(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """Both start on an empty campaign: one COPYs straight into contacts, the other
+    waits its turn and then finds every number there. Contacts keep the file's order."""
+    campaign_id = await make_campaign(pool)
+    generated = write_contacts(tmp_path / "c.csv", 2000)
+    results = await asyncio.gather(*(
+        import_contacts(pool, campaign_id, generated.path, workers=0, batch_rows=300)
+        for _ in range(2)))
+    assert sorted(r.loaded for r in results) == [0, generated.distinct]
+    assert sum(r.duplicates for r in results) == 2 * generated.rows - generated.distinct
+    first_seen = list(dict.fromkeys(e164 for _, e164 in contact_rows(generated.rows)))
+    stored = await pool.fetch("SELECT phone FROM contacts WHERE campaign_id = $1 ORDER BY id",
+                              campaign_id)
+    assert [row["phone"] for row in stored] == first_seen
 
 
 async def test_import_into_running_campaign_adds_pending_contacts(

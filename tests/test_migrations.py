@@ -12,7 +12,7 @@ from dialer.testing import run_cli
 
 EXPECTED_TABLES = {
     "accounts", "campaigns", "contacts", "call_attempts", "call_events",
-    "dnc_numbers", "workers", "schema_migrations",
+    "dnc_numbers", "workers", "schema_migrations", "attempt_compliance", "number_locks",
 }
 
 

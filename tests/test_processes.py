@@ -20,6 +20,7 @@ from dialer.testing import (
     sim_config,
     simulator_process,
     wait_until,
+    workers_at_least,
 )
 
 
@@ -33,7 +34,7 @@ async def test_two_processes_share_the_cps(dsn: str, pool: asyncpg.Pool) -> None
         async with daemons(2, env) as procs:
             # Start dialing once both are up: a process starting takes a core for a
             # second, which on a 2-core machine delays the simulator's own clock.
-            await wait_until(lambda: _workers(pool, 2), timeout=20, what="two workers")
+            await wait_until(lambda: workers_at_least(pool, 2), timeout=20, what="two workers")
             await pool.execute(
                 "UPDATE campaigns SET state = 'running' WHERE id = $1", campaign_id)
             await wait_until(lambda: campaign_completed(pool, campaign_id), timeout=60,
@@ -48,10 +49,6 @@ async def test_two_processes_share_the_cps(dsn: str, pool: asyncpg.Pool) -> None
         "SELECT worker_id, count(*) FROM call_attempts WHERE campaign_id = $1 GROUP BY 1",
         campaign_id)
     assert len(by_worker) == 2, "both processes should have dialed"
-
-
-async def _workers(pool: asyncpg.Pool, n: int) -> bool:
-    return int(await pool.fetchval("SELECT count(*) FROM workers")) >= n
 
 
 async def test_sigterm_hands_back_claims_and_drains_callbacks(

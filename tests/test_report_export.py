@@ -24,7 +24,7 @@ HEADER = ["campaign", "contact_id", "phone", "contact_state", "contact_outcome",
           "call_status", "answered_by", "duration", "sip_response_code", "error_code",
           "error_message", "outcome", "queue_time_ms", "requested_at", "final_at",
           "sent_at", "zones", "zone_source", "states", "state_sources", "local_times",
-          "rule_packs", "rules", "open_until", "attempt_id"]
+          "rule_packs", "rules", "open_until", "attempt_id", "subject", "caps"]
 
 
 async def campaign_with_attempts(pool: asyncpg.Pool, name: str, contacts: int) -> int:

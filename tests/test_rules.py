@@ -25,9 +25,11 @@ def test_the_shipped_packs() -> None:
         assert pack.rules
 
 
-@pytest.mark.parametrize("rule", [r for name in PACKS for r in rules.load(name).rules],
-                         ids=lambda r: r.ref)
-def test_every_rule_cites_its_source_and_says_how_far_it_was_checked(rule: rules.Rule) -> None:
+@pytest.mark.parametrize(
+    "rule", [r for name in PACKS for r in (*rules.load(name).rules, *rules.load(name).caps)],
+    ids=lambda r: r.ref)
+def test_every_rule_cites_its_source_and_says_how_far_it_was_checked(
+        rule: rules.Rule | rules.CapRule) -> None:
     spec = rule.spec
     assert spec.citation and spec.source.startswith("http") and spec.label
     assert spec.status in STATUSES

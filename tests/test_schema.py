@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -37,6 +38,13 @@ BAD_WRITES: dict[str, Bad] = {
         "UPDATE campaigns SET state = 'sleeping' WHERE id = $1", cid),
     "number twice": lambda c, cid, kid: c.execute(
         "INSERT INTO contacts (campaign_id, phone) VALUES ($1, '+14155550100')", cid),
+    "contact of no campaign": lambda c, cid, kid: c.execute(
+        "INSERT INTO contacts (campaign_id, phone) VALUES ($1 + 1000, '+14155550101')", cid),
+    "contacts copied into no campaign": lambda c, cid, kid: c.copy_records_to_table(
+        "contacts", records=[(cid, "+14155550101"), (cid + 1000, "+14155550102")],
+        columns=("campaign_id", "phone")),
+    "contact moved to no campaign": lambda c, cid, kid: c.execute(
+        "UPDATE contacts SET campaign_id = campaign_id + 1000 WHERE id = $1", kid),
     "not e164": lambda c, cid, kid: c.execute(
         "INSERT INTO contacts (campaign_id, phone) VALUES ($1, '4155550101')", cid),
     "both twiml sources": lambda c, cid, kid: c.execute(
@@ -85,8 +93,20 @@ BAD_WRITES: dict[str, Bad] = {
     "amd event twice": lambda c, cid, kid: c.execute(
         """INSERT INTO call_events (call_sid, source, params)
            VALUES ('CA1', 'amd', '{}'), ('CA1', 'amd', '{}')"""),
-    "dnc twice globally": lambda c, cid, kid: c.execute(
-        """INSERT INTO dnc_numbers (phone) VALUES ('+14155550100'), ('+14155550100')"""),
+    "dnc source unknown": lambda c, cid, kid: c.execute(
+        "INSERT INTO dnc_numbers (phone, source) VALUES ('+14155550100', 'rumour')"),
+    "dnc removed without who": lambda c, cid, kid: c.execute(
+        "INSERT INTO dnc_numbers (phone, removed_at) VALUES ('+14155550100', now())"),
+    "dnc call sid malformed": lambda c, cid, kid: c.execute(
+        "INSERT INTO dnc_numbers (phone, call_sid) VALUES ('+14155550100', 'CA1')"),
+    "opt-out key of two keys": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET opt_out_digit = '99' WHERE id = $1", cid),
+    "opt-out scope unknown": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET opt_out_scope = 'household' WHERE id = $1", cid),
+    "quiet period of a second": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET quiet_after_human = 1 WHERE id = $1", cid),
+    "subject with a space": lambda c, cid, kid: c.execute(
+        "UPDATE campaigns SET subject = 'a b' WHERE id = $1", cid),
     "cps zero": lambda c, cid, kid: c.execute("UPDATE accounts SET cps = 0"),
     "max concurrent above bound": lambda c, cid, kid: c.execute(
         "UPDATE campaigns SET max_concurrent = 100001 WHERE id = $1", cid),
@@ -127,3 +147,39 @@ async def test_good_rows_are_accepted(pool: asyncpg.Pool) -> None:
             "INSERT INTO dnc_numbers (phone, campaign_id) VALUES ('+14155550100', $1)", campaign_id
         )
         await conn.execute("INSERT INTO dnc_numbers (phone) VALUES ('+14155550100')")
+
+
+async def test_deleting_a_campaign_deletes_its_contacts_and_attempts(pool: asyncpg.Pool) -> None:
+    """What ON DELETE CASCADE did before migration 0007 (its trigger now)."""
+    async with pool.acquire() as conn:
+        campaign_id = await _campaign(conn)
+        other = await _campaign(conn, "c2")
+        contact_id = await _contact(conn, campaign_id)
+        await _contact(conn, other)
+        await conn.execute(
+            """INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at,
+                                          state) VALUES ($1, $2, 1, now(), 'void')""",
+            contact_id, campaign_id)
+        await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)
+        assert await conn.fetchval("SELECT count(*) FROM contacts WHERE campaign_id = $1",
+                                   campaign_id) == 0
+        assert await conn.fetchval("SELECT count(*) FROM call_attempts") == 0
+        assert await conn.fetchval("SELECT count(*) FROM contacts WHERE campaign_id = $1",
+                                   other) == 1
+
+
+async def test_a_campaign_deleted_during_an_insert_leaves_no_contact(pool: asyncpg.Pool) -> None:
+    """The insert's check locks the campaign as the foreign key did: the delete waits
+    for the insert's transaction, then deletes what it committed."""
+    async with pool.acquire() as inserting, pool.acquire() as deleting:
+        campaign_id = await _campaign(inserting)
+        transaction = inserting.transaction()
+        await transaction.start()
+        await _contact(inserting, campaign_id)
+        delete = asyncio.create_task(
+            deleting.execute("DELETE FROM campaigns WHERE id = $1", campaign_id))
+        await asyncio.sleep(0.3)
+        assert not delete.done()
+        await transaction.commit()
+        await delete
+        assert await deleting.fetchval("SELECT count(*) FROM contacts") == 0

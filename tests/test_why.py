@@ -42,7 +42,7 @@ async def make_why_campaign(pool: asyncpg.Pool, name: str = "why", **spec: objec
          (campaign_id, AUSSIE, ["Australia/Perth", "Australia/Sydney"], [], [], "pending", None,
           0),
          (campaign_id, SOMEWHERE, [], [], [], "pending", None, 0)])
-    await repository.dnc_add(pool, LISTED, None, "asked on the phone")
+    await repository.dnc_add(pool, LISTED, None, "asked on the phone", source="cli")
     return campaign_id
 
 
@@ -151,7 +151,7 @@ async def test_blackout_holiday_and_margin_blocked(
 
 async def test_dnc_attempts_and_zones(why_db: str, capsys: pytest.CaptureFixture[str]) -> None:
     _, out = await why(capsys, "why", LISTED, "--at", "2026-12-02T12:00-08:00")
-    assert "listed: asked on the phone (global list)" in blocked(out, "dnc")
+    assert "listed: asked on the phone (global list, cli)" in blocked(out, "dnc")
     assert "next times" not in out and "verdict: may not be called" in out
     _, out = await why(capsys, "why", SPENT, "--at", "2026-12-02T12:00-08:00")
     assert "3 of 3 used, 0 left" in blocked(out, "attempts")
@@ -185,3 +185,40 @@ async def test_the_real_cli(pool: asyncpg.Pool, dsn: str) -> None:
                                    "2026-12-02T14:30Z", env={"DIALER_DATABASE_URL": dsn})
     assert done.returncode == 0, done.stderr
     assert "contact +14055550100" in done.stdout and "BLOCKED" in done.stdout
+
+
+async def test_state_caps_and_an_expiring_entry(
+    pool: asyncpg.Pool, why_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    at = dt.datetime(2026, 12, 2, 16, 0, tzinfo=dt.UTC)  # 10:00 in Oklahoma City
+    other = await make_why_campaign(pool, "other", subject="billing")
+    contact_id = await pool.fetchval(
+        "SELECT id FROM contacts WHERE campaign_id = $1 AND phone = $2", other, OKLAHOMA)
+    for hours in (1, 2, 3):  # three calls in the last 24 hours, on another subject
+        attempt_id = await pool.fetchval(
+            "INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, requested_at, "
+            "state, call_sid, call_status, outcome, final_at) VALUES ($1, $2, $3::int, $4, "
+            "'final', 'CA' || md5($3::int::text), 'busy', 'busy', $4) RETURNING id",
+            contact_id, other, hours, at - dt.timedelta(hours=hours))
+        await pool.execute(
+            "INSERT INTO attempt_compliance (attempt_id, decided_at, zones, zone_source, states,"
+            " state_sources, local_times, rule_packs, rules, open_until, phone, subject) VALUES"
+            " ($1, $2, '{America/Chicago}', 'number', '{OK}', '{number}', '{x}', '{}', '{}', $2,"
+            " $3, 'billing')", attempt_id, at - dt.timedelta(hours=hours), OKLAHOMA)
+    _, out = await why(capsys, "why", OKLAHOMA, "--at", at.isoformat())
+    line = blocked(out, "cap", "Oklahoma")
+    assert "3 of 3 in the last 24h (calls to the number, any subject)" in line
+    assert "allows a call again at 2026-12-03 13:00:00 UTC" in line
+    assert "[15 O.S. 775C.1 et seq." in line and "partial]" in line
+    assert "subject: the shared subject (no campaign subject)" in out
+    # The next times start once the cap allows a call, in Oklahoma's hours (09:00 CST).
+    assert "from 2026-12-03 15:00:00 UTC until" in out
+    # Alabama has no state cap; a campaign's own cap counts on the subject only.
+    _, out = await why(capsys, "why", ALABAMA, "--at", at.isoformat())
+    assert "  cap  " not in out
+    # A do-not-call entry that expires blocks until then, not after.
+    await pool.execute("UPDATE dnc_numbers SET expires_at = '2026-12-03T00:00Z'")
+    _, out = await why(capsys, "why", LISTED, "--at", "2026-12-02T12:00-08:00")
+    assert "until 2026-12-03 00:00 UTC" in blocked(out, "dnc")
+    _, out = await why(capsys, "why", LISTED, "--at", "2026-12-03T12:00-08:00")
+    assert "not listed" in allowed(out, "dnc")

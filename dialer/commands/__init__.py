@@ -248,6 +248,7 @@ def register(sub: SubParsers) -> None:
         check,
         demo,
         dnc,
+        forecast,
         imports,
         migrate,
         report,
@@ -256,6 +257,6 @@ def register(sub: SubParsers) -> None:
         why,
     )
 
-    for module in (migrate, check, account, campaign, imports, dnc, run, report, why, sim,
-                   demo):
+    for module in (migrate, check, account, campaign, imports, dnc, run, report, forecast,
+                   why, sim, demo):
         module.add_parser(sub)

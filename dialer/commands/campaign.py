@@ -17,7 +17,8 @@ States and the verbs that move between them (each one guarded UPDATE that also s
                                                       never dialed again)
 
 ``start`` on a completed campaign is for contacts imported after it completed; the
-daemon marks it completed again when nothing is left to call.
+daemon marks it completed again when nothing is left to call. ``watch`` follows a
+campaign's progress (``dialer.watch``) until it is completed or stopped.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from dialer import phone, repository, rules
+from dialer import phone, repository, rules, watch
 from dialer.campaigns import DEFAULT_CALENDAR, Campaign, CampaignSpec
+from dialer.caps import format_period, parse_caps, parse_quiet
 from dialer.commands import (
     ConfigError,
     SubParsers,
@@ -45,6 +47,8 @@ from dialer.commands import (
     whole_number,
 )
 from dialer.config import Settings
+from dialer.optout import DEFAULT_MESSAGE, OPT_OUT_PLACEHOLDER, OptOutScope
+from dialer.personalise import placeholders
 from dialer.policy import AmdMode, MachinePolicy, RetryPolicy, parse_duration
 from dialer.safetext import shown
 from dialer.windows import (
@@ -87,6 +91,13 @@ OPTION_FOR = {
     "last_call_margin": "--last-call-margin",
     "rule_packs": "--rules",
     "default_timezone": "--timezone",
+    "caps": "--cap",
+    "subject": "--subject",
+    "subject_column": "--subject-column",
+    "quiet_after_human": "--quiet-after-human",
+    "opt_out_digit": "--opt-out-digit",
+    "opt_out_scope": "--opt-out-scope",
+    "opt_out_message": "--opt-out-message",
     "max_attempts": "--max-attempts",
     "busy_delay": "--busy-delay",
     "no_answer_delay": "--no-answer-delay",
@@ -98,6 +109,9 @@ OPTION_FOR = {
 }
 _PATTERN_HINTS = {
     "name": "use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "subject": "use 1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or "
+               "digit",
+    "opt_out_digit": "one key: 0-9, * or #",
 }
 _DELAYS = ("busy_delay", "no_answer_delay", "failed_delay", "machine_delay", "canceled_delay")
 # Options whose value is handed to CampaignSpec unchanged (argparse typed them).
@@ -179,6 +193,7 @@ def build_spec(
                 f"--max-concurrent: expected a number or 'none', got {text[:40]!r}"
             )
     _calling_time_from(args, values)
+    _how_often_from(args, values)
     values["retry"] = _retry_from(args, values.get("retry") or RetryPolicy())
     try:
         return CampaignSpec.model_validate(values)
@@ -270,6 +285,26 @@ def _calling_time_from(args: argparse.Namespace, values: dict[str, Any]) -> None
                                       else args.timezone)
 
 
+def _how_often_from(args: argparse.Namespace, values: dict[str, Any]) -> None:
+    """Apply the cap, subject, quiet period and opt-out options."""
+    if args.cap is not None:
+        try:
+            values["caps"] = parse_caps(args.cap)
+        except ValueError as exc:
+            raise _option_error("--cap", exc) from None
+    if args.quiet_after_human is not None:
+        try:
+            values["quiet_after_human"] = parse_quiet(args.quiet_after_human)
+        except ValueError as exc:
+            raise _option_error("--quiet-after-human", exc) from None
+    for name in ("subject", "subject_column", "opt_out_digit", "opt_out_message"):
+        text: str | None = getattr(args, name)
+        if text is not None:
+            values[name] = None if text.strip().lower() in _NONE_WORDS else text
+    if args.opt_out_scope is not None:
+        values["opt_out_scope"] = args.opt_out_scope
+
+
 async def _campaign(pool: repository.Executor, name: str) -> Campaign:
     return _loaded(await _campaign_row(pool, name))
 
@@ -323,6 +358,12 @@ def _calling_time_notes(spec: CampaignSpec) -> list[str]:
                      "calendar limits calling hours")
     if spec.start_at is not None:
         notes.append(f"starts by itself at {spec.start_at.isoformat()} (`dialer run` must be up)")
+    template = spec.twiml_url or spec.twiml or ""
+    if spec.opt_out_digit is not None and OPT_OUT_PLACEHOLDER not in (
+            name.strip().lower() for name in placeholders(template)):
+        notes.append(f"opt-out key {spec.opt_out_digit}: the TwiML does not use "
+                     f"${{{OPT_OUT_PLACEHOLDER}}}, so no key press can reach the dialer; use "
+                     f'<Gather action="${{{OPT_OUT_PLACEHOLDER}}}" numDigits="1">')
     return notes
 
 
@@ -339,12 +380,17 @@ async def edit(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if not await repository.update_campaign(pool, campaign.id, new):
             raise UserError(f"campaign {campaign.name!r} was deleted meanwhile")
-        requeued = 0
+        requeued = waiting = 0
         if spec.calling_key() != before.calling_key():
             requeued = await repository.requeue_location_skips(pool, campaign.id)
+        if spec.cap_key() != before.cap_key():
+            waiting = await repository.redecide_waiting(pool, campaign.id)
     print(f"campaign {campaign.name} updated: {', '.join(changed)}")
     if requeued:
         print(f"{requeued} contacts skipped for their location are decided again")
+    if waiting:
+        print(f"{waiting} contacts waiting (for a cap or their calling time) are decided "
+              "again at the next claim")
     return 0
 
 
@@ -408,6 +454,14 @@ def settings_table(campaign: Campaign, *, pause_reason: str | None = None) -> Ta
         ("rule packs", packs or "none"),
         ("default time zone", spec.default_timezone or "none (numbers of unknown zone "
                                                        "are not called)"),
+        ("caps", ", ".join(str(cap) for cap in spec.caps) or "none of its own"),
+        ("subject", (spec.subject or "(shared)") + (
+            f" + column {spec.subject_column}" if spec.subject_column else "")),
+        ("quiet after a conversation", format_period(spec.quiet_after_human)
+         if spec.quiet_after_human else "none"),
+        ("opt-out key", "none" if spec.opt_out_digit is None else
+         f"{spec.opt_out_digit} ({spec.opt_out_scope.value} list): "
+         f"{spec.opt_out_message or DEFAULT_MESSAGE}"),
     ]
     table = Table(title=f"campaign {campaign.name}", show_header=False)
     table.add_column("setting", style="bold")
@@ -431,6 +485,16 @@ async def show(settings: Settings, args: argparse.Namespace) -> int:
     console = Console()
     console.print(settings_table(campaign, pause_reason=row["pause_reason"]))
     console.print(contacts)
+    return 0
+
+
+async def watch_(settings: Settings, args: argparse.Namespace) -> int:
+    async with database(settings) as pool:
+        try:
+            await watch.follow(pool, args.name, console=Console(), interval=args.interval,
+                               daemon_seconds=settings.dead_worker_seconds)
+        except watch.CampaignGone:
+            raise UserError(f"no campaign named {shown(args.name)}") from None
     return 0
 
 
@@ -527,6 +591,31 @@ def _add_setting_options(p: argparse.ArgumentParser, *, creating: bool) -> None:
     window.add_argument("--timezone", metavar="ZONE|none",
                         help="zone of contacts whose number gives none (default none: "
                              "such contacts are not called)")
+    often = p.add_argument_group(
+        "how often a person is called (across campaigns and processes; see `dialer why`)")
+    often.add_argument("--cap", metavar="CAPS|none",
+                       help="at most N calls per rolling period to a number on the campaign's "
+                            "subject, counted over every campaign: 2/24h, 3/24h,7/7d, "
+                            "5/2d/number (every subject); besides DIALER_CAPS and the rule "
+                            "packs' caps")
+    often.add_argument("--subject", metavar="NAME|none",
+                       help="what the calls are about: campaigns of one subject share its "
+                            "caps (default: the subject of every campaign that names none)")
+    often.add_argument("--subject-column", metavar="COLUMN|none",
+                       help="a CSV column whose value makes each contact's subject, e.g. "
+                            "debt_id: two debts of one person are capped apart")
+    often.add_argument("--quiet-after-human", metavar="DURATION|none",
+                       help="no call on a subject for this long after a conversation on it, "
+                            "e.g. 7d (12 CFR 1006.14(b)(2)(i)(B)); default none")
+    often.add_argument("--opt-out-digit", metavar="KEY|none",
+                       help="the key that puts the number on a do-not-call list during the "
+                            "call; the TwiML offers it with <Gather action="
+                            f'"${{{OPT_OUT_PLACEHOLDER}}}" numDigits="1">')
+    often.add_argument("--opt-out-scope", choices=[s.value for s in OptOutScope],
+                       help="which list: global (every campaign, default) or campaign")
+    often.add_argument("--opt-out-message", metavar="TEXT",
+                       help=f"what the caller hears then (default {DEFAULT_MESSAGE!r}; at most "
+                            "500 characters)")
 
 
 def add_parser(sub: SubParsers) -> None:
@@ -550,6 +639,15 @@ def add_parser(sub: SubParsers) -> None:
     show_p = csub.add_parser("show", help="a campaign's settings and contacts by state")
     show_p.add_argument("name", metavar="NAME")
     show_p.set_defaults(handler=show)
+
+    watch_p = csub.add_parser(
+        "watch", help="live progress of a campaign, from the database, until it is "
+                      "completed or stopped (Ctrl-C ends it sooner)")
+    watch_p.add_argument("name", metavar="NAME")
+    watch_p.add_argument("--interval", type=number(0.2, 60), default=1.0, metavar="SECONDS",
+                         help="seconds between looks (default: %(default)s); off a "
+                              "terminal, one line each")
+    watch_p.set_defaults(handler=watch_)
 
     for verb, (from_states, to_state) in TRANSITIONS.items():
         vp = csub.add_parser(verb, help=f"{' | '.join(from_states)} -> {to_state}")

@@ -21,10 +21,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         await check_database(settings)
     console = Console()
     with tempfile.TemporaryDirectory(prefix="dialer-demo-") as workdir:
-        summary = await demo.run_demo(
+        summary = (await demo.run_demo(
             settings, contacts=args.contacts, cps=args.cps, console=console,
             workdir=Path(workdir),
-        )
+        )).summary
     finished = summary["done"] + summary["failed"] + summary["skipped"]
     if finished != summary["contacts"]:
         raise UserError(f"the demo ended with {summary['contacts'] - finished} contacts open")

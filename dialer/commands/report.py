@@ -1,5 +1,8 @@
-"""``dialer report NAME [--csv FILE [--since WHEN] [--until WHEN]]``: what a
-campaign's calls turned into."""
+"""``dialer report NAME [--csv FILE [--since WHEN] [--until WHEN]] [--html FILE]``: what
+a campaign's calls turned into.
+
+The HTML page needs matplotlib (the ``dialer[report]`` extra), imported only when
+``--html`` is given: the text report and the daemon never load it."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
+import asyncpg
 from rich.console import Console
 
-from dialer import report, repository
+from dialer import report, report_figures, repository
 from dialer.commands import SubParsers, UsageError, UserError, database, writable
 from dialer.config import Settings
 from dialer.safetext import shown
@@ -37,9 +41,43 @@ def _check_options(args: argparse.Namespace) -> None:
                          f"--until {args.until.isoformat()}")
 
 
+def html_extra_present() -> None:
+    """UsageError unless matplotlib, which draws the pages' charts, is installed."""
+    try:
+        import matplotlib  # noqa: F401 - only to know that the page can be drawn
+    except ImportError:
+        raise UsageError("--html draws its charts with matplotlib, which is not installed: "
+                         "pip install 'dialer[report]'") from None
+
+
+def _html_path(path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    html_extra_present()
+    return writable(path, "--html")
+
+
+async def _write_html(pool: asyncpg.Pool, name: str, path: Path) -> None:
+    """The page from one snapshot of the database, so that every figure agrees."""
+    from dialer import report_html  # matplotlib: only for this
+
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                        readonly=True):
+        summary = await repository.campaign_summary(conn, name)
+        if summary is None:  # dropped since the text report read it
+            raise UserError(f"no campaign named {shown(name)}")
+        figures = await report_figures.load(conn, dict(summary), dt.datetime.now(dt.UTC))
+    try:
+        report.write_page(path, report_html.render(figures))
+    except report.FileWriteError as exc:
+        raise UserError(f"--html {shown(str(path))}: {exc}") from None
+    print(f"report written to {path}")
+
+
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     _check_options(args)
     csv_path = None if args.csv is None else writable(args.csv, "--csv")
+    html_path = _html_path(args.html)
     async with database(settings) as pool:
         summary = await repository.campaign_summary(pool, args.name)
         if summary is None:
@@ -60,6 +98,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             except report.FileWriteError as exc:
                 raise UserError(f"--csv {shown(str(csv_path))}: {exc}") from None
             print(f"{count} attempts written to {csv_path}")
+        if html_path is not None:
+            await _write_html(pool, args.name, html_path)
     return 0
 
 
@@ -74,4 +114,7 @@ def add_parser(sub: SubParsers) -> None:
                         "time; UTC unless it gives an offset)")
     p.add_argument("--until", type=moment, metavar="WHEN",
                    help="only attempts requested before WHEN")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="write the report with its charts to FILE, one HTML page that "
+                        "opens offline (needs the extra: pip install 'dialer[report]')")
     p.set_defaults(handler=run)

@@ -67,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reset the connection after creating a call, with this probability")
     add("--response-delay", type=float, default=0.0,
         help="hold every create answer this many seconds (the call is created)")
+    add("--press", action="append", metavar="[E164=]KEYS[@N]",
+        help="a person who answers presses KEYS into the call's <Gather action> (inline "
+             "TwiML): for that number, or every number; on the Nth call only with @N "
+             "(e.g. +14155550100=9@1); repeatable")
     add_account_arguments(parser)
 
 

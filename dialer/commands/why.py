@@ -4,10 +4,12 @@ Prints where the contact may be (zones and states, with where each came from), t
 local time in each zone, then every check at that instant, allowed or blocked: the
 contact's state, the do-not-call lists, attempts left, the campaign's start and end,
 days, hours and blackout dates, every rule of its rule packs that binds the contact
-(with its citation and how far it was verified), and the last-call margin; finally
-the next spans in which it may be called. The checks are the ones the daemon's claim
-applies (``dialer.compliance``), read off the same data, so the answer is the
-daemon's: this command only reads.
+(with its citation and how far it was verified), the last-call margin, every cap on
+how often the number may be called (DIALER_CAPS, the campaign's, the packs': the calls
+each counts on the contact's subject and when it allows one again) and the quiet
+period after a conversation; finally the next spans in which it may be called. The
+checks are the ones the daemon's claim applies (``dialer.compliance``), read off the
+same data, so the answer is the daemon's: this command only reads.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from dialer import phone, repository
 from dialer.campaigns import Campaign
 from dialer.commands import SubParsers, UsageError, UserError, database
 from dialer.compliance import (
+    CLAIM_TO_SEND_SLACK,
     Verdict,
+    cap_verdicts,
     contact_verdicts,
     describe_location,
+    describe_subject,
     margin_verdict,
     stored_location,
     time_verdicts,
@@ -77,7 +82,12 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(f"campaign {row['name']} has stored settings this version "
                             f"refuses: {exc}") from None
-        contact = await repository.contact_for_why(pool, campaign.id, number)
+        contact = await repository.contact_for_why(
+            pool, campaign.id, number, at=at, subject_column=campaign.spec.subject_column)
+        caps = campaign.caps(settings.cap_rules)
+        calls = [] if not caps.counts else [
+            c for c in await repository.recent_calls(
+                pool, number, at - caps.lookback - CLAIM_TO_SEND_SLACK) if c.at <= at]
     if contact is None:
         raise UserError(f"no contact {number} in campaign {campaign.name}")
     planner = campaign.planner
@@ -92,8 +102,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         due=contact["due"], at=at,
     )
     zones_text, states_text = describe_location(resolved or location)
+    subject = caps.key(contact["subject_value"])
     out = [f"campaign {campaign.name}, contact {number}, at {_utc(at)}",
-           f"zones:  {zones_text}", f"states: {states_text}"]
+           f"zones:  {zones_text}", f"states: {states_text}",
+           f"subject: {shown(describe_subject(subject), 200, quoted=False)}"]
     if resolved is None:
         verdicts.append(Verdict("zone", "time zone", False,
                                 "the number gives none and the campaign has no default "
@@ -103,6 +115,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             out.append(f"local:  {at.astimezone(ZoneInfo(zone)):%a %Y-%m-%d %H:%M} {zone}")
         verdicts += time_verdicts(policy, resolved, at)
         verdicts.append(margin_verdict(planner, resolved, at))
+    check = caps.check(subject=subject, states=(resolved or location).states, calls=calls,
+                       now=at)
+    verdicts += cap_verdicts(check)
     out.append(f"rule packs: {', '.join(policy.pack_tags) or 'none'}")
     out.append("")
     out += _table(verdicts)
@@ -112,8 +127,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     never = [v for v in verdicts if not v.allowed and v.kind in _FOR_GOOD
              and v.name not in ("contact dialing", "contact in_call")]
     if resolved is not None and not never:
-        due = contact["due"]
-        spans = upcoming(planner, resolved, max(at, due) if due is not None else at)
+        start = max(t for t in (at, contact["due"], check.until) if t is not None)
+        spans = upcoming(planner, resolved, start)
         out.append("next times it may be called (within 8 days):" if spans else
                    "no time it may be called within 8 days")
         for begin, end in spans:

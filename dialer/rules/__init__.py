@@ -7,7 +7,11 @@ intersected with every rule that applies to the recipient. A rule is one of:
 * ``hours``: the local hours it allows per weekday ("all 08:00-21:00");
 * ``days``: weekdays it bans (written as the hours it allows: "mon-sat 00:00-24:00");
 * ``holidays``: dates it bans, from the ``holidays`` package for a US state plus
-  listed extra days.
+  listed extra days;
+* ``cap``: at most ``calls`` calls in any rolling ``period``, per number and subject
+  (``per = "subject"``) or per number (``per = "number"``), across campaigns
+  (dialer.caps): a limit on how often, not on when, so it is kept apart from the time
+  rules (``RulePack.caps``).
 
 Each applies to recipients in the US states it names (``*``: anywhere in the US), is
 read on the recipient's clock (or on a fixed zone's, for a law that names one), and
@@ -29,10 +33,12 @@ from zoneinfo import ZoneInfo
 from dateutil.easter import easter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dialer.caps import Cap, Scope, parse_period
 from dialer.places import SUBDIVISIONS, UNKNOWN_STATE
 from dialer.windows import LocalRule, WeeklyHours, parse_weekly
 
 __all__ = [
+    "CapRule",
     "HolidayDates",
     "PackError",
     "Rule",
@@ -45,7 +51,7 @@ __all__ = [
 
 ANY_STATE = "*"
 Status = Literal["verified", "verified-secondary", "partial", "unverified"]
-Kind = Literal["hours", "days", "holidays"]
+Kind = Literal["hours", "days", "holidays", "cap"]
 
 
 class PackError(ValueError):
@@ -102,6 +108,9 @@ class RuleSpec(_Model):
     states: tuple[str, ...] = Field(min_length=1)
     hours: str | None = None
     holidays: HolidaySpec | None = None
+    calls: int | None = Field(default=None, ge=1, le=1000)
+    period: str | None = None
+    per: Scope = Scope.SUBJECT
     zone: str | None = None
     since: dt.date | None = None
     until: dt.date | None = None
@@ -133,11 +142,25 @@ class RuleSpec(_Model):
             ZoneInfo(value)
         return value
 
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_period(value)  # within the caps' bounds
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> RuleSpec:
-        if self.kind == "holidays" and (self.holidays is None or self.hours is not None):
+        if self.kind == "cap":
+            if self.calls is None or self.period is None:
+                raise ValueError("a cap rule needs `calls` and `period`")
+            if self.hours is not None or self.holidays is not None or self.zone is not None:
+                raise ValueError("a cap rule has no `hours`, `holidays` or `zone`")
+        elif self.calls is not None or self.period is not None:
+            raise ValueError(f"a {self.kind} rule has no `calls` or `period`")
+        elif self.kind == "holidays" and (self.holidays is None or self.hours is not None):
             raise ValueError("a holidays rule needs `holidays` and no `hours`")
-        if self.kind != "holidays" and (self.hours is None or self.holidays is not None):
+        elif self.kind != "holidays" and (self.hours is None or self.holidays is not None):
             raise ValueError(f"a {self.kind} rule needs `hours` and no `holidays`")
         if self.since and self.until and self.until < self.since:
             raise ValueError("until is before since")
@@ -207,12 +230,31 @@ class Rule:
         return f"{self.pack}/{self.spec.id}"
 
     def applies_to(self, states: tuple[str, ...]) -> bool:
-        """Whether a recipient who may be in any of ``states`` is bound by the rule.
-        ``US`` (state unknown) is bound by every state's rules."""
-        if not states:
-            return False
-        wanted = self.spec.states
-        return ANY_STATE in wanted or UNKNOWN_STATE in states or any(s in wanted for s in states)
+        return _binds(self.spec.states, states)
+
+
+def _binds(wanted: tuple[str, ...], states: tuple[str, ...]) -> bool:
+    """Whether a rule for ``wanted`` binds a recipient who may be in any of ``states``.
+    ``US`` (state unknown) is bound by every state's rules."""
+    if not states:
+        return False
+    return ANY_STATE in wanted or UNKNOWN_STATE in states or any(s in wanted for s in states)
+
+
+@dataclass(frozen=True, slots=True)
+class CapRule:
+    """A loaded cap rule: its spec and the cap it sets (dialer.caps.StateCap)."""
+
+    pack: str
+    spec: RuleSpec
+    cap: Cap
+
+    @property
+    def ref(self) -> str:
+        return f"{self.pack}/{self.spec.id}"
+
+    def applies_to(self, states: tuple[str, ...]) -> bool:
+        return _binds(self.spec.states, states)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,11 +263,19 @@ class RulePack:
     version: str
     title: str
     rules: tuple[Rule, ...]
+    caps: tuple[CapRule, ...] = ()
 
     @property
     def tag(self) -> str:
         """What an attempt records: ``us-tcpa@2026.12.1``."""
         return f"{self.name}@{self.version}"
+
+
+def _cap_rule(pack: str, spec: RuleSpec) -> CapRule:
+    assert spec.calls is not None and spec.period is not None
+    cap = Cap(spec.calls, parse_period(spec.period), spec.per, f"{pack}/{spec.id}", spec.label,
+              spec.citation, spec.status)
+    return CapRule(pack, spec, cap)
 
 
 def _rule(pack: str, spec: RuleSpec) -> Rule:
@@ -276,7 +326,9 @@ def parse_pack(name: str, text: str) -> RulePack:
     if spec.name != name:
         raise PackError(f"rule pack {name}.toml calls itself {spec.name!r}")
     return RulePack(spec.name, spec.version, spec.title,
-                    tuple(_rule(spec.name, rule) for rule in spec.rules))
+                    tuple(_rule(spec.name, rule) for rule in spec.rules if rule.kind != "cap"),
+                    tuple(_cap_rule(spec.name, rule) for rule in spec.rules
+                          if rule.kind == "cap"))
 
 
 def parse_names(text: str) -> tuple[str, ...]:

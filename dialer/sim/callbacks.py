@@ -1,4 +1,5 @@
-"""Delivering status and AMD callbacks the way Twilio does: signed, retried, overridable.
+"""Delivering status and AMD callbacks, and Gather action requests, the way Twilio does:
+signed, retried, overridable.
 
 The URL a client gives may end in a fragment of connection overrides
 (``https://host/cb#rc=3&rt=2000``): ``rc`` retries (0-5, default 1), ``ct`` connect
@@ -12,6 +13,9 @@ is an answer and is not retried.
 
 Every event carries an ``I-Twilio-Idempotency-Token`` of its own, identical across the
 retries and duplicate deliveries of that event, so a receiver can deduplicate by it.
+
+A Gather action request (``exchange``) is sent at once, not behind the call's status
+callbacks, and its answer (the TwiML the call goes on with) is kept with it.
 """
 
 from __future__ import annotations
@@ -84,9 +88,9 @@ class Attempt:
 class CallbackRecord:
     """One event to deliver and what became of it."""
 
-    kind: Literal["status", "amd"]
+    kind: Literal["status", "amd", "gather"]
     event: str
-    """initiated, ringing, answered, completed, or amd."""
+    """initiated, ringing, answered, completed, amd, or gather."""
     url: str
     """As given, overrides fragment included."""
     method: Literal["GET", "POST"]
@@ -95,6 +99,8 @@ class CallbackRecord:
     attempts: list[Attempt] = field(default_factory=list)
     state: Literal["pending", "delivered", "rejected", "failed", "dropped"] = "pending"
     """rejected: answered 4xx; failed: no answer or 5xx after every retry."""
+    answer: str | None = None
+    """The body of the 2xx answer (what a Gather action answers is TwiML)."""
 
 
 # Connections to one receiver at once; more deliveries wait in aiohttp's connector
@@ -162,6 +168,12 @@ class CallbackSender:
         headers[SIGNATURE_HEADER] = compute_signature(signed_url, params, key, algorithm)
         return url, headers, body
 
+    async def exchange(self, record: CallbackRecord) -> str | None:
+        """Send ``record`` now (retried as its URL says) and return the body of its 2xx
+        answer, or None when there was none."""
+        await self._deliver(record)
+        return record.answer
+
     async def _deliver(self, record: CallbackRecord) -> None:
         url, overrides = split_overrides(record.url)
         timeout = aiohttp.ClientTimeout(
@@ -178,7 +190,7 @@ class CallbackSender:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
-                    await response.read()
+                    answer = await response.read()
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:
                 record.attempts.append(
@@ -188,6 +200,8 @@ class CallbackSender:
             record.attempts.append(Attempt(started, status, None, time.monotonic() - started))
             if status < 500:
                 record.state = "rejected" if status >= 400 else "delivered"
+                if status < 300:
+                    record.answer = answer.decode("utf-8", errors="replace")
                 return
         record.state = "failed"
         log.info("callback_failed", callback_event=record.event, attempts=len(record.attempts))

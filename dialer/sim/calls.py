@@ -11,6 +11,13 @@ queue, ``end_time`` when it ends; ``duration`` (seconds, a string) is set once i
 ended, "0" if nobody answered. Durations are *simulated* seconds, so a scaled-down
 20 s call still reports 20; timestamps are the real clock.
 
+A person who answers may press keys (``SimConfig.press_digits``) into the first
+``<Gather action>`` of the call's inline TwiML: ``GATHER_SECONDS`` after the answer
+(sooner if the call would end first) the simulator requests the action, signed like a
+callback, with ``Digits``, and the call ends ``SAY_SECONDS`` after the answer it gets
+(the TwiML is kept as the record's ``answer``), as Twilio ends a call whose document
+runs out.
+
 Updates: Status=canceled or completed on a queued or ringing call cancels it
 (CallStatus canceled); Status=completed on an answered call hangs up (completed, with
 the duration so far); Status=canceled on an answered call changes nothing; Url,
@@ -38,7 +45,8 @@ from dialer.sim.callbacks import CallbackRecord, CallbackSender
 from dialer.sim.config import SimAccountConfig, SimConfig
 from dialer.sim.errors import bad_request, concurrent_calls_exceeded
 from dialer.sim.params import CreateParams, Form, Method, UpdateParams
-from dialer.sim.scenario import Fate
+from dialer.sim.scenario import GATHER_SECONDS, SAY_SECONDS, Fate
+from dialer.sim.twiml import Gather, find_gather, keys_sent
 from dialer.twilio_words import API_VERSION, STATUS_SOURCE
 
 log = structlog.get_logger(__name__)
@@ -86,6 +94,8 @@ class SimCall:
     date_updated: float
     status_callback: str | None
     status_callback_method: Method
+    keys: str | None = None
+    """What the person who answers presses into the call's Gather (None: nothing)."""
     status: str = "queued"
     start_time: float | None = None
     end_time: float | None = None
@@ -199,8 +209,9 @@ class CallEngine:
         now, wall = time.monotonic(), time.time()
         start_at = max(now, self._next_start.get(sid, 0.0))
         self._next_start[sid] = start_at + 1 / account.cps
+        previous = self._dialed[request.to]
         fate = self._scenario.fate(
-            request.to, self._dialed[request.to], request.machine_detection, request.timeout
+            request.to, previous, request.machine_detection, request.timeout
         )
         self._dialed[request.to] += 1
         call = SimCall(
@@ -215,6 +226,7 @@ class CallEngine:
             date_updated=wall,
             status_callback=request.status_callback,
             status_callback_method=request.status_callback_method,
+            keys=self._config.keys_for(request.to, previous) if fate.human else None,
         )
         self.calls[call.sid] = call
         self.live_calls[sid] += 1
@@ -282,8 +294,31 @@ class CallEngine:
             call.answered_by = fate.answered_by
             self._send_amd_result(call)
             talk -= verdict_after
-        if await self._pause(call, talk):
+        gather = find_gather(call.request.twiml) if call.keys else None
+        if gather is not None:
+            await self._gather(call, gather, scale)
+        elif await self._pause(call, talk):
             self._end(call, "completed", 200, round(fate.talk_seconds))
+
+    async def _gather(self, call: SimCall, gather: Gather, scale: float) -> None:
+        """The person presses the call's keys into ``gather``; the call ends after the
+        action's answer has played."""
+        assert call.keys is not None
+        pressed_after = min(GATHER_SECONDS, call.fate.talk_seconds)
+        if not await self._pause(call, pressed_after * scale):
+            return
+        digits, finished_on = keys_sent(gather, call.keys)
+        params = {
+            "AccountSid": call.account_sid, "ApiVersion": API_VERSION, "CallSid": call.sid,
+            "CallStatus": "in-progress", "Called": call.to, "Caller": call.from_,
+            "Digits": digits, "Direction": "outbound-api", "FinishedOnKey": finished_on,
+            "From": call.from_, "To": call.to, "msg": "Gather End",
+        }
+        record = CallbackRecord("gather", "gather", gather.action, gather.method, params)
+        call.callbacks.append(record)
+        await self._sender.exchange(record)
+        if await self._pause(call, SAY_SECONDS * scale):
+            self._end(call, "completed", 200, round(pressed_after + SAY_SECONDS))
 
     async def _pause(self, call: SimCall, seconds: float) -> bool:
         """Wait ``seconds``; False if the call was ended (by an update) meanwhile."""

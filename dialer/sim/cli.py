@@ -24,6 +24,7 @@ from dialer import credentials
 from dialer.commands.sim import SHARED_KEY_ENV, TOKEN_ENV
 from dialer.runtime import event_loop_factory, settle_heap
 from dialer.sim.config import (
+    ANY_NUMBER,
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
     DEFAULT_PHONE_NUMBER,
@@ -60,6 +61,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         account_status=args.account_status,
         phone_numbers=tuple(args.phone_number or (DEFAULT_PHONE_NUMBER,)),
         caller_ids=tuple(args.caller_id or ()),
+        press_digits=dict(_press(text) for text in args.press or ()),
     )
     if args.accounts_file is None:
         return config
@@ -78,6 +80,12 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
             "webhook_shared_key": None if shared_key is None else shared_key.value,
         }))
     return dataclasses.replace(config, more_accounts=tuple(more))
+
+
+def _press(text: str) -> tuple[str, str]:
+    """``--press [E164=]KEYS[@N]`` as (number or ``*``, keys)."""
+    number, _, keys = text.rpartition("=")
+    return number or ANY_NUMBER, keys
 
 
 async def _serve(config: SimConfig, args: argparse.Namespace) -> None:

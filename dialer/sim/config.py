@@ -28,7 +28,9 @@ DEFAULT_SHARED_KEY_SID = "webhooks_sharedkey_" + "5151" * 8
 # Twilio's test credentials accept this one From number; the simulator's account owns it.
 DEFAULT_PHONE_NUMBER = "+15005550006"
 ACCOUNT_STATUSES = ("active", "suspended", "closed")
+ANY_NUMBER = "*"
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_PRESS = re.compile(r"^[0-9*#]{1,32}(@[1-9][0-9]{0,5})?$")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 
 
@@ -117,6 +119,10 @@ class SimConfig(SimAccountConfig):
         twilio-python's validator does when handed that string; by default the URL
         is signed as requested, without the fragment. Twilio does not document which
         it does, so a receiver must accept both (see dialer.signature).
+    press_digits: the keys a person who answers presses into the call's ``<Gather>``
+        (inline TwiML with an action: see ``twiml``), by To number or ``*`` for every
+        number: ``"9"`` on every call, ``"9@1"`` on the first call to the number only.
+        Machines, faxes and unanswered calls press nothing.
     """
 
     host: str = "127.0.0.1"
@@ -132,6 +138,7 @@ class SimConfig(SimAccountConfig):
     drop_callbacks: bool = False
     sign_fragment: bool = False
     more_accounts: tuple[SimAccountConfig, ...] = ()
+    press_digits: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -145,6 +152,12 @@ class SimConfig(SimAccountConfig):
         if len(set(sids)) != len(sids):
             raise ValueError("every account the simulator serves needs a SID of its own")
         self.make_scenario()  # rejects bad weights now rather than at the first call
+        for number, keys in self.press_digits.items():
+            if number != ANY_NUMBER and not _E164.match(number):
+                raise ValueError(f"press_digits: {number!r} is not E.164 (or {ANY_NUMBER})")
+            if not _PRESS.match(keys):
+                raise ValueError(f"press_digits: {keys!r} is not keys (0-9 * #), optionally "
+                                 "@N for the Nth call only")
 
     @property
     def accounts(self) -> tuple[SimAccountConfig, ...]:
@@ -153,6 +166,14 @@ class SimConfig(SimAccountConfig):
 
     def account(self, sid: str) -> SimAccountConfig | None:
         return next((a for a in self.accounts if a.account_sid == sid), None)
+
+    def keys_for(self, to: str, previous_calls: int) -> str | None:
+        """The keys pressed on a call to ``to`` that ``previous_calls`` calls preceded."""
+        spec = self.press_digits.get(to, self.press_digits.get(ANY_NUMBER))
+        if spec is None:
+            return None
+        keys, _, nth = spec.partition("@")
+        return keys if not nth or int(nth) == previous_calls + 1 else None
 
     def make_scenario(self) -> Scenario:
         if self.scenario == "weighted":

@@ -128,6 +128,8 @@ class CreateParams:
     async_amd_status_callback: str | None
     async_amd_status_callback_method: Method
     record: bool
+    twiml: str | None = None
+    """The inline TwiML, if given (its ``<Gather action>`` is followed: dialer.sim.twiml)."""
 
 
 # Twilio's test-credential "magic" To numbers, so a client's handling of refused
@@ -194,6 +196,7 @@ def parse_create(form: Form) -> CreateParams:
         async_amd_status_callback=_url(form, "AsyncAmdStatusCallback"),
         async_amd_status_callback_method=_method(form, "AsyncAmdStatusCallbackMethod"),
         record=_boolean(form, "Record"),
+        twiml=last(form, "Twiml") or None,
     )
 
 

@@ -28,6 +28,11 @@ digit  fate
 Any answered fate whose ring time exceeds the request's Timeout becomes
 ``no-answer`` instead (it only matters for very short Timeouts). All times here are
 simulated seconds; the engine multiplies them by the configured ``time_scale``.
+
+A fate answered by a person (``human``) may press keys into the call's ``<Gather>``:
+which keys, on which calls, is the configuration's (``SimConfig.press_digits``); the
+person presses them ``GATHER_SECONDS`` into the call (or when about to hang up) and the
+call ends ``SAY_SECONDS`` after the Gather action's answer.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ FAX_SECONDS = 3.0
 """How long a fax machine stays on the line."""
 DETECT_SECONDS = {"human": 2.0, "machine_start": 3.0, "fax": 2.5, "unknown": 5.0}
 """Answer to AMD verdict (MachineDetectionDuration); machine_end_* wait for the greeting."""
+GATHER_SECONDS = 3.0
+"""Answer to the keys pressed into a Gather (the prompt heard first)."""
+SAY_SECONDS = 2.0
+"""How long the TwiML a Gather action answers takes to play before the call ends."""
 
 Outcome = Literal[
     "human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
@@ -79,6 +88,8 @@ class Fate:
     """From the answer to the hang-up; 0 when nobody answered."""
     amd_seconds: float = 0.0
     """From the answer to the AMD verdict (MachineDetectionDuration)."""
+    human: bool = False
+    """A person answered: the one kind of callee that presses keys."""
 
     @property
     def answered(self) -> bool:
@@ -97,10 +108,11 @@ def _verdict(kind: str, mode: Literal["Enable", "DetectMessageEnd"]) -> str:
 
 def _answered(kind: str, mode: AmdMode, talk_seconds: float, ring_seconds: float) -> Fate:
     """A call something picked up; the AMD verdict and the time on the line follow ``kind``."""
+    human = kind == "human"
     if mode is None:
         on_line = FAX_SECONDS if kind == "fax" else talk_seconds
         return Fate(status="completed", answered_by=None, sip_response_code=200,
-                    ring_seconds=ring_seconds, talk_seconds=on_line)
+                    ring_seconds=ring_seconds, talk_seconds=on_line, human=human)
     verdict = _verdict(kind, mode)
     if verdict == "machine_start":
         on_line, detect = GREETING_SECONDS, DETECT_SECONDS[verdict]
@@ -110,7 +122,7 @@ def _answered(kind: str, mode: AmdMode, talk_seconds: float, ring_seconds: float
         on_line = FAX_SECONDS if verdict == "fax" else talk_seconds
         detect = DETECT_SECONDS[verdict]
     return Fate(status="completed", answered_by=verdict, sip_response_code=200,
-                ring_seconds=ring_seconds, talk_seconds=on_line, amd_seconds=detect)
+                ring_seconds=ring_seconds, talk_seconds=on_line, amd_seconds=detect, human=human)
 
 
 def _unanswered(outcome: Outcome, timeout: int, sip_code: int = 503) -> Fate:

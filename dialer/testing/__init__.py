@@ -26,6 +26,7 @@ from dialer.testing.factories import (
     located,
     make_campaign,
     mixed,
+    workers_at_least,
 )
 from dialer.testing.postgres import Cluster, dsn_for, throwaway_cluster
 from dialer.testing.processes import (
@@ -92,5 +93,6 @@ __all__ = [
     "throwaway_cluster",
     "wait_until",
     "window_counts",
+    "workers_at_least",
     "write_credentials",
 ]

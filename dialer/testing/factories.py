@@ -116,6 +116,11 @@ async def campaign_completed(pool: asyncpg.Pool, campaign_id: int) -> bool:
     return await campaign_in_state(pool, campaign_id, "completed")
 
 
+async def workers_at_least(pool: asyncpg.Pool, count: int) -> bool:
+    """Whether ``count`` daemons (or more) have registered their worker row."""
+    return int(await pool.fetchval("SELECT count(*) FROM workers")) >= count
+
+
 async def contact_states(pool: asyncpg.Pool, campaign_id: int) -> dict[str, int]:
     rows = await pool.fetch(
         "SELECT state, count(*) FROM contacts WHERE campaign_id = $1 GROUP BY state", campaign_id

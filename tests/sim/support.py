@@ -190,7 +190,8 @@ class Received:
 class Receiver:
     """A webhook endpoint on loopback that records what it is sent.
 
-    ``fail_next`` requests are answered ``fail_status``; ``delay`` holds every answer.
+    ``fail_next`` requests are answered ``fail_status``; ``delay`` holds every answer;
+    the others are answered ``answer``.
     """
 
     base_url: str = ""
@@ -198,10 +199,11 @@ class Receiver:
     fail_next: int = 0
     fail_status: int = 500
     delay: float = 0.0
+    answer: str = "ok"
 
     def reset(self) -> None:
         self.requests.clear()
-        self.fail_next, self.fail_status, self.delay = 0, 500, 0.0
+        self.fail_next, self.fail_status, self.delay, self.answer = 0, 500, 0.0, "ok"
 
     def url(self, path: str = "/status") -> str:
         return self.base_url + path
@@ -222,7 +224,7 @@ class Receiver:
         if self.fail_next > 0:
             self.fail_next -= 1
             return PlainTextResponse("failing on purpose", status_code=self.fail_status)
-        return PlainTextResponse("ok")
+        return PlainTextResponse(self.answer)
 
     def app(self) -> Starlette:
         return Starlette(routes=[
