@@ -17,7 +17,14 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from dialer.sim.server import SimServer
-from dialer.testing import daemon_env, daemon_process, make_campaign, sim_config, wait_until
+from dialer.testing import (
+    SIM_SID,
+    daemon_env,
+    daemon_process,
+    make_campaign,
+    sim_config,
+    wait_until,
+)
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "config" / "grafana" / "dialer.json"
 # Labels Prometheus adds to every series it scrapes; /metrics does not carry them.
@@ -106,6 +113,8 @@ async def test_every_query_of_the_dashboard_is_answered_by_a_running_daemon(
         text = (await client.get("/metrics")).text
     samples = exposed(text)
     assert not problems(queries, samples), problems(queries, samples)
-    assert 'dialer_twilio_errors_total{code="20429"}' in text
+    assert any(sample.name == "dialer_twilio_errors_total" and sample.labels["code"] == "20429"
+               and sample.labels["account"] == SIM_SID and sample.value > 0
+               for family in text_string_to_metric_families(text) for sample in family.samples)
     assert {"dialer_callbacks_total", "dialer_callback_seconds_bucket",
             "dialer_database_errors_total"} <= {m for _, m, _ in queries}
