@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from dialer.callbacks import AccountKeys
 from dialer.caps import parse_caps
 from dialer.sim.server import SimServer
 from dialer.sim.trace import creates
@@ -21,6 +22,7 @@ from dialer.testing import (
 )
 from dialer.testing.endpoint import (
     ACCOUNT,
+    TOKEN,
     Endpoint,
     live_attempt,
     rows,
@@ -144,6 +146,26 @@ async def test_forged_and_malformed_key_presses_store_nothing(endpoint: Endpoint
         assert response.status_code == code, (form, response.text)
     assert await entries(pool) == []
     assert (await rows(pool, attempt_id))[0]["outcome"] is None
+
+
+async def test_a_key_press_signed_by_another_account_stores_nothing(pool: asyncpg.Pool
+                                                                   ) -> None:
+    """A genuine Gather action of one account (its own key) about another account's
+    attempt is refused: one client's token cannot list another client's contacts."""
+    other, other_token = "AC" + "1" * 32, "the-other-accounts-token"
+    keys = {ACCOUNT: AccountKeys(TOKEN), other: AccountKeys(other_token)}
+    async with serving(pool, accounts=keys) as endpoint:
+        attempt_id, sid = await live_attempt(pool, campaign="remind", opt_out_digit="9")
+        path = gather_path(attempt_id)
+        foreign = pressed(sid, "9", AccountSid=other)
+        refused = await endpoint.post(
+            path, foreign, signature=sign(endpoint.base + path, foreign, other_token))
+        assert refused.status_code == 403
+        assert await entries(pool) == []
+        assert (await rows(pool, attempt_id))[0]["outcome"] is None
+        own = await endpoint.post(path, pressed(sid, "9"))
+        assert own.status_code == 200 and "<Hangup/>" in own.text
+        assert len(await entries(pool)) == 1
 
 
 async def test_the_simulator_presses_9_on_the_first_call(dsn: str, pool: asyncpg.Pool) -> None:
