@@ -1,9 +1,11 @@
 """Turns call events (callbacks, or what reconciliation learned) into recorded results.
 
 Events are recorded in group-commit batches: lock the attempts and their contacts,
-store each raw event once (a duplicate stops there), merge it into its attempt
-without ever moving backwards, and when the call has ended ask the pure policy what
-happens to the contact. Whatever order events arrive in, the rows end the same.
+store each raw event once (a duplicate stops there), then ``apply_event`` (pure)
+says what it does: merged into its attempt without ever moving backwards, a hang-up
+when AMD found a machine, and when the call has ended what the policy makes of the
+contact. The batch writes what those answers say. Whatever order events arrive in,
+the rows end the same.
 
 An event is validated before it joins a batch (dialer.callbacks), so Postgres has no
 reason to refuse it. Should it refuse one anyway, the batch is recorded again in
@@ -103,6 +105,95 @@ def awaiting_amd(campaign: Campaign, view: AttemptView) -> bool:
         and view.call_status == "completed"
         and view.answered_by is None
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ContactDecision:
+    """What becomes of a contact whose current attempt has ended (``policy.decide``)."""
+
+    contact_id: int
+    state: str
+    due_at: dt.datetime | None
+    outcome: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one new event does: the attempt's columns after it, whether its contact is
+    now in a call (the attempt knew no call yet), whether the call must be hung up now,
+    and the contact's decision when the event ended its current attempt."""
+
+    view: AttemptView
+    adopted: bool
+    hang_up: bool
+    decision: ContactDecision | None
+
+
+def apply_event(
+    campaign: Campaign, row: Mapping[str, Any], view: AttemptView, event: CallEvent, *,
+    now: dt.datetime, force_decision: bool, rng: random.Random,
+) -> Applied:
+    """Pure: the attempt ``view`` (its locked ``row`` for the rest: its contact, attempt
+    number, location) after a new ``event``. ``force_decision``: decide even while an
+    async AMD result is still awaited (reconciliation's grace period is over)."""
+    merged = merge(view, event, now)
+    hang_up = _hang_up(campaign, merged, event)
+    if hang_up:
+        merged = replace(merged, hangup_requested_at=now)
+    current = row["contact_attempts"] == row["attempt_no"] and row["contact_state"] in (
+        "dialing", "in_call")
+    decision = None
+    # An outcome recorded while the call was live (opted_out, by the Gather action)
+    # has decided the contact already: the call's end decides nothing more.
+    if (
+        merged.state == "final" and merged.outcome is None and current
+        and (force_decision or not awaiting_amd(campaign, merged))
+    ):
+        decision = _decide(campaign, row, merged, now, rng)
+        merged = replace(merged, outcome=decision.outcome)
+    return Applied(merged, adopted=row["state"] in ("requested", "unknown"),
+                   hang_up=hang_up, decision=decision)
+
+
+def _hang_up(campaign: Campaign, view: AttemptView, event: CallEvent) -> bool:
+    """AMD said machine (or fax) and the campaign hangs up on those, unless the call
+    has ended or its hang-up was asked for already."""
+    if event.answered_by is None or view.hangup_requested_at is not None:
+        return False
+    if view.call_status in FINAL_STATUSES:
+        return False
+    return on_answered_by(campaign.policy, event.answered_by) is AmdAction.HANG_UP
+
+
+def _decide(campaign: Campaign, row: Mapping[str, Any], view: AttemptView,
+            now: dt.datetime, rng: random.Random) -> ContactDecision:
+    # The retry becomes due when the contact may next be called in every zone it
+    # may be in, under every rule; a contact of unknown location (from before
+    # migration 0005) is decided at its claim.
+    planner = campaign.planner
+    location = None if row["zones"] is None or row["states"] is None else Location(
+        tuple(row["zones"]), row["zone_source"], tuple(row["states"]),
+        tuple(row["state_sources"]))
+    assert view.call_status is not None
+    decision = decide(
+        campaign.policy,
+        attempt_no=row["attempt_no"],
+        call_status=view.call_status,
+        answered_by=view.answered_by or ("unknown" if awaiting_amd(campaign, view) else None),
+        sip_code=view.sip_code,
+        now=now,
+        rng=rng,
+        next_opening=lambda t: t if location is None else planner.next_due(location, t),
+    )
+    if isinstance(decision, Done):
+        state, due, reason = "done", None, None
+    elif isinstance(decision, Retry):
+        state, due, reason = "retry_wait", decision.at, None
+    else:
+        assert isinstance(decision, Fail)
+        state, due, reason = "failed", None, decision.reason
+    return ContactDecision(row["contact_id"], state, due, decision.outcome.value, reason)
 
 
 class Result(enum.Enum):
@@ -283,7 +374,7 @@ class OutcomeRecorder:
             }
             results: list[Recorded] = []
             adopted: list[int] = []
-            decisions: list[tuple[int, str, dt.datetime | None, str, str | None]] = []
+            decisions: list[ContactDecision] = []
             for pending, locked in zip(batch, targets, strict=True):
                 if isinstance(locked, Result):
                     results.append(Recorded(locked))
@@ -293,16 +384,24 @@ class OutcomeRecorder:
                     results.append(Recorded(Result.DUPLICATE))
                     continue
                 inserted.discard(key)  # a twin later in the batch is a duplicate
-                results.append(
-                    await self._apply(conn, pending, locked, adopted, decisions)
-                )
+                applied = await self._apply(conn, pending, locked)
+                if applied is None:
+                    results.append(Recorded(Result.STORED))
+                    continue
+                contact_id = locked.row["contact_id"]
+                if applied.adopted and contact_id not in adopted:
+                    adopted.append(contact_id)
+                if applied.decision is not None:
+                    decisions.append(applied.decision)
+                locked.view, locked.changed = applied.view, True
+                results.append(Recorded(
+                    Result.STORED, hang_up=applied.view.call_sid if applied.hang_up else None))
             changed = [lk for lk in by_id.values() if lk.changed]
             if adopted:
                 await conn.execute(queries.get("contacts_in_call"), adopted)
             if decisions:
-                await conn.execute(
-                    queries.get("update_contact_outcomes"), *map(list, zip(*decisions, strict=True))
-                )
+                await conn.execute(queries.get("update_contact_outcomes"),
+                                   *_decision_columns(decisions))
             if changed:
                 await conn.execute(queries.get("update_attempts"), *_attempt_columns(changed))
         for pending, result in zip(batch, results, strict=True):
@@ -313,87 +412,30 @@ class OutcomeRecorder:
                 ).inc()
         return results
 
-    async def _apply(
-        self, conn: Any, pending: _Pending, locked: _Locked, adopted: list[int],
-        decisions: list[tuple[int, str, dt.datetime | None, str, str | None]],
-    ) -> Recorded:
+    async def _apply(self, conn: Any, pending: _Pending, locked: _Locked) -> Applied | None:
+        """``apply_event`` on the attempt's campaign, logged; None for an attempt that
+        is closed (void or rejected), whose row the event must not change."""
         event, row = pending.event, locked.row
         if row["state"] in ("void", "rejected"):
             # Reconciliation found no call, yet here is one: keep the evidence and say
             # so loudly; the contact has moved on and must not be rewound.
             log.error("callback_for_closed_attempt", attempt=row["id"],
                       call_sid=event.call_sid, state=row["state"])
-            return Recorded(Result.STORED)
+            return None
         campaign = await self._campaign(conn, row["campaign_id"])
         before = locked.view
-        view = merge(before, event, pending.now)
+        applied = apply_event(campaign, row, before, event, now=pending.now,
+                              force_decision=pending.force_decision, rng=self._rng)
+        view = applied.view
         if (view.call_status, view.answered_by) != (before.call_status, before.answered_by):
             log.info("call_state_changed", campaign=campaign.name, contact=row["contact_id"],
                      call_sid=event.call_sid, status=view.call_status,
                      answered_by=view.answered_by, source=event.source)
-        hang_up = self._hang_up(campaign, view, event)
-        if hang_up:
-            view = replace(view, hangup_requested_at=pending.now)
-        if row["state"] in ("requested", "unknown") and row["contact_id"] not in adopted:
-            adopted.append(row["contact_id"])
-        current = row["contact_attempts"] == row["attempt_no"] and row["contact_state"] in (
-            "dialing", "in_call")
-        # An outcome recorded while the call was live (opted_out, by the Gather action)
-        # has decided the contact already: the call's end decides nothing more.
-        if (
-            view.state == "final" and view.outcome is None and current
-            and (pending.force_decision or not awaiting_amd(campaign, view))
-        ):
-            view, decision = self._decide(campaign, row, view, pending.now)
-            decisions.append(decision)
-        locked.view, locked.changed = view, True
-        return Recorded(Result.STORED, hang_up=view.call_sid if hang_up else None)
-
-    @staticmethod
-    def _hang_up(campaign: Campaign, view: AttemptView, event: CallEvent) -> bool:
-        if event.answered_by is None or view.hangup_requested_at is not None:
-            return False
-        if view.call_status in FINAL_STATUSES:
-            return False
-        return on_answered_by(campaign.policy, event.answered_by) is AmdAction.HANG_UP
-
-    def _decide(
-        self, campaign: Campaign, row: Any, view: AttemptView, now: dt.datetime
-    ) -> tuple[AttemptView, tuple[int, str, dt.datetime | None, str, str | None]]:
-        # The retry becomes due when the contact may next be called in every zone it
-        # may be in, under every rule; a contact of unknown location (from before
-        # migration 0005) is decided at its claim.
-        planner = campaign.planner
-        location = None if row["zones"] is None or row["states"] is None else Location(
-            tuple(row["zones"]), row["zone_source"], tuple(row["states"]),
-            tuple(row["state_sources"]))
-        assert view.call_status is not None
-        decision = decide(
-            campaign.policy,
-            attempt_no=row["attempt_no"],
-            call_status=view.call_status,
-            answered_by=view.answered_by or ("unknown" if awaiting_amd(campaign, view) else None),
-            sip_code=view.sip_code,
-            now=now,
-            rng=self._rng,
-            next_opening=lambda t: t if location is None else planner.next_due(location, t),
-        )
-        if isinstance(decision, Done):
-            state, due, reason = "done", None, None
-        elif isinstance(decision, Retry):
-            state, due, reason = "retry_wait", decision.at, None
-        else:
-            assert isinstance(decision, Fail)
-            state, due, reason = "failed", None, decision.reason
-        log.info(
-            "contact_decided", campaign=campaign.name, contact=row["contact_id"],
-            call_sid=view.call_sid, status=view.call_status, outcome=decision.outcome.value,
-            state=state,
-        )
-        return (
-            replace(view, outcome=decision.outcome.value),
-            (row["contact_id"], state, due, decision.outcome.value, reason),
-        )
+        if applied.decision is not None:
+            log.info("contact_decided", campaign=campaign.name, contact=row["contact_id"],
+                     call_sid=view.call_sid, status=view.call_status,
+                     outcome=applied.decision.outcome, state=applied.decision.state)
+        return applied
 
 
 def _view(row: Any) -> AttemptView:
@@ -413,6 +455,12 @@ def _event_columns(events: list[tuple[CallEvent, int]]) -> list[list[Any]]:
         ), strict=True):
             column.append(value)
     return columns
+
+
+def _decision_columns(decisions: list[ContactDecision]) -> list[list[Any]]:
+    return [[d.contact_id for d in decisions], [d.state for d in decisions],
+            [d.due_at for d in decisions], [d.outcome for d in decisions],
+            [d.reason for d in decisions]]
 
 
 def _attempt_columns(changed: list[_Locked]) -> list[list[Any]]:
