@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from dialer import metrics, queries
+from dialer import metrics, repository
 from dialer.campaigns import Campaign
 from dialer.compliance import Location
 from dialer.policy import AmdAction, Done, Fail, Retry, decide, on_answered_by
@@ -321,8 +321,7 @@ class OutcomeRecorder:
         cached = self._campaigns.get(campaign_id)
         if cached is not None and time.monotonic() - cached[0] < CAMPAIGN_CACHE_SECONDS:
             return cached[1]
-        row = await conn.fetchrow(queries.get("campaign_by_id"), campaign_id)
-        campaign = Campaign.from_row(row)
+        campaign = Campaign.from_row(await repository.campaign_by_id(conn, campaign_id))
         self._campaigns[campaign_id] = (time.monotonic(), campaign)
         return campaign
 
@@ -354,8 +353,8 @@ class OutcomeRecorder:
 
     async def _record_batch(self, batch: list[_Pending]) -> list[Recorded]:
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                queries.get("lock_attempts"),
+            rows = await repository.lock_attempts(
+                conn,
                 [p.event.attempt_hint for p in batch if p.event.attempt_hint is not None],
                 [p.event.call_sid for p in batch],
             )
@@ -367,10 +366,8 @@ class OutcomeRecorder:
             ]
             inserted = {
                 (r["call_sid"], r["source"], r["sequence_number"], r["idempotency_token"])
-                for r in await conn.fetch(
-                    queries.get("insert_events"),
-                    *_event_columns([(p.event, lk.row["id"]) for p, lk in known]),
-                )
+                for r in await repository.insert_events(
+                    conn, _event_columns([(p.event, lk.row["id"]) for p, lk in known]))
             }
             results: list[Recorded] = []
             adopted: list[int] = []
@@ -398,12 +395,11 @@ class OutcomeRecorder:
                     Result.STORED, hang_up=applied.view.call_sid if applied.hang_up else None))
             changed = [lk for lk in by_id.values() if lk.changed]
             if adopted:
-                await conn.execute(queries.get("contacts_in_call"), adopted)
+                await repository.contacts_in_call(conn, adopted)
             if decisions:
-                await conn.execute(queries.get("update_contact_outcomes"),
-                                   *_decision_columns(decisions))
+                await repository.update_contact_outcomes(conn, _decision_columns(decisions))
             if changed:
-                await conn.execute(queries.get("update_attempts"), *_attempt_columns(changed))
+                await repository.update_attempts(conn, _attempt_columns(changed))
         for pending, result in zip(batch, results, strict=True):
             if result.result is Result.STORED:
                 event = pending.event

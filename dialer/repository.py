@@ -403,6 +403,40 @@ async def campaign_state(db: Executor, campaign_id: int) -> str | None:
     return None if state is None else str(state)
 
 
+# ==== the outcome recorder (one group-commit batch, in its transaction) ====
+
+
+async def campaign_by_id(db: Executor, campaign_id: int) -> asyncpg.Record | None:
+    return await db.fetchrow(queries.get("campaign_by_id"), campaign_id)
+
+
+async def lock_attempts(conn: db.Connection, attempt_ids: Sequence[int],
+                        call_sids: Sequence[str]) -> list[asyncpg.Record]:
+    """The attempts named by id or by Call SID, with their contacts, locked (in the
+    one order every writer takes: see tests/test_lock_order.py)."""
+    return list(await conn.fetch(queries.get("lock_attempts"), list(attempt_ids),
+                                 list(call_sids)))
+
+
+async def insert_events(conn: db.Connection, columns: Sequence[Sequence[Any]]
+                        ) -> list[asyncpg.Record]:
+    """Store raw events once; returns the keys of those that were new."""
+    return list(await conn.fetch(queries.get("insert_events"), *map(list, columns)))
+
+
+async def contacts_in_call(conn: db.Connection, contact_ids: Sequence[int]) -> None:
+    await conn.execute(queries.get("contacts_in_call"), list(contact_ids))
+
+
+async def update_contact_outcomes(conn: db.Connection,
+                                  columns: Sequence[Sequence[Any]]) -> None:
+    await conn.execute(queries.get("update_contact_outcomes"), *map(list, columns))
+
+
+async def update_attempts(conn: db.Connection, columns: Sequence[Sequence[Any]]) -> None:
+    await conn.execute(queries.get("update_attempts"), *map(list, columns))
+
+
 # ==== operator commands: campaigns, import, do-not-call ====
 
 
