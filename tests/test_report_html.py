@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import decimal
 import json
 import math
 import os
@@ -92,6 +93,13 @@ class Tables(HTMLParser):
 def _bucket(moment: dt.datetime, width: int) -> str:
     return dt.datetime.fromtimestamp(math.floor(moment.timestamp() / width) * width,
                                      dt.UTC).isoformat()
+
+
+def _pct(part: int, whole: int) -> float:
+    """``round(100.0 * part / whole, 1)`` as Postgres computes it: numeric, half away
+    from zero (Python's round of a float goes to even: 13 of 16 is 81.3, not 81.2)."""
+    exact = decimal.Decimal(100 * part) / decimal.Decimal(whole)
+    return float(exact.quantize(decimal.Decimal("0.1"), rounding=decimal.ROUND_HALF_UP))
 
 
 def _disc(values: list[int], fraction: float) -> int:
@@ -183,7 +191,7 @@ async def test_the_page_shows_the_numbers_of_the_tables(demo_report: Demo) -> No
         by_country[country][a["outcome"] or "undecided"] += 1
     assert {r["local_hour"]: (r["calls"], r["answered"], r["answer_rate_pct"])
             for r in figures["by_local_hour"]} == {
-        h: (len(v), sum(v), round(100 * sum(v) / len(v), 1)) for h, v in hours.items()}
+        h: (len(v), sum(v), _pct(sum(v), len(v))) for h, v in hours.items()}
     assert {r["country"]: (r["calls"], r["human"], r["voicemail_left"], r["busy"])
             for r in figures["by_country"]} == {
         c: (sum(n.values()), n["human"], n["voicemail_left"], n["busy"])
