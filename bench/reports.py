@@ -177,9 +177,9 @@ CROSS JOIN LATERAL (
 # Each attempt's compliance record, as the claim writes it: the local time in every
 # zone, ISO-8601 with the zone's offset then.
 COMPLIANCE = """
-INSERT INTO attempt_compliance (attempt_id, decided_at, zones, zone_source, states,
+INSERT INTO attempt_compliance (attempt_id, phone, decided_at, zones, zone_source, states,
                                 state_sources, local_times, rule_packs, rules, open_until)
-SELECT a.id, a.requested_at, k.zones, k.zone_source, k.states, k.state_sources,
+SELECT a.id, k.phone, a.requested_at, k.zones, k.zone_source, k.states, k.state_sources,
        ARRAY(SELECT to_char(local, 'YYYY-MM-DD"T"HH24:MI:SS')
                     || CASE WHEN offset_min < 0 THEN '-' ELSE '+' END
                     || lpad((abs(offset_min) / 60)::text, 2, '0') || ':'

@@ -12,7 +12,7 @@ import itertools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -181,12 +181,18 @@ async def expected_summary(pool: asyncpg.Pool, campaign_id: int) -> dict[str, An
         "canceled": stored["canceled"], "undecided": stored[None],
         "answer_rate_pct": _pct(answered, ended),
         "completion_pct": _pct(finished, total),
-        "avg_talk_seconds": round(Decimal(sum(talk)) / len(talk), 1) if talk else None,
+        "avg_talk_seconds": _tenths(Decimal(sum(talk)) / len(talk)) if talk else None,
     }
 
 
 def _pct(part: int, whole: int) -> Decimal | None:
-    return round(Decimal(100 * part) / whole, 1) if whole else None
+    return _tenths(Decimal(100 * part) / whole) if whole else None
+
+
+def _tenths(value: Decimal) -> Decimal:
+    """``round(numeric, 1)`` as Postgres does it: half away from zero (Python's round of
+    a Decimal goes to even: 81.25 would be 81.2, Postgres says 81.3)."""
+    return value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
 @pytest.fixture
