@@ -47,7 +47,7 @@ from dialer.compliance import ClaimCaps, ClaimDecisions
 from dialer.config import Settings
 from dialer.dnc import DncBarrier
 from dialer.live_buffer import LiveBuffer
-from dialer.pacer import Pacer
+from dialer.pacer import Pacer, Slot
 from dialer.policy import AmdMode
 from dialer.safetext import without_controls
 from dialer.tasks import Detached
@@ -446,7 +446,7 @@ class Dispatcher:
         self._in_flight.release()
 
     async def _send(
-        self, queue: CampaignQueue, item: Claimed, slot: float, waiting_since: float,
+        self, queue: CampaignQueue, item: Claimed, slot: Slot, waiting_since: float,
         stop: asyncio.Event,
     ) -> None:
         try:
@@ -455,7 +455,7 @@ class Dispatcher:
             self._sending.pop(item.attempt_id, None)
 
     async def _send_paced(
-        self, queue: CampaignQueue, item: Claimed, slot: float, waiting_since: float,
+        self, queue: CampaignQueue, item: Claimed, slot: Slot, waiting_since: float,
         stop: asyncio.Event,
     ) -> None:
         campaign = queue.campaign

@@ -17,13 +17,19 @@ Two layers, each doing one thing:
   limiter rebuilt on every change would start empty and let the next send through
   at once, so a storm of 429s answered quickly would never slow the sends down.
 
-Pacing at ``cps / (1 + margin(cps))`` with a slot that is skipped when the loop wakes
-more than ``LATE_TOLERANCE`` after it is what guarantees no one-second window ever
-holds more than ``cps`` calls: cps+1 consecutive slots span (1 + margin) seconds, and
-no send strays more than LATE_TOLERANCE < margin seconds from its slot. The margin
-beyond LATE_TOLERANCE absorbs the jitter of the sends' arrival. It costs rate, and at
-low rates it shows in every gap (at 1 CPS each gap *is* the window), so it is at most
-GAP_SLACK per gap and at most MAX_MARGIN of the rate.
+Pacing at ``cps / (1 + margin(cps))`` is what guarantees no one-second window ever
+holds more than ``cps`` calls, whichever processes send them: cps+1 consecutive slots
+span (1 + margin) seconds of the database's clock, so it is enough that no send goes
+before its slot and none more than ``send_tolerance(cps)`` < margin after it. Each
+process only knows the database's clock to within the round trip of the sample it
+maps it with (``ClockMapping``), so it places a slot at the *latest* local moment the
+slot can be (never early, whatever the error) and sends for it only until
+``send_tolerance`` less that error after it: a wide sample (a loaded machine, a slow
+reply) narrows what a late wake-up may cost, down to skipping the slot, and never
+makes a send early or late. What the margin keeps beyond ``send_tolerance``
+(``ARRIVAL_SLACK``) absorbs the jitter of the sends' arrival. The margin costs rate,
+and at low rates it shows in every gap (at 1 CPS each gap *is* the window), so it is at
+most GAP_SLACK per gap and at most MAX_MARGIN of the rate.
 
 ``Unpaced`` is the null pacer: every turn at once, for the ceiling benchmark only
 (``Daemon(pacing=False)``), so that the dispatcher has one code path.
@@ -43,9 +49,11 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-GAP_SLACK = 0.003  # seconds added to each gap at most (goal: gaps within 5 ms of 1/r)
+GAP_SLACK = 0.0035  # seconds added to each gap at most (goal: gaps within 5 ms of 1/r)
 MAX_MARGIN = 0.006  # of the rate at most (goal: rate within 1 %, skipped slots included)
-LATE_TOLERANCE = 0.0025
+SEND_TOLERANCE = 0.0035  # seconds after its slot a send may go at most
+ARRIVAL_SLACK = 0.001  # seconds of the margin kept at least for the jitter of arrival
+DRIFT = 15e-6  # how fast two clocks may drift apart, s/s (RFC 5905's PHI, as NTP assumes)
 HORIZON = 0.1  # seconds of slots reserved at once
 LEAD = 0.02  # how long before its slot a send is handed to its task
 MIN_FACTOR = 0.05
@@ -55,6 +63,12 @@ RECOVERY_STEP = 0.1  # of the full rate, per second without a 429
 def margin(cps: float) -> float:
     """Seconds of slack per one-second window; see the module's docstring."""
     return min(MAX_MARGIN, GAP_SLACK * max(cps, 1.0))
+
+
+def send_tolerance(cps: float) -> float:
+    """How late after its slot (on the database's clock) a send may go, at most: what
+    a late wake-up and the clock mapping's error may cost together."""
+    return min(SEND_TOLERANCE, margin(cps) - ARRIVAL_SLACK)
 
 
 def slot_spacing(cps: float) -> float:
@@ -77,33 +91,50 @@ def recovered(factor: float, quiet_seconds: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Reservation:
-    """Slots as returned by the database, in epoch seconds of the database's clock."""
+class Slot:
+    """One send slot of the shared schedule, on this process's monotonic clock."""
 
-    first_slot: float
-    db_now: float
-    count: int
-    spacing: float
+    at: float
+    """The latest moment the slot can be: a send is never before it."""
+    deadline: float
+    """The latest moment a send for it keeps every window within the CPS; before ``at``
+    when the clock mapping is too uncertain for the slot to be used at all."""
 
 
 class ClockMapping:
-    """Maps the database clock onto this process's monotonic clock.
+    """Maps the database clock onto this process's monotonic clock, with its error.
 
     Each reservation is a sample: the database read its clock somewhere between our
-    send and our receive. The sample with the shortest round trip bounds that
-    moment best (as NTP does), so a busy event loop that reads a reply late does not
-    shift the schedule. Recent samples only, so drift between clocks is followed.
+    send and our receive, so each sample bounds the local moment of a database time to
+    an interval as wide as its round trip, widened by what the two clocks may have
+    drifted apart since (NTP's dispersion). The moment lies in every sample's interval,
+    so in their intersection: a busy event loop that reads a reply late widens only
+    that sample, which costs nothing beside a quicker one. Recent samples only, so a
+    drift beyond DRIFT, or a step of the database's clock, is forgotten in time; samples
+    that disagree (a step) leave only the newest.
     """
 
     def __init__(self, window: int = 64) -> None:
-        self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=window)
+        self._samples: collections.deque[tuple[float, float, float]] = collections.deque(
+            maxlen=window)
 
     def add(self, sent: float, received: float, db_now: float) -> None:
-        self._samples.append((received - sent, db_now - (sent + received) / 2))
+        self._samples.append((sent, received, db_now))
 
-    def to_local(self, db_time: float) -> float:
-        _, offset = min(self._samples)
-        return db_time - offset
+    def to_local(self, db_time: float) -> tuple[float, float]:
+        """(the latest local moment ``db_time`` can be, how much earlier it may be)."""
+        earliest, latest = -math.inf, math.inf
+        for sent, received, db_now in self._samples:
+            drift = abs(db_time - db_now) * DRIFT
+            earliest = max(earliest, db_time - db_now + sent - drift)
+            latest = min(latest, db_time - db_now + received + drift)
+        if earliest > latest:
+            log.warning("database_clock_stepped", samples=len(self._samples))
+            newest = self._samples[-1]
+            self._samples.clear()
+            self._samples.append(newest)
+            return self.to_local(db_time)
+        return latest, latest - earliest
 
 
 # (account_sid, count, spacing_seconds) -> (first slot, database clock), epoch seconds
@@ -122,9 +153,9 @@ class Pacer(Protocol):
 
     def on_rate_limited(self) -> None: ...
 
-    async def next_slot(self) -> float: ...
+    async def next_slot(self) -> Slot: ...
 
-    async def at_slot(self, slot: float) -> bool: ...
+    async def at_slot(self, slot: Slot) -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -141,10 +172,10 @@ class Unpaced:
     def on_rate_limited(self) -> None:
         pass
 
-    async def next_slot(self) -> float:
-        return time.monotonic()
+    async def next_slot(self) -> Slot:
+        return Slot(time.monotonic(), math.inf)
 
-    async def at_slot(self, slot: float) -> bool:
+    async def at_slot(self, slot: Slot) -> bool:
         return True
 
     async def aclose(self) -> None:
@@ -162,7 +193,7 @@ class AccountPacer:
         self.cps = cps
         self._reserve = reserve
         self._clock = clock
-        self._slots: collections.deque[float] = collections.deque()
+        self._slots: collections.deque[Slot] = collections.deque()
         self._clocks = ClockMapping()
         self._refill: asyncio.Task[None] | None = None
         self._factor = 1.0
@@ -197,23 +228,24 @@ class AccountPacer:
     async def _take_slots(self) -> None:
         sent = self._clock()
         count, spacing = batch_size(self.cps), slot_spacing(self.cps)
+        tolerance = send_tolerance(self.cps)
         first_slot, db_now = await self._reserve(self.account_sid, count, spacing)
-        reservation = Reservation(first_slot, db_now, count, spacing)
-        self._clocks.add(sent, self._clock(), reservation.db_now)
-        first = self._clocks.to_local(reservation.first_slot)
-        self._slots.extend(first + i * reservation.spacing for i in range(reservation.count))
+        self._clocks.add(sent, self._clock(), db_now)
+        for i in range(count):
+            at, error = self._clocks.to_local(first_slot + i * spacing)
+            self._slots.append(Slot(at, at + tolerance - error))
 
     def _refill_ahead(self) -> None:
         """Reserve the next slots before these run out, so the schedule has no gaps."""
         if self._refill is not None and not self._refill.done():
             return
-        if self._slots and self._slots[-1] - self._clock() > HORIZON / 2:
+        if self._slots and self._slots[-1].at - self._clock() > HORIZON / 2:
             return
         self._refill = asyncio.create_task(self._take_slots())
 
-    async def next_slot(self) -> float:
-        """Reserve this process's next send slot (local monotonic time) and return
-        shortly before it, so the caller can hand it to the task that will send."""
+    async def next_slot(self) -> Slot:
+        """Reserve this process's next send slot and return shortly before it, so the
+        caller can hand it to the task that will send."""
         started = self._clock()
         self._maybe_recover()
         # Take the gate's turn before sleeping: sends that missed their slot ask again
@@ -230,28 +262,28 @@ class AccountPacer:
                     await self._take_slots()
                 continue
             slot = self._slots.popleft()
-            if self._clock() > slot + LATE_TOLERANCE:
+            if max(self._clock(), slot.at) > slot.deadline:  # too late, or never usable
                 self.skipped_slots += 1
                 continue
             self._refill_ahead()
-            lead = slot - LEAD - self._clock()
+            lead = slot.at - LEAD - self._clock()
             if lead > 0:
                 await asyncio.sleep(lead)
             return slot
 
-    async def at_slot(self, slot: float) -> bool:
+    async def at_slot(self, slot: Slot) -> bool:
         """Sleep until the slot; False (the slot is lost) when woken too late for it.
         The request must go out right after this returns True, with no await between."""
         # uvloop's timers have millisecond resolution and may fire up to a millisecond
         # early; an early send would eat into the margin as much as a late one.
-        while (delay := slot - self._clock()) > 0:  # noqa: ASYNC110 (a deadline, not an event)
+        while (delay := slot.at - self._clock()) > 0:  # noqa: ASYNC110 (a deadline, not an event)
             await asyncio.sleep(delay)
-        if self._clock() > slot + LATE_TOLERANCE:
+        if self._clock() > slot.deadline:
             self.skipped_slots += 1
             return False
         return True
 
-    async def wait_turn(self) -> float:
+    async def wait_turn(self) -> Slot:
         """Return at the start of a send slot of this process, the slot."""
         while not await self.at_slot(slot := await self.next_slot()):
             pass
