@@ -35,7 +35,7 @@ from dialer.credentials import Keyring
 from dialer.dispatcher import Clock, Dispatcher
 from dialer.live_buffer import LiveBuffer
 from dialer.outcomes import OutcomeRecorder
-from dialer.pacer import AccountPacer, Pacer, Unpaced
+from dialer.pacer import AccountPacer, Pacer, Reservation, Unpaced
 from dialer.reconcile import Reconciler
 from dialer.tasks import Detached, Supervisor
 from dialer.twilio import TwilioClient, TwilioError
@@ -58,6 +58,15 @@ class Shared:
     pacing: bool = True
 
 
+async def reserve_slots(pool: asyncpg.Pool, sid: str, count: int, spacing: float
+                        ) -> Reservation:
+    """The pacer's reservation, its clock sample timed around the statement alone."""
+    async with pool.acquire() as conn:
+        sent = time.monotonic()
+        first_slot, db_now = await repository.reserve_slots(conn, sid, count, spacing)
+        return Reservation(first_slot, db_now, sent, time.monotonic())
+
+
 class AccountRuntime:
     """One account's parts (see the module docstring). ``start`` hands their loops to
     the supervisor, named after the account's SID (``dispatcher:AC...``)."""
@@ -73,7 +82,7 @@ class AccountRuntime:
         )
         self.pacer: Pacer = (
             AccountPacer(account_sid=account.sid, cps=account.cps,
-                         reserve=partial(repository.reserve_slots, shared.pool))
+                         reserve=partial(reserve_slots, shared.pool))
             if shared.pacing else Unpaced()
         )
         self.live = LiveBuffer(shared.pool)

@@ -137,8 +137,21 @@ class ClockMapping:
         return latest, latest - earliest
 
 
-# (account_sid, count, spacing_seconds) -> (first slot, database clock), epoch seconds
-ReserveSlots = Callable[[str, int, float], Awaitable[tuple[float, float]]]
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Slots as the database gave them, with the clock sample they carry: the database
+    read its clock (``db_now``; it and ``first_slot`` are its epoch seconds) between
+    ``sent`` and ``received`` on this process's monotonic clock. Those are taken around
+    the statement alone: a wait for a pool's connection would only widen the sample."""
+
+    first_slot: float
+    db_now: float
+    sent: float
+    received: float
+
+
+# (account_sid, count, spacing_seconds) -> the reservation
+ReserveSlots = Callable[[str, int, float], Awaitable[Reservation]]
 
 
 class Pacer(Protocol):
@@ -226,13 +239,12 @@ class AccountPacer:
             self._last_backoff = self._clock()
 
     async def _take_slots(self) -> None:
-        sent = self._clock()
         count, spacing = batch_size(self.cps), slot_spacing(self.cps)
         tolerance = send_tolerance(self.cps)
-        first_slot, db_now = await self._reserve(self.account_sid, count, spacing)
-        self._clocks.add(sent, self._clock(), db_now)
+        got = await self._reserve(self.account_sid, count, spacing)
+        self._clocks.add(got.sent, got.received, got.db_now)
         for i in range(count):
-            at, error = self._clocks.to_local(first_slot + i * spacing)
+            at, error = self._clocks.to_local(got.first_slot + i * spacing)
             self._slots.append(Slot(at, at + tolerance - error))
 
     def _refill_ahead(self) -> None:

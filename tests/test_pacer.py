@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 import asyncpg
 import pytest
 
 from dialer import pacer, repository
+from dialer.account_runtime import reserve_slots
 
 SID = "AC" + "1" * 32
 
@@ -67,7 +69,7 @@ async def test_pacers_sharing_an_account_never_beat_its_cps(
     group = [
         pacer.AccountPacer(
             account_sid=SID, cps=cps,
-            reserve=lambda sid, n, gap: repository.reserve_slots(pool, sid, n, gap),
+            reserve=partial(reserve_slots, pool),
         )
         for _ in range(pacers)
     ]
@@ -93,14 +95,15 @@ class Schedule:
         self.given: list[float] = []  # every slot, as a moment of the local clock
 
     def reserve(self, before: float, after: float) -> pacer.ReserveSlots:
-        async def reserve(sid: str, count: int, spacing: float) -> tuple[float, float]:
+        async def reserve(sid: str, count: int, spacing: float) -> pacer.Reservation:
+            sent = time.monotonic()
             await asyncio.sleep(before)
             db_now = time.monotonic() + self.EPOCH
             first = max(self.next_slot, db_now + 0.001)
             self.next_slot = first + count * spacing
             self.given += [first + i * spacing - self.EPOCH for i in range(count)]
             await asyncio.sleep(after)
-            return first, db_now
+            return pacer.Reservation(first, db_now, sent, time.monotonic())
 
         return reserve
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
@@ -25,6 +25,9 @@ import asyncpg
 from dialer import db
 from dialer.config import Settings
 from dialer.safetext import has_controls, shown, without_controls
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -239,6 +242,19 @@ def writable(path: Path, option: str) -> Path:
     if not existed:
         path.unlink(missing_ok=True)
     return path
+
+
+def key_value_table(title: str, rows: Sequence[tuple[str, str]]) -> Table:
+    """One thing's settings as a table of two columns (``campaign show``, ``account
+    show``). rich is imported here: every command imports this module."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("setting", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
 
 
 def register(sub: SubParsers) -> None:

@@ -24,7 +24,15 @@ from rich.console import Console
 from rich.table import Table
 
 from dialer import accounts, credentials, repository
-from dialer.commands import ConfigError, SubParsers, UsageError, UserError, database, number
+from dialer.commands import (
+    ConfigError,
+    SubParsers,
+    UsageError,
+    UserError,
+    database,
+    key_value_table,
+    number,
+)
 from dialer.config import Settings
 from dialer.credentials import CredentialsError, Keyring
 from dialer.safetext import shown
@@ -209,8 +217,13 @@ async def list_(settings: Settings, args: argparse.Namespace) -> int:
         table.add_row(sid, row["label"] or "", f"{cps:g}", _limit_text(concurrent, "no limit"),
                       in_flight, str(row["campaigns"]), str(row["running"]),
                       _token_source(keyring, sid))
+    return _shown(table if rows else "no accounts yet", problem)
+
+
+def _shown(what: Table | str, problem: str | None) -> int:
+    """Print what a command found, and what is wrong with the credentials, if anything."""
     console = Console()
-    console.print(table if rows else "no accounts yet")
+    console.print(what)
     if problem:
         console.print(f"credentials: {problem}")
     return 0
@@ -241,16 +254,7 @@ async def show(settings: Settings, args: argparse.Namespace) -> int:
         ("campaigns", ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
          or "none"),
     ]
-    table = Table(title=f"account {row['label'] or sid}", show_header=False)
-    table.add_column("setting", style="bold")
-    table.add_column("value", overflow="fold")
-    for key, value in rows:
-        table.add_row(key, value)
-    console = Console()
-    console.print(table)
-    if problem:
-        console.print(f"credentials: {problem}")
-    return 0
+    return _shown(key_value_table(f"account {row['label'] or sid}", rows), problem)
 
 
 async def remove(settings: Settings, args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ from dialer.commands import (
     UsageError,
     UserError,
     database,
+    key_value_table,
     number,
     whole_number,
 )
@@ -463,12 +464,7 @@ def settings_table(campaign: Campaign, *, pause_reason: str | None = None) -> Ta
          f"{spec.opt_out_digit} ({spec.opt_out_scope.value} list): "
          f"{spec.opt_out_message or DEFAULT_MESSAGE}"),
     ]
-    table = Table(title=f"campaign {campaign.name}", show_header=False)
-    table.add_column("setting", style="bold")
-    table.add_column("value", overflow="fold")
-    for key, value in rows:
-        table.add_row(key, value)
-    return table
+    return key_value_table(f"campaign {campaign.name}", rows)
 
 
 async def show(settings: Settings, args: argparse.Namespace) -> int:
