@@ -19,6 +19,7 @@ ceiling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import tempfile
 import time
@@ -95,11 +96,14 @@ async def run_accounts(pg: Cluster, count: int, cps: float, latency: float, seco
             runtimes = list(daemon.accounts or [])
             cpu, sent_before = time.process_time(), sum(rt.dispatcher.sent for rt in runtimes)
             if pacing:
+                # A daemon that cannot keep up is a figure (its accounts' rates fall
+                # short), not a failure of the bench.
                 async def enough() -> bool:
                     return all(rt.dispatcher.sent >= needed for rt in runtimes)
 
-                await wait_until(enough, timeout=seconds * 1.5 + 60, interval=0.2,
-                                 what=f"{needed} calls on each of {count} accounts")
+                with contextlib.suppress(AssertionError):  # wait_until's timeout
+                    await wait_until(enough, timeout=seconds * 1.5 + 60, interval=0.2,
+                                     what=f"{needed} calls on each of {count} accounts")
             else:
                 await asyncio.sleep(seconds)
             sent = sum(rt.dispatcher.sent for rt in runtimes) - sent_before
