@@ -151,12 +151,22 @@ class Detached:
         return len(self._tasks)
 
     async def wait(self, timeout: float | None = None) -> None:
-        """Wait for the tasks running now; cancel those still running after ``timeout``."""
+        """Wait for the tasks running now; cancel those still running after ``timeout``,
+        or when the waiting is cancelled (its grace is over, so is theirs: none may
+        outlive the shutdown that waited for it)."""
         if not self._tasks:
             return
         pending = set(self._tasks)
-        _, still = await asyncio.wait(pending, timeout=timeout)
-        for task in still:
+        try:
+            _, still = await asyncio.wait(pending, timeout=timeout)
+        except asyncio.CancelledError:
+            await self._cancel(pending)
+            raise
+        await self._cancel(still)
+
+    @staticmethod
+    async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:
+        for task in tasks:
             task.cancel()
-        if still:
-            await asyncio.gather(*still, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -19,7 +19,7 @@ import structlog
 from dialer import service
 from dialer.httpserver import EmbeddedServer
 from dialer.sim.server import SimServer
-from dialer.tasks import Supervisor
+from dialer.tasks import Detached, Supervisor
 from dialer.testing import (
     daemon_settings,
     humans,
@@ -79,6 +79,18 @@ async def test_stop_ends_the_supervision_then_cancels_what_still_runs() -> None:
     await supervisor.stop(timeout=0.05)
     assert all(task.cancelled() for task in tasks)
     assert supervisor.failure is None
+
+
+async def test_short_tasks_end_with_the_wait_for_them_when_it_is_cancelled() -> None:
+    """A shutdown whose grace ran out cancels its wait for the sends: the sends end
+    with it instead of writing to a pool that is closing."""
+    sends = Detached()
+    tasks = [sends.spawn(_forever(), name=f"send-{i}") for i in range(3)]
+    waiting = asyncio.create_task(sends.wait())
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert all(task.cancelled() for task in tasks) and len(sends) == 0
 
 
 @pytest.fixture
