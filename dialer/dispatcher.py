@@ -471,6 +471,8 @@ class Dispatcher:
             return
         try:
             while not await self._pacer.at_slot(slot):
+                if stop.is_set() or not queue.running:
+                    break  # handed back below: no slot is worth waiting for any more
                 slot = await self._pacer.next_slot()
             metrics.BUCKET_WAIT.labels(account).observe(time.monotonic() - waiting_since)
             late = self._clock() >= item.send_by
