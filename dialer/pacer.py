@@ -51,7 +51,7 @@ log = structlog.get_logger(__name__)
 
 GAP_SLACK = 0.0035  # seconds added to each gap at most (goal: gaps within 5 ms of 1/r)
 MAX_MARGIN = 0.006  # of the rate at most (goal: rate within 1 %, skipped slots included)
-SEND_TOLERANCE = 0.0035  # seconds after its slot a send may go at most
+SEND_TOLERANCE = 0.0025  # seconds after its slot a send may go at most
 ARRIVAL_SLACK = 0.001  # seconds of the margin kept at least for the jitter of arrival
 DRIFT = 15e-6  # how fast two clocks may drift apart, s/s (RFC 5905's PHI, as NTP assumes)
 HORIZON = 0.1  # seconds of slots reserved at once
