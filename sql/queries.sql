@@ -197,14 +197,19 @@ WHERE id = $1 AND state = 'requested';
 -- name: mark_live
 -- Record the answers to Create Call requests (a batch): Call SID, queue time; the
 -- contact is in a call. A callback may have got there first: never move backwards.
--- Locks in lock_attempts' order (see release_unsent).
-WITH locked AS (
-    SELECT a.id FROM call_attempts a JOIN contacts k ON k.id = a.contact_id
-    WHERE a.id = ANY($1::bigint[]) ORDER BY a.id FOR UPDATE OF a, k
-), d AS (
-    SELECT d.* FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[])
+-- Locks in lock_attempts' order (see release_unsent). The answers come out of the
+-- locking step itself (materialized: every row locked before the update reads one),
+-- so the update is one index lookup per answer; joining a separate list of the locked
+-- ids to them was planned as a nested loop over both lists (200 x 200 comparisons,
+-- three quarters of the statement's time for a batch of 200).
+WITH d AS MATERIALIZED (
+    SELECT d.attempt_id, d.call_sid, d.queue_time_ms, d.sent_at
+    FROM unnest($1::bigint[], $2::text[], $3::int[], $4::timestamptz[])
         AS d(attempt_id, call_sid, queue_time_ms, sent_at)
-    JOIN locked ON locked.id = d.attempt_id
+    JOIN call_attempts a ON a.id = d.attempt_id
+    JOIN contacts k ON k.id = a.contact_id
+    ORDER BY a.id
+    FOR UPDATE OF a, k
 ), a AS (
     UPDATE call_attempts a
     SET state = CASE WHEN a.state IN ('requested', 'unknown') THEN 'live' ELSE a.state END,
