@@ -423,11 +423,13 @@ async def counters(pool: asyncpg.Pool) -> dict[tuple[int, str], int]:
 async def test_updates_count_only_what_changed_and_every_change(
     pool: asyncpg.Pool, campaigns: dict[str, int]
 ) -> None:
-    """The UPDATE path (migration 0010 groups the rows before working out counters):
+    """The UPDATE path and the attempts' INSERT path (migration 0010 groups the rows
+    before working out counters):
     statements over several campaigns that change no counted column, that give
     completed calls durations (some equal, some not, one taken away), that move states,
-    statuses, outcomes and attempt numbers back and forth, and contacts' states: every
-    counter equals the recount from the rows after each statement."""
+    statuses, outcomes and attempt numbers back and forth, and contacts' states, and an
+    INSERT of attempts of every kind: every counter equals the recount from the rows
+    after each statement."""
     seen = {}
 
     async def check() -> None:
@@ -448,6 +450,10 @@ async def test_updates_count_only_what_changed_and_every_change(
         "UPDATE call_attempts SET attempt_no = attempt_no + 10 WHERE id % 4 = 1",
         "UPDATE call_attempts SET outcome = 'human', attempt_no = attempt_no - 10 "
         "WHERE attempt_no > 10",
+        # the INSERT path of attempts (0010 groups it too): copies, void, of every row
+        "INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, state, requested_at,"
+        " call_status, duration, outcome) SELECT contact_id, campaign_id, attempt_no, 'void',"
+        " requested_at, call_status, duration, outcome FROM call_attempts",
         "UPDATE contacts SET state = state",
         "UPDATE contacts SET state = CASE state WHEN 'done' THEN 'failed' ELSE state END, "
         "reason = coalesce(reason, 'test')",

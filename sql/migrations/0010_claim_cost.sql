@@ -58,6 +58,30 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- The INSERT path of the counters of call_attempts, grouped the same way: a claim's 200
+-- new attempts (requested, no status, no outcome) are one group per campaign and
+-- attempt number. Only call_attempts: the INSERT path of contacts (imports) is left
+-- to count_contact_changes of 0006.
+CREATE FUNCTION count_attempt_inserts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM add_campaign_counts(array_agg(campaign_id), array_agg(counter), array_agg(n))
+    FROM (SELECT g.campaign_id, c.counter, sum(g.rows * c.n)::bigint AS n
+          FROM (SELECT campaign_id, state, call_status, outcome, attempt_no,
+                       CASE WHEN call_status = 'completed' THEN duration END AS talk,
+                       count(*) AS rows
+                FROM new_rows
+                GROUP BY 1, 2, 3, 4, 5, 6) AS g,
+               attempt_counters(g.state, g.call_status, g.outcome, g.attempt_no, g.talk) c
+          GROUP BY 1, 2) AS added
+    HAVING count(*) > 0;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER attempts_counted_insert ON call_attempts;
+CREATE TRIGGER attempts_counted_insert AFTER INSERT ON call_attempts
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_attempt_inserts();
 DROP TRIGGER attempts_counted_update ON call_attempts;
 CREATE TRIGGER attempts_counted_update AFTER UPDATE ON call_attempts
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
