@@ -423,7 +423,7 @@ async def counters(pool: asyncpg.Pool) -> dict[tuple[int, str], int]:
 async def test_updates_count_only_what_changed_and_every_change(
     pool: asyncpg.Pool, campaigns: dict[str, int]
 ) -> None:
-    """The UPDATE path and the attempts' INSERT path (migration 0010 groups the rows
+    """The UPDATE path and the attempts' INSERT path (migration 0009 groups the rows
     before working out counters):
     statements over several campaigns that change no counted column, that give
     completed calls durations (some equal, some not, one taken away), that move states,
@@ -450,7 +450,7 @@ async def test_updates_count_only_what_changed_and_every_change(
         "UPDATE call_attempts SET attempt_no = attempt_no + 10 WHERE id % 4 = 1",
         "UPDATE call_attempts SET outcome = 'human', attempt_no = attempt_no - 10 "
         "WHERE attempt_no > 10",
-        # the INSERT path of attempts (0010 groups it too): copies, void, of every row
+        # the INSERT path of attempts (0009 groups it too): copies, void, of every row
         "INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, state, requested_at,"
         " call_status, duration, outcome) SELECT contact_id, campaign_id, attempt_no, 'void',"
         " requested_at, call_status, duration, outcome FROM call_attempts",

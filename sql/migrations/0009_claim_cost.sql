@@ -1,5 +1,4 @@
 -- What a claim and a call's events cost Postgres (issue 15: the ceiling with a cap).
--- Numbered 0010 after 0009_accounts of issue 16, which lands first.
 --
 -- Measured per claim of 200 contacts and per batch of 200 answers (mark_live), on a
 -- database with 40,000 earlier calls (EXPLAIN (ANALYZE) trigger times): the counting
