@@ -43,7 +43,7 @@ class Variant:
     phone_order: bool = False
 
 
-# The two INSERT triggers before migration 0011, each reading the transition table.
+# The two INSERT triggers before migration 0010, each reading the transition table.
 _TWO_TRIGGERS = """
      DROP TRIGGER contacts_inserted ON contacts;
      CREATE FUNCTION contacts_campaign_exists() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -76,9 +76,9 @@ _NO_INDEXES = ("DROP INDEX contacts_due; DROP INDEX contacts_campaign_state;"
 
 VARIANTS = [
     Variant("as migrated"),
-    Variant("before 0011 (regex CHECK, two INSERT triggers)", _REGEX_CHECK + _TWO_TRIGGERS),
-    Variant("two INSERT triggers (before 0011)", _TWO_TRIGGERS),
-    Variant("phone CHECK by regex (before 0011)", _REGEX_CHECK),
+    Variant("before 0010 (regex CHECK, two INSERT triggers)", _REGEX_CHECK + _TWO_TRIGGERS),
+    Variant("two INSERT triggers (before 0010)", _TWO_TRIGGERS),
+    Variant("phone CHECK by regex (before 0010)", _REGEX_CHECK),
     Variant("no INSERT trigger (no transition table)", _NO_TRIGGER),
     Variant("no phone CHECK", _NO_CHECK),
     Variant('phone COLLATE "C"', 'ALTER TABLE contacts ALTER COLUMN phone TYPE text COLLATE "C"'),

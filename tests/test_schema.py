@@ -196,7 +196,7 @@ _PHONE_EDGES = [
 
 
 async def test_the_phone_check_accepts_what_its_regex_did(pool: asyncpg.Pool) -> None:
-    """Migration 0011 said the contacts' phone CHECK without a regex (cheaper per
+    """Migration 0010 said the contacts' phone CHECK without a regex (cheaper per
     imported row): the stored constraint accepts exactly the strings the regex of 0001
     did, on the edges and on random strings over '+', digits and a few others."""
     rng = random.Random(11)
