@@ -10,8 +10,11 @@ contacts, "small" one in five hundred, the others share the rest. Contacts are i
 every state, attempts have every outcome, a contact's last attempt matches its state,
 and the attempts of all campaigns are interleaved in the table as running campaigns
 leave them. (call_events stays empty: no report reads it.) The load drops the
-indexes and constraints of the two tables and the counting triggers, and puts them
-back afterwards (rebuild_campaign_counts() recounts), which is what makes it minutes.
+indexes and constraints of the three tables and the counting triggers, writes the
+rows from two connections at once (a compliance record by its attempt's own INSERT),
+builds the three tables' keys and indexes at once, and puts the constraints back
+(rebuild_campaign_counts() recounts); each step's time is printed (1M contacts: 77 s
+on 2 cores shared with other work).
 
 Then it prints:
   * the summary latency of the small and the large campaign (the named query
