@@ -3,10 +3,13 @@ and the files they are written to (complete or not at all)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import os
+import queue
 import secrets
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -97,23 +100,80 @@ def write_page(path: Path, text: str) -> None:
         out.write(text.encode("utf-8"))
 
 
+class _WriterThread:
+    """Writes (and gzip-compresses) the chunks in a thread of its own, so the event loop
+    goes on reading the COPY meanwhile: zlib and the file writes release the GIL, and a
+    gzip export was as slow as its compression plus the query. At most ``QUEUED``
+    chunks (asyncpg hands over what one socket read brought, 256 KiB at most) wait, so
+    memory stays bounded when the disk is slower than the database."""
+
+    QUEUED = 32
+
+    def __init__(self, out: IO[bytes] | gzip.GzipFile) -> None:
+        self.out = out
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self.failed: FileWriteError | None = None
+        self.thread = threading.Thread(target=self._run, name="export-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self.chunks.get()) is not None:
+            if self.failed is None:
+                try:
+                    with _file_errors("writing"):
+                        self.out.write(chunk)
+                except FileWriteError as exc:
+                    self.failed = exc  # raised by the next put(); the rest is dropped
+
+    def _raise_failure(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+
+    async def put(self, chunk: bytes) -> None:
+        self._raise_failure()
+        try:
+            self.chunks.put_nowait(chunk)
+        except queue.Full:
+            await asyncio.to_thread(self.chunks.put, chunk)
+
+    async def finish(self) -> None:
+        """Wait for every chunk to be written; raises the writing's error, if any."""
+        await asyncio.to_thread(self.chunks.put, None)
+        await asyncio.to_thread(self.thread.join)
+        self._raise_failure()
+
+    def abandon(self) -> None:
+        """Stop the thread after a failed export (what it still holds is dropped)."""
+        self.failed = self.failed or FileWriteError("the export failed")
+        while True:  # the thread now drops what it takes, so room is made at once
+            try:
+                self.chunks.put_nowait(None)
+                break
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self.chunks.get_nowait()
+        self.thread.join()
+
+
 async def write_export(path: Path, copy: Callable[[Sink], Awaitable[int]]) -> int:
     """Run ``copy`` (a COPY ... TO STDOUT that feeds the sink it is given) into
     ``path``, gzip-compressed when the name ends in ``.gz``; returns its row count.
 
-    Each chunk is written as it arrives, so memory does not grow with the export. The
-    gzip header carries no name and no time, so the same rows give the same bytes."""
+    Each chunk is written as it arrives (by a thread, see _WriterThread), so memory does
+    not grow with the export. The gzip header carries no name and no time, so the same
+    rows give the same bytes."""
     with _replacing(path) as raw:
         out: IO[bytes] | gzip.GzipFile = raw
         if is_gzip_name(path):
             out = gzip.GzipFile(filename="", mode="wb", fileobj=raw,
                                 compresslevel=GZIP_LEVEL, mtime=0)
-
-        async def sink(chunk: bytes) -> None:
-            with _file_errors("writing"):
-                out.write(chunk)
-
-        rows = await copy(sink)
+        writer = _WriterThread(out)
+        try:
+            rows = await copy(writer.put)
+            await writer.finish()
+        except BaseException:
+            writer.abandon()
+            raise
         with _file_errors("writing"):
             out.close()  # a GzipFile writes its trailer; the file itself closes after
     return rows

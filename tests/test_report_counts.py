@@ -404,6 +404,68 @@ async def test_a_campaign_keeps_a_few_hundred_counter_rows(pool: asyncpg.Pool) -
     assert summary is not None and (summary["contacts"], summary["pending"]) == (20, 20)
 
 
+# Every counter of every campaign as the rows give it (rebuild_campaign_counts' sums).
+RECOUNT = """
+SELECT campaign_id, 'contact:' || state AS counter, count(*)::bigint AS n
+FROM contacts GROUP BY 1, 2
+UNION ALL
+SELECT a.campaign_id, c.counter, sum(c.n)::bigint
+FROM call_attempts a,
+     attempt_counters(a.state, a.call_status, a.outcome, a.attempt_no, a.duration) c
+GROUP BY 1, 2"""
+
+
+async def counters(pool: asyncpg.Pool) -> dict[tuple[int, str], int]:
+    rows = await pool.fetch("SELECT campaign_id, counter, sum(n)::bigint AS n "
+                            "FROM campaign_counts GROUP BY 1, 2 HAVING sum(n) <> 0")
+    return {(r["campaign_id"], r["counter"]): r["n"] for r in rows}
+
+
+async def test_updates_count_only_what_changed_and_every_change(
+    pool: asyncpg.Pool, campaigns: dict[str, int]
+) -> None:
+    """The UPDATE path and the attempts' INSERT path (migration 0009 groups the rows
+    before working out counters):
+    statements over several campaigns that change no counted column, that give
+    completed calls durations (some equal, some not, one taken away), that move states,
+    statuses, outcomes and attempt numbers back and forth, and contacts' states, and an
+    INSERT of attempts of every kind: every counter equals the recount from the rows
+    after each statement."""
+    seen = {}
+
+    async def check() -> None:
+        recount = {(r["campaign_id"], r["counter"]): r["n"]
+                   for r in await pool.fetch(RECOUNT) if r["n"]}
+        assert await counters(pool) == recount
+        seen.update(recount)
+
+    await check()
+    statements = [
+        "UPDATE call_attempts SET statuses = statuses || '{x}', sent_at = sent_at",
+        "UPDATE call_attempts SET duration = 30 WHERE call_status = 'completed' AND id % 2 = 0",
+        "UPDATE call_attempts SET duration = id % 7 WHERE call_status = 'completed'",
+        "UPDATE call_attempts SET duration = NULL WHERE call_status = 'completed' AND id % 5 = 0",
+        "UPDATE call_attempts SET call_status = 'completed', duration = 12 "
+        "WHERE call_status = 'busy'",
+        "UPDATE call_attempts SET outcome = NULL WHERE state = 'final' AND id % 3 = 0",
+        "UPDATE call_attempts SET attempt_no = attempt_no + 10 WHERE id % 4 = 1",
+        "UPDATE call_attempts SET outcome = 'human', attempt_no = attempt_no - 10 "
+        "WHERE attempt_no > 10",
+        # the INSERT path of attempts (0009 groups it too): copies, void, of every row
+        "INSERT INTO call_attempts (contact_id, campaign_id, attempt_no, state, requested_at,"
+        " call_status, duration, outcome) SELECT contact_id, campaign_id, attempt_no, 'void',"
+        " requested_at, call_status, duration, outcome FROM call_attempts",
+        "UPDATE contacts SET state = state",
+        "UPDATE contacts SET state = CASE state WHEN 'done' THEN 'failed' ELSE state END, "
+        "reason = coalesce(reason, 'test')",
+    ]
+    for statement in statements:
+        await pool.execute(statement)
+        await check()
+    assert len({campaign for campaign, _ in seen}) >= 2
+    assert any(counter == "talk_seconds" for _, counter in seen)
+
+
 async def test_rebuild_recounts_what_the_triggers_did_not_see(pool: asyncpg.Pool) -> None:
     """A load made with the triggers off (bench/reports.py does this) is counted by
     rebuild_campaign_counts()."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -183,3 +184,37 @@ async def test_a_campaign_deleted_during_an_insert_leaves_no_contact(pool: async
         await transaction.commit()
         await delete
         assert await deleting.fetchval("SELECT count(*) FROM contacts") == 0
+
+
+# Spellings at the edges of E.164: lengths 1 to 17, a leading 0, a second '+', blanks,
+# a trailing newline, digits that are not ASCII (Arabic-Indic, fullwidth).
+_PHONE_EDGES = [
+    "", "+", "+0", "+1", "+10", "+01", "+12", "+99", "1234", "++12", "+1+2", "+12+",
+    " +12", "+12 ", "+12\n", "\n+12", "+1 2", "+12a", "+1\u0662", "+\uff19\uff19",
+    "+" + "1" * 14, "+" + "1" * 15, "+" + "1" * 16, "+0" + "1" * 14, "+" + "9" * 15,
+]
+
+
+async def test_the_phone_check_accepts_what_its_regex_did(pool: asyncpg.Pool) -> None:
+    """Migration 0010 said the contacts' phone CHECK without a regex (cheaper per
+    imported row): the stored constraint accepts exactly the strings the regex of 0001
+    did, on the edges and on random strings over '+', digits and a few others."""
+    rng = random.Random(11)
+    strings = list(_PHONE_EDGES)
+    for _ in range(20_000):
+        strings.append("".join(rng.choice("+0123456789 a\n\u0663")
+                               for _ in range(rng.randint(0, 17))))
+        strings.append("+" + "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 16))))
+    async with pool.acquire() as conn:
+        check = await conn.fetchval(
+            "SELECT pg_get_expr(conbin, conrelid) FROM pg_constraint "
+            "WHERE conname = 'contacts_phone_check' AND conrelid = 'contacts'::regclass")
+        assert "~" not in check  # the regex is gone
+        differ = await conn.fetch(
+            f"SELECT phone, phone ~ '^\\+[1-9][0-9]{{1,14}}$' AS regex, ({check}) AS now "
+            "FROM unnest($1::text[]) AS t(phone) "
+            f"WHERE (phone ~ '^\\+[1-9][0-9]{{1,14}}$') IS DISTINCT FROM ({check})", strings)
+        accepted = await conn.fetchval(
+            f"SELECT count(*) FROM unnest($1::text[]) AS t(phone) WHERE {check}", strings)
+    assert [tuple(r) for r in differ] == []
+    assert 10_000 < accepted < len(strings) - 10_000  # both kinds were tried
