@@ -129,13 +129,18 @@ async def campaigns_for_account(db: Executor, account_sid: str) -> list[asyncpg.
 
 async def reserve_slots(
     db: Executor, account_sid: str, count: int, spacing: float
-) -> tuple[float, float]:
+) -> float:
     """Reserve ``count`` send slots ``spacing`` s apart from the account's schedule:
-    (the first slot, the database's clock), both epoch seconds of the database."""
-    row = await db.fetchrow(queries.get("reserve_slots"), account_sid, count, spacing)
-    if row is None:
+    the first slot, epoch seconds of the database."""
+    first = await db.fetchval(queries.get("reserve_slots"), account_sid, count, spacing)
+    if first is None:
         raise LookupError(f"account {account_sid} is not in the database")
-    return float(row["first_slot"]), float(row["db_now"])
+    return float(first)
+
+
+async def database_clock(db: Executor) -> float:
+    """The database's clock, epoch seconds."""
+    return float(await db.fetchval(queries.get("database_clock")))
 
 
 # Claims of one campaign are serialised (per campaign, across processes) so that the

@@ -84,16 +84,20 @@ SELECT * FROM campaigns WHERE account_sid = $1 AND state = 'running' ORDER BY id
 
 -- name: reserve_slots
 -- Take $2 consecutive send slots $3 seconds apart from the account's shared schedule,
--- the first no earlier than 1 ms from now. Returns the first slot and the database
--- clock as epoch seconds; the caller maps them onto its own clock.
+-- the first no earlier than 1 ms from now. Returns the first slot as epoch seconds of
+-- the database; the caller maps it onto its own clock (database_clock).
 WITH cur AS (
     SELECT greatest(next_slot, clock_timestamp() + interval '1 millisecond') AS first
     FROM accounts WHERE sid = $1 FOR UPDATE
 )
 UPDATE accounts a SET next_slot = cur.first + make_interval(secs => $2::int * $3::float8)
 FROM cur WHERE a.sid = $1
-RETURNING extract(epoch FROM cur.first)::float8 AS first_slot,
-          extract(epoch FROM clock_timestamp())::float8 AS db_now;
+RETURNING extract(epoch FROM cur.first)::float8 AS first_slot;
+
+-- name: database_clock
+-- The database's clock as epoch seconds, read by a statement with no commit to wait
+-- for: the pacer's clock sample (the reservation's own sample also spans its commit).
+SELECT extract(epoch FROM clock_timestamp())::float8;
 
 -- name: open_attempts
 -- Calls in flight (requested, unknown or live) of one campaign and of its account,
