@@ -51,6 +51,7 @@ from dialer.pacer import Pacer, Slot
 from dialer.policy import AmdMode
 from dialer.safetext import without_controls
 from dialer.tasks import Detached
+from dialer.transport import LateSend
 from dialer.twilio import (
     AmbiguousError,
     AuthError,
@@ -469,36 +470,32 @@ class Dispatcher:
         except personalise.TemplateError as exc:
             await self._refused(queue, item, exc)
             return
-        try:
-            while not await self._pacer.at_slot(slot):
-                if stop.is_set() or not queue.running:
-                    break  # handed back below: no slot is worth waiting for any more
-                slot = await self._pacer.next_slot()
-            metrics.BUCKET_WAIT.labels(account).observe(time.monotonic() - waiting_since)
-            late = self._clock() >= item.send_by
-            if late:
-                bound.warning("call_not_sent_window_closing", send_by=item.send_by.isoformat())
-            listed = self.dnc.bars(item.phone, campaign.id, claimed_since=item.claimed_since)
-            if listed:
-                bound.info("call_not_sent_number_listed", state="skipped")
-                metrics.CLAIMS_LISTED.labels(campaign.name).inc()
-            if stop.is_set() or not queue.running or late or listed:
-                await repository.persist(
-                    lambda: repository.release_unsent(
-                        self._pool, [item.attempt_id], skip_reason="dnc" if listed else None),
-                    what="unsent attempt",
-                )
-                return
-        except repository.DATABASE_ERRORS as exc:
-            # A missed slot needs the database for the next one; until it is back the
-            # item waits in its queue (it was never sent), not in a failed task.
-            metrics.DATABASE_ERRORS.labels("send").inc()
-            queue.ready.appendleft(item)
-            bound.warning("send_waits_for_database", error=repr(exc))
+        metrics.BUCKET_WAIT.labels(account).observe(time.monotonic() - waiting_since)
+        late = self._clock() >= item.send_by
+        if late:
+            bound.warning("call_not_sent_window_closing", send_by=item.send_by.isoformat())
+        listed = self.dnc.bars(item.phone, campaign.id, claimed_since=item.claimed_since)
+        if listed:
+            bound.info("call_not_sent_number_listed", state="skipped")
+            metrics.CLAIMS_LISTED.labels(campaign.name).inc()
+        if stop.is_set() or not queue.running or late or listed:
+            await repository.persist(
+                lambda: repository.release_unsent(
+                    self._pool, [item.attempt_id], skip_reason="dnc" if listed else None),
+                what="unsent attempt",
+            )
             return
         started = time.monotonic()
         try:
-            info = await self._client.create_call(params)
+            # The wait for the slot itself happens at the socket (dialer.transport).
+            info = await self._client.create_call(params, not_before=slot.at,
+                                                  not_after=slot.deadline)
+        except LateSend:
+            # Held up past the slot's deadline before the socket: sent now, it would
+            # crowd the next slots' window. Not sent, so the attempt goes on a later slot.
+            self._pacer.missed(slot)
+            queue.ready.appendleft(item)
+            return
         except RateLimited as exc:
             metrics.CALLS_CREATED.labels(account, campaign.name, "rate_limited").inc()
             metrics.TWILIO_ERRORS.labels(account, str(exc.code)).inc()

@@ -63,7 +63,7 @@ CALLBACK_SECONDS = Histogram(
 )
 # Where the daemon meets a database that is away or refuses a statement; the work
 # waits or is done again (see dialer.repository.DATABASE_ERRORS).
-DATABASE_ERROR_SITES = ("dispatch", "send", "answers", "callback", "housekeeping", "listener")
+DATABASE_ERROR_SITES = ("dispatch", "answers", "callback", "housekeeping", "listener")
 DATABASE_ERRORS = Counter(
     "dialer_database_errors", "Database operations that failed, by where in the daemon",
     ["where"],

@@ -8,8 +8,10 @@ Two layers, each doing one thing:
   one evenly spaced schedule and never above the CPS. Reserving only a short
   horizon ahead (about 100 ms) keeps processes fair and wastes little when work
   dries up.
-* The task that sends waits for the exact slot itself (``at_slot``), so nothing
-  else the event loop does can come between the slot and the request.
+* The task that sends waits for the exact slot where its request's first byte is
+  written (``dialer.transport.first_byte_between``), so nothing else the event loop
+  does can come between the slot and the request; a request held up past the slot's
+  deadline on its way to the socket is not sent (the slot is ``missed``).
 * A local gate per account caps this process's own rate: each turn is at least
   1/rate after the previous one. It never binds in normal running (its rate sits
   above the schedule's), but after a 429 the rate is cut multiplicatively and
@@ -170,6 +172,9 @@ class Pacer(Protocol):
 
     async def at_slot(self, slot: Slot) -> bool: ...
 
+    def missed(self, slot: Slot) -> None:
+        """The send for a slot that ``at_slot`` passed could not start in time."""
+
     async def aclose(self) -> None: ...
 
 
@@ -190,6 +195,9 @@ class Unpaced:
 
     async def at_slot(self, slot: Slot) -> bool:
         return True
+
+    def missed(self, slot: Slot) -> None:
+        pass
 
     async def aclose(self) -> None:
         pass
@@ -294,6 +302,9 @@ class AccountPacer:
             self.skipped_slots += 1
             return False
         return True
+
+    def missed(self, slot: Slot) -> None:
+        self.skipped_slots += 1
 
     async def wait_turn(self) -> Slot:
         """Return at the start of a send slot of this process, the slot."""

@@ -7,16 +7,123 @@ keeps open towards Twilio, that walk was most of the CPU the daemon spent on a c
 and capped one process near 300 creates/s. Pools of a few connections keep the walk
 short; each request goes to the pool with the fewest requests in flight, so slow
 answers on one pool do not hold up the others.
+
+A request may carry the moments between which its first byte must leave
+(``first_byte_between``): the pacer's guarantee is about when requests reach Twilio, and
+between a wake-up in the dispatcher and the socket, httpx builds the request and yields
+to the event loop (its pool's locks), where other work can hold it for milliseconds. So
+the wait for the slot happens where the first byte is written, and a request that
+could not be written by its deadline raises ``LateSend`` with nothing sent. anyio's
+``send`` writes to the transport before it yields, so nothing comes between the check
+and the bytes leaving.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import math
-from collections.abc import AsyncIterator, Callable
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
 
+import httpcore
 import httpx
 
 CONNECTIONS_PER_POOL = 4
+
+
+# (not before, not after): monotonic moments between which the current task's next
+# request must start.
+_first_byte_between: contextvars.ContextVar[tuple[float, float] | None] = (
+    contextvars.ContextVar("first_byte_between", default=None))
+
+
+class LateSend(Exception):
+    """The request's first byte would have left after its deadline; nothing was sent."""
+
+
+@contextlib.contextmanager
+def first_byte_between(not_before: float, not_after: float) -> Iterator[None]:
+    """The next request of this task inside the block starts in that interval (it waits
+    for ``not_before`` at the socket) or raises LateSend."""
+    token = _first_byte_between.set((not_before, not_after))
+    try:
+        yield
+    finally:
+        _first_byte_between.reset(token)
+
+
+class _DeadlineStream(httpcore.AsyncNetworkStream):
+    """A connection whose first write of each request checks the request's deadline."""
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        interval = _first_byte_between.get()
+        if interval is not None:
+            _first_byte_between.set(None)  # the rest of this request goes whatever the time
+            not_before, not_after = interval
+            # Timers may fire up to a millisecond early: sleep again until it is time.
+            while (delay := not_before - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline, not an event)
+                await asyncio.sleep(delay)
+            if (late := time.monotonic() - not_after) > 0:
+                raise LateSend(f"{late:.4f} s after its deadline")
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return _DeadlineStream(await self._stream.start_tls(ssl_context, server_hostname,
+                                                            timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's own backend, its connections wrapped in ``_DeadlineStream``."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _DeadlineStream(await self._backend.connect_tcp(
+            host, port, timeout, local_address, socket_options))
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _DeadlineStream(await self._backend.connect_unix_socket(
+            path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+def _pool(tls: ssl.SSLContext, per_pool: int) -> httpx.AsyncHTTPTransport:
+    """httpx's transport over an httpcore pool with the deadline backend. httpx takes no
+    network backend, so its pool is replaced by one made as httpx makes it."""
+    limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+    transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=tls, max_connections=per_pool, max_keepalive_connections=per_pool,
+        keepalive_expiry=limits.keepalive_expiry, network_backend=_DeadlineBackend(),
+    )
+    return transport
 
 
 class _ReleasingStream(httpx.AsyncByteStream):
@@ -43,12 +150,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
     """``connections`` keep-alive connections spread over pools of ``per_pool``."""
 
     def __init__(self, *, connections: int, per_pool: int = CONNECTIONS_PER_POOL) -> None:
-        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
         tls = httpx.create_ssl_context()  # one for all: each takes milliseconds to build
-        self._pools = [
-            httpx.AsyncHTTPTransport(verify=tls, limits=limits)
-            for _ in range(max(1, math.ceil(connections / per_pool)))
-        ]
+        self._pools = [_pool(tls, per_pool)
+                       for _ in range(max(1, math.ceil(connections / per_pool)))]
         self._busy = [0] * len(self._pools)
 
     @property

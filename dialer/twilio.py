@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import math
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 import structlog
 
-from dialer.transport import PooledTransport
+from dialer.transport import PooledTransport, first_byte_between
 from dialer.twilio_errors import Concern, classify
 from dialer.twilio_words import API_VERSION
 
@@ -231,12 +232,18 @@ class TwilioClient:
         against the CPS, and it finds refused credentials before a campaign does."""
         await self._request("GET", f"{self._calls_path}.json", params={"PageSize": "1"})
 
-    async def create_call(self, params: Sequence[tuple[str, str]]) -> CallInfo:
+    async def create_call(self, params: Sequence[tuple[str, str]], *,
+                          not_before: float = -math.inf, not_after: float = math.inf,
+                          ) -> CallInfo:
         """POST /Calls.json; params is a list of pairs because StatusCallbackEvent repeats.
-        The caller holds a permit of ``in_flight`` (see the class docstring)."""
-        response = await self._send(
-            "POST", f"{self._calls_path}.json", data=params, creating=True
-        )
+        The caller holds a permit of ``in_flight`` (see the class docstring). The request
+        starts between ``not_before`` and ``not_after`` (monotonic), or raises LateSend
+        with nothing sent.
+        """
+        with first_byte_between(not_before, not_after):
+            response = await self._send(
+                "POST", f"{self._calls_path}.json", data=params, creating=True
+            )
         return CallInfo.from_json(response.json())
 
     async def fetch_call(self, sid: str) -> CallInfo:

@@ -4,6 +4,8 @@ pool's slot comes back however the response ends."""
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,7 +17,7 @@ from starlette.routing import Route
 
 from dialer.httpserver import EmbeddedServer
 from dialer.testing import free_port
-from dialer.transport import PooledTransport
+from dialer.transport import LateSend, PooledTransport, first_byte_between
 
 
 class SlowServer:
@@ -88,3 +90,58 @@ async def test_a_slot_comes_back_when_a_body_is_not_read_or_a_request_fails(
         server.reset()
         await asyncio.gather(*(client.get("/") for _ in range(12)))
         assert server.most == 4, "every pool slot is free again"
+
+
+class ByteCounter:
+    """A raw HTTP/1.1 server: counts every byte received, answers each request after
+    ``delay`` s (keep-alive), so a test sees whether anything at all was sent."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.received = 0
+        self.requests = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        buffer = b""
+        while chunk := await reader.read(65536):
+            self.received += len(chunk)
+            buffer += chunk
+            while b"\r\n\r\n" in buffer:
+                _, buffer = buffer.split(b"\r\n\r\n", 1)
+                self.requests += 1
+                await asyncio.sleep(self.delay)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        writer.close()
+
+
+async def test_a_request_that_cannot_start_by_its_deadline_sends_nothing() -> None:
+    counter = ByteCounter(delay=0.2)
+    server = await asyncio.start_server(counter.serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    transport = PooledTransport(connections=1, per_pool=1)
+    try:
+        async with httpx.AsyncClient(transport=transport) as client:
+            with first_byte_between(-math.inf, time.monotonic() - 0.001), pytest.raises(LateSend):
+                await client.get(url)
+            assert counter.received == 0
+            # The one connection is busy for 0.2 s; a request with 50 ms to start waits
+            # inside httpx for it, past its deadline, and goes nowhere.
+            first = asyncio.create_task(client.get(url))
+            await asyncio.sleep(0.02)
+            before = counter.received
+            with first_byte_between(-math.inf, time.monotonic() + 0.05), pytest.raises(LateSend):
+                await client.get(url)
+            assert (await first).status_code == 200
+            assert counter.received == before and counter.requests == 1
+            # Nothing spoiled: a request with time to start, and one without a deadline.
+            # and one that waits at the socket for its moment.
+            at = time.monotonic() + 0.1
+            with first_byte_between(at, at + 1):
+                assert (await client.get(url)).status_code == 200
+            assert time.monotonic() >= at
+            assert (await client.get(url)).status_code == 200
+            assert counter.requests == 3
+    finally:
+        server.close()
+        await server.wait_closed()
