@@ -58,7 +58,7 @@ def paced_loop(rate: float, seconds: float) -> Pacing:
 
 
 def unpaced_loop(seconds: float) -> dict[str, Any]:
-    with simulator(cps=100_000, time_scale=0.001) as sim:
+    with simulator(cps=100_000, time_scale=0.001, loop="uvloop") as sim:
         client = official_client(sim)
         deadline = time.monotonic() + seconds
         for index in itertools.count():

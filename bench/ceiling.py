@@ -162,7 +162,7 @@ async def bench(pg: Cluster, contacts: int, drop_callbacks: bool, cap: str,
                                    "AND state IN ('pending', 'dialing')")
 
         extra = ["--drop-callbacks"] if drop_callbacks else []
-        with simulator(cps=100_000, time_scale=0.001, extra=extra) as sim:
+        with simulator(cps=100_000, time_scale=0.001, loop="uvloop", extra=extra) as sim:
             tuning: dict[str, Any] = {}
             if max_in_flight is not None:
                 tuning["twilio_max_in_flight"] = max_in_flight

@@ -87,7 +87,7 @@ async def start_campaign(dsn: str, campaign_id: int) -> None:
 
 def measure(pg: Cluster, contacts: int, seconds: float, cps: float) -> Memory:
     dsn, campaign_id = asyncio.run(load(pg, contacts, cps))
-    with simulator(cps=100_000, time_scale=0.001) as sim:
+    with simulator(cps=100_000, time_scale=0.001, loop="uvloop") as sim:
         port = free_port()
         env = daemon_env(dsn, sim.base_url, cps=cps,
                          DIALER_CALLBACK_BIND=f"127.0.0.1:{port}",

@@ -122,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"dialer sim: {exc}", file=sys.stderr)
         return 2
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        # Only the stdlib loop's transports let the kernel's arrival stamps through
+        # (dialer.sim.stamps); uvloop is for benches measuring throughput, not pacing.
+        factory = event_loop_factory() if args.loop == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(_serve(config, args))
     except OSError as exc:
         print(f"dialer sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -29,20 +29,28 @@ from dialer.sim.calls import CallEngine, SimCall
 from dialer.sim.config import SimConfig
 from dialer.sim.errors import malformed_request
 from dialer.sim.faults import Faults
+from dialer.sim.stamps import StampedSocket, stamp_arrivals
 from dialer.sim.trace import TraceRecord, to_json
 
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a RST
 
 
 class _StampingProtocol(HttpToolsProtocol):
-    """Stamps each request with the time its first bytes were read. The handler runs
-    later, after whatever else the loop has ready (callbacks going out, other
-    requests): under load that is milliseconds, and pacing is measured from the stamp."""
+    """Stamps each request with the time its first bytes arrived: the kernel's stamp
+    (``dialer.sim.stamps``), else the time they were read. The handler runs later,
+    after whatever else the loop has ready (callbacks going out, other requests): under
+    load that is milliseconds, and pacing is measured from the stamp."""
 
     _read_at = 0.0
+    _stamped: StampedSocket | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._stamped = stamp_arrivals(transport)
+        super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        self._read_at = time.monotonic()
+        stamp = self._stamped.stamp if self._stamped is not None else None
+        self._read_at = time.monotonic() if stamp is None else stamp
         super().data_received(data)
 
     def on_message_begin(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import itertools
 import json
+import socket
 import time
 
 import pytest
@@ -123,6 +124,26 @@ async def test_arrival_is_when_the_first_bytes_are_read(sim: SimServer) -> None:
     await writer.wait_closed()
     (record,) = sim.trace
     assert first - 0.05 < record.t < first + 0.1
+
+
+async def test_arrival_is_stamped_by_the_kernel_while_the_loop_is_busy(sim: SimServer) -> None:
+    """A request that arrives while the simulator's loop is held up (here for 0.1 s) is
+    stamped when it arrived, not when the loop read it: a loaded machine's delays on
+    the simulator's side do not bunch the arrivals that pacing is judged by."""
+    token = base64.b64encode(f"{sim.account_sid}:{sim.auth_token}".encode()).decode()
+    request = (f"GET /2010-04-01/Accounts/{sim.account_sid}/Calls.json HTTP/1.1\r\n"
+               f"Host: sim\r\nAuthorization: Basic {token}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", sim.port)) as client:
+        await asyncio.sleep(0.05)  # the simulator accepts the connection
+        sent = time.monotonic()
+        client.sendall(request)
+        time.sleep(0.1)  # noqa: ASYNC251 (the point: the simulator's loop is held up)
+        client.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=client)
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+    (record,) = sim.trace
+    assert sent <= record.t < sent + 0.01
 
 
 async def test_the_trace_is_served_as_json(api: Api) -> None:
