@@ -29,7 +29,7 @@ slot can be (never early, whatever the error) and sends for it only until
 ``send_tolerance`` less that error after it: a wide sample (a loaded machine, a slow
 reply) narrows what a late wake-up may cost, down to skipping the slot, and never
 makes a send early or late. What the margin keeps beyond ``send_tolerance``
-(``ARRIVAL_SLACK``) absorbs the jitter of the sends' arrival. The margin costs rate,
+(``ARRIVAL_SLACK``) is for the requests' way to the server. The margin costs rate,
 and at low rates it shows in every gap (at 1 CPS each gap *is* the window), so it is at
 most GAP_SLACK per gap and at most MAX_MARGIN of the rate.
 
@@ -53,8 +53,8 @@ log = structlog.get_logger(__name__)
 
 GAP_SLACK = 0.0035  # seconds added to each gap at most (goal: gaps within 5 ms of 1/r)
 MAX_MARGIN = 0.006  # of the rate at most (goal: rate within 1 %, skipped slots included)
-SEND_TOLERANCE = 0.0025  # seconds after its slot a send may go at most
-ARRIVAL_SLACK = 0.001  # seconds of the margin kept at least for the jitter of arrival
+SEND_TOLERANCE = 0.005  # seconds after its slot a send may go at most
+ARRIVAL_SLACK = 0.001  # seconds of the margin kept at least for the way to the server
 DRIFT = 15e-6  # how fast two clocks may drift apart, s/s (RFC 5905's PHI, as NTP assumes)
 HORIZON = 0.1  # seconds of slots reserved at once
 LEAD = 0.02  # how long before its slot a send is handed to its task
