@@ -8,14 +8,16 @@ and capped one process near 300 creates/s. Pools of a few connections keep the w
 short; each request goes to the pool with the fewest requests in flight, so slow
 answers on one pool do not hold up the others.
 
-A request may carry the moments between which its first byte must leave
-(``first_byte_between``): the pacer's guarantee is about when requests reach Twilio, and
-between a wake-up in the dispatcher and the socket, httpx builds the request and yields
-to the event loop (its pool's locks), where other work can hold it for milliseconds. So
-the wait for the slot happens where the first byte is written, and a request that
-could not be written by its deadline raises ``LateSend`` with nothing sent. anyio's
-``send`` writes to the transport before it yields, so nothing comes between the check
-and the bytes leaving.
+A request may carry the moments between which it must leave (``first_byte_between``):
+the pacer's guarantee is about when requests reach Twilio, and between a wake-up in the
+dispatcher and the socket, httpx builds the request and yields to the event loop (its
+pool's locks), where other work can hold it for milliseconds. So the wait for the slot
+happens where the request is written, and a request that could not be written by its
+deadline raises ``LateSend`` with nothing sent. httpcore writes a request's head and its
+body separately, with a turn of the event loop between them, which on a busy loop let
+the body follow milliseconds after the slot; a paced request is therefore held until
+its ``Content-Length`` is complete and written at once. anyio's ``send`` writes to the
+transport before it yields, so nothing comes between the check and the bytes leaving.
 """
 
 from __future__ import annotations
@@ -56,26 +58,49 @@ def first_byte_between(not_before: float, not_after: float) -> Iterator[None]:
         _first_byte_between.reset(token)
 
 
+def _content_length(head: bytes) -> int:
+    """The body length a request head (as h11 writes it) announces; 0 without one, and
+    for a chunked body, which is then written as it comes."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
 class _DeadlineStream(httpcore.AsyncNetworkStream):
-    """A connection whose first write of each request checks the request's deadline."""
+    """A connection that writes each paced request whole, between its two moments."""
 
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
         self._stream = stream
+        self._held = bytearray()  # a paced request's bytes until it is complete
+        self._length = 0  # how many bytes that request has in all
+        self._between = (0.0, 0.0)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._stream.read(max_bytes, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        interval = _first_byte_between.get()
-        if interval is not None:
-            _first_byte_between.set(None)  # the rest of this request goes whatever the time
-            not_before, not_after = interval
-            # Timers may fire up to a millisecond early: sleep again until it is time.
-            while (delay := not_before - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline, not an event)
-                await asyncio.sleep(delay)
-            if (late := time.monotonic() - not_after) > 0:
-                raise LateSend(f"{late:.4f} s after its deadline")
-        await self._stream.write(buffer, timeout)
+        between = _first_byte_between.get()
+        if between is not None:  # the head of a paced request: its first write
+            _first_byte_between.set(None)  # later requests of the task are not paced
+            self._between, self._held = between, bytearray(buffer)
+            self._length = len(buffer) + _content_length(buffer)
+        elif self._held:
+            self._held += buffer
+        else:
+            await self._stream.write(buffer, timeout)
+            return
+        if len(self._held) < self._length:
+            return
+        whole, self._held = bytes(self._held), bytearray()
+        not_before, not_after = self._between
+        # Timers may fire up to a millisecond early: sleep again until it is time.
+        while (delay := not_before - time.monotonic()) > 0:  # noqa: ASYNC110 (a deadline, not an event)
+            await asyncio.sleep(delay)
+        if (late := time.monotonic() - not_after) > 0:
+            raise LateSend(f"{late:.4f} s after its deadline")
+        await self._stream.write(whole, timeout)
 
     async def aclose(self) -> None:
         await self._stream.aclose()

@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 
+import httpcore
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -17,7 +18,7 @@ from starlette.routing import Route
 
 from dialer.httpserver import EmbeddedServer
 from dialer.testing import free_port
-from dialer.transport import LateSend, PooledTransport, first_byte_between
+from dialer.transport import LateSend, PooledTransport, _DeadlineStream, first_byte_between
 
 
 class SlowServer:
@@ -145,3 +146,50 @@ async def test_a_request_that_cannot_start_by_its_deadline_sends_nothing() -> No
     finally:
         server.close()
         await server.wait_closed()
+
+
+class RecordedStream(httpcore.AsyncNetworkStream):
+    """A connection's far end that keeps what each write carried, and answers 200."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[float, bytes]] = []
+        self._answer = b""
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        answer, self._answer = self._answer, b""
+        return answer
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            self.writes.append((time.monotonic(), buffer))
+        self._answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_paced_request_is_written_whole_at_its_moment() -> None:
+    """httpcore writes a request's head and body apart, with a turn of the event loop
+    between; a paced create goes in one write, so its body cannot trail its slot."""
+    far_end = RecordedStream()
+    connection = httpcore.AsyncHTTP11Connection(
+        origin=httpcore.Origin(b"http", b"twilio", 80), stream=_DeadlineStream(far_end))
+    body = b"To=%2B14155550100&From=%2B15005550006&Url=http%3A%2F%2Fx%2Ftwiml"
+
+    async def create() -> int:
+        response = await connection.handle_async_request(httpcore.Request(
+            "POST", "http://twilio/2010-04-01/Calls.json", content=body,
+            headers=[(b"Host", b"twilio"), (b"Content-Length", str(len(body)).encode())]))
+        await response.aread()
+        await response.aclose()
+        return response.status
+
+    at = time.monotonic() + 0.05
+    with first_byte_between(at, at + 1):
+        assert await create() == 200
+    ((written_at, whole),) = far_end.writes
+    assert written_at >= at
+    assert whole.startswith(b"POST /2010-04-01/Calls.json") and whole.endswith(body)
+    far_end.writes.clear()
+    assert await create() == 200
+    assert [buffer for _, buffer in far_end.writes][1:] == [body]  # unpaced: as httpcore writes
