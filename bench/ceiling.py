@@ -142,9 +142,14 @@ def _function(frame: str) -> str:
 
 
 def _claims_so_far() -> tuple[float, float]:
-    """(claims, seconds) recorded by this process's claim histogram."""
-    return (REGISTRY.get_sample_value("dialer_claim_seconds_count") or 0.0,
-            REGISTRY.get_sample_value("dialer_claim_seconds_sum") or 0.0)
+    """(claims, seconds) recorded by this process's claim histogram, summed over its
+    accounts (the histogram is labelled per account)."""
+    totals = {"dialer_claim_seconds_count": 0.0, "dialer_claim_seconds_sum": 0.0}
+    for metric in REGISTRY.collect():
+        for sample in metric.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals["dialer_claim_seconds_count"], totals["dialer_claim_seconds_sum"]
 
 
 async def bench(pg: Cluster, contacts: int, drop_callbacks: bool, cap: str,
