@@ -486,13 +486,16 @@ class Dispatcher:
             )
             return
         started = time.monotonic()
+        reached_twilio = True
         try:
             # The wait for the slot itself happens at the socket (dialer.transport).
             info = await self._client.create_call(params, not_before=slot.at,
                                                   not_after=slot.deadline)
         except LateSend:
             # Held up past the slot's deadline before the socket: sent now, it would
-            # crowd the next slots' window. Not sent, so the attempt goes on a later slot.
+            # crowd the next slots' window. Not sent, so the attempt goes on a later slot,
+            # and there is no request to time.
+            reached_twilio = False
             self._pacer.missed(slot)
             queue.ready.appendleft(item)
             return
@@ -536,7 +539,8 @@ class Dispatcher:
             bound.warning("call_outcome_ambiguous", reason=exc.message, state="unknown")
             return
         finally:
-            metrics.TWILIO_LATENCY.labels(account).observe(time.monotonic() - started)
+            if reached_twilio:
+                metrics.TWILIO_LATENCY.labels(account).observe(time.monotonic() - started)
         self.sent += 1
         metrics.CALLS_CREATED.labels(account, campaign.name, "created").inc()
         self._live.add(item.attempt_id, info, self._clock())
