@@ -157,7 +157,7 @@ ReserveSlots = Callable[[str, int, float], Awaitable[Reservation]]
 
 
 class Pacer(Protocol):
-    """What the dispatcher asks of pacing: a slot, then the moment of that slot."""
+    """What the dispatcher asks of pacing: the next slot, and word of a slot it missed."""
 
     @property
     def current_rate(self) -> float: ...
@@ -170,10 +170,8 @@ class Pacer(Protocol):
 
     async def next_slot(self) -> Slot: ...
 
-    async def at_slot(self, slot: Slot) -> bool: ...
-
     def missed(self, slot: Slot) -> None:
-        """The send for a slot that ``at_slot`` passed could not start in time."""
+        """The send for ``slot`` could not start by its deadline (``LateSend``)."""
 
     async def aclose(self) -> None: ...
 
@@ -193,9 +191,6 @@ class Unpaced:
     async def next_slot(self) -> Slot:
         return Slot(time.monotonic(), math.inf)
 
-    async def at_slot(self, slot: Slot) -> bool:
-        return True
-
     def missed(self, slot: Slot) -> None:
         pass
 
@@ -204,7 +199,8 @@ class Unpaced:
 
 
 class AccountPacer:
-    """Hands out send turns for one account: ``await pacer.wait_turn()`` before a POST."""
+    """Hands out send slots for one account: ``await pacer.next_slot()``, then the request
+    goes between the slot's two moments (``dialer.transport.first_byte_between``)."""
 
     def __init__(
         self, *, account_sid: str, cps: float, reserve: ReserveSlots,
@@ -291,26 +287,8 @@ class AccountPacer:
                 await asyncio.sleep(lead)
             return slot
 
-    async def at_slot(self, slot: Slot) -> bool:
-        """Sleep until the slot; False (the slot is lost) when woken too late for it.
-        The request must go out right after this returns True, with no await between."""
-        # uvloop's timers have millisecond resolution and may fire up to a millisecond
-        # early; an early send would eat into the margin as much as a late one.
-        while (delay := slot.at - self._clock()) > 0:  # noqa: ASYNC110 (a deadline, not an event)
-            await asyncio.sleep(delay)
-        if self._clock() > slot.deadline:
-            self.skipped_slots += 1
-            return False
-        return True
-
     def missed(self, slot: Slot) -> None:
         self.skipped_slots += 1
-
-    async def wait_turn(self) -> Slot:
-        """Return at the start of a send slot of this process, the slot."""
-        while not await self.at_slot(slot := await self.next_slot()):
-            pass
-        return slot
 
     async def aclose(self) -> None:
         if self._refill is not None:
