@@ -8,6 +8,7 @@ advisory lock so two processes migrating at once leave one schema.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import warnings
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 log = structlog.get_logger(__name__)
 
+POOL_CLOSE_SECONDS = 5.0
 # Any constant works; it only has to be the same for every dialer process.
 _MIGRATION_LOCK = 0x6469616C6572  # "dialer"
 
@@ -148,4 +150,11 @@ async def open_pool(dsn: str, *, max_size: int = 10) -> AsyncIterator[asyncpg.Po
             await check_schema(conn)
         yield pool
     finally:
-        await pool.close()
+        # close() waits for every connection to be given back, and one given back from
+        # a cancelled query (Ctrl-C) first waits for the server to cancel it: bounded, so
+        # that no command can hang on its way out.
+        try:
+            await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("database_pool_terminated", after_seconds=POOL_CLOSE_SECONDS)
+            pool.terminate()
