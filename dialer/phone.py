@@ -199,68 +199,96 @@ def _squeezed(raw: str) -> str:
         ".", "")
 
 
+class _Start(NamedTuple):
+    """A prefix pattern of the metadata (``re.match``, at the start of the digits) as
+    the digit strings it is an alternation of, tested by ``str.startswith``, when it
+    is one (most are: "0", "1", "00", "0|180020"); else the compiled pattern."""
+
+    literals: tuple[str, ...]
+    pattern: re.Pattern[str] | None
+
+
+def _start(pattern: str | None) -> _Start:
+    if not pattern:
+        return _Start((), None)
+    alternatives = tuple(pattern.split("|"))
+    if all(a.isdigit() and a.isascii() for a in alternatives):
+        return _Start(alternatives, None)
+    return _Start((), re.compile(pattern))
+
+
 @dataclass(frozen=True, slots=True)
 class _Prefixes:
     """What parse() tries on a national number of one region before taking it as is."""
 
     country_code: str
-    international: re.Pattern[str] | None  # the international dialling prefix (IDD)
-    national: re.Pattern[str] | None  # national_prefix_for_parsing
-
-
-def _compiled(pattern: str | None) -> re.Pattern[str] | None:
-    return re.compile(pattern) if pattern else None
+    international: _Start  # the international dialling prefix (IDD)
+    national: _Start  # national_prefix_for_parsing
 
 
 @functools.cache
 def _region_prefixes(region: str) -> _Prefixes:
     metadata = PhoneMetadata.metadata_for_region(region)
     assert metadata is not None  # a supported region
-    return _Prefixes(str(metadata.country_code), _compiled(metadata.international_prefix),
-                     _compiled(metadata.national_prefix_for_parsing))
+    return _Prefixes(str(metadata.country_code), _start(metadata.international_prefix),
+                     _start(metadata.national_prefix_for_parsing))
 
 
-@functools.cache
-def _national_prefix(country_code: str) -> re.Pattern[str] | None:
+def _national_prefix(country_code: str) -> _Start:
     """The national prefix parse() strips after +country code: the one of the code's
     main region (or non-geographic entity)."""
     code = int(country_code)
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(
         code, phonenumbers.region_code_for_country_code(code))
-    return None if metadata is None else _compiled(metadata.national_prefix_for_parsing)
+    return _start(None if metadata is None else metadata.national_prefix_for_parsing)
+
+
+# The first three digits after a + -> the length of the country code they start with
+# and its national prefix; filled as the codes come up (each loads its metadata).
+_AFTER_PLUS: dict[str, tuple[int, _Start] | None] = {}
+
+
+def _after_plus(head: str) -> tuple[int, _Start] | None:
+    if head not in _AFTER_PLUS:
+        size = _CODE_LENGTHS.get(head)
+        _AFTER_PLUS[head] = None if size is None else (size, _national_prefix(head[:size]))
+    return _AFTER_PLUS[head]
 
 
 def _plain(raw: str, region: str) -> str | None:
     """The E.164 form (+, country code, national significant number) of the number
     ``phonenumbers.parse`` makes of a plain spelling, read off its digits, or None
-    when the spelling is not
-    plain or parse() would do more than split the country code off: strip an
-    international prefix, a national prefix (``national_prefix_for_parsing`` matches),
-    or a country code written without + (the digits start with the region's)."""
+    when the spelling is not plain or parse() would do more than split the country
+    code off: strip an international prefix, a national prefix
+    (``national_prefix_for_parsing`` matches), or a country code written without +
+    (the digits start with the region's). Once per imported row: written for speed."""
     if len(raw) > _MAX_INPUT_CHARS:
         return None
     text = raw if raw[1:].isdigit() else _squeezed(raw)
-    plus = text[:1] == "+"
-    digits = text[1:] if plus else text
-    if not (digits.isdigit() and digits.isascii()) or len(digits) < 3:
-        return None
-    if plus:
-        size = _CODE_LENGTHS.get(digits[:3])
-        if size is None:
+    if text[:1] == "+":
+        digits = text[1:]
+        if not (digits.isdigit() and digits.isascii()) or len(digits) < 3:
             return None
-        code, national = digits[:size], digits[size:]
-        prefix = _national_prefix(code)
-    elif region == "ZZ":
+        split = _AFTER_PLUS.get(digits[:3]) or _after_plus(digits[:3])
+        if split is None:
+            return None
+        national = digits[split[0]:]
+        prefix = split[1]
+        e164 = text  # "+" + country code + national
+    elif region == "ZZ" or not (text.isdigit() and text.isascii()) or len(text) < 3:
         return None
     else:
         known = _region_prefixes(region)
-        if ((known.international is not None and known.international.match(digits))
-                or digits.startswith(known.country_code)):
+        idd = known.international
+        if (text.startswith(idd.literals) or (idd.pattern is not None and idd.pattern.match(text))
+                or text.startswith(known.country_code)):
             return None
-        code, national, prefix = known.country_code, digits, known.national
-    if len(national) not in _NSN_DIGITS or (prefix is not None and prefix.match(national)):
+        national, prefix = text, known.national
+        e164 = "+" + known.country_code + text
+    if (len(national) not in _NSN_DIGITS or national.startswith(prefix.literals)
+            or (prefix.pattern is not None and prefix.pattern.match(national))):
         return None
-    return "+" + code + national
+    return e164
 
 
 class CacheStats(NamedTuple):
@@ -269,31 +297,55 @@ class CacheStats(NamedTuple):
     classes: int
 
 
+class _Table:
+    """The answers held for E.164 numbers of one length (see ``_AnswerCache``)."""
+
+    __slots__ = ("answers", "heads", "lengths", "longest")
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Answer] = {}  # deciding prefix -> answer
+        self.lengths: list[int] = []  # of the prefixes held
+        self.longest = 0
+        # The first ``longest`` characters of numbers answered -> their answer: one
+        # look-up instead of one per prefix length.
+        self.heads: dict[str, Answer] = {}
+
+
 class _AnswerCache:
     """Answers of valid numbers by the prefix that decides them (``phonekeys``), per
     length of the E.164 form. The prefixes of one length never start one another
     (a number's shortest deciding prefix is the same for every number it decides), so
-    a number has at most one: the first one found is its answer. Bounded: when full it
-    starts again empty."""
+    a number has at most one: the first one found is its answer, and so is that of
+    every number of the length that starts with the same ``longest`` characters (a
+    prefix learned later cannot start them: it would start or be started by the one
+    found). Bounded: when full it starts again empty."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self._limit = limit
         self._size = 0
-        # len(e164) -> (lengths of the prefixes held, prefix -> answer)
-        self._tables: dict[int, tuple[list[int], dict[str, Answer]]] = {}
+        self._tables: dict[int, _Table] = {}  # by len(e164)
         self.hits = 0
         self.misses = 0
 
     def get(self, e164: str) -> Answer | None:
         table = self._tables.get(len(e164))
-        if table is not None:
-            lengths, answers = table
-            for length in lengths:
+        if table is None:
+            return None
+        head = e164[:table.longest]
+        found = table.heads.get(head)
+        if found is None:
+            answers = table.answers
+            for length in table.lengths:
                 found = answers.get(e164[:length])
                 if found is not None:
-                    self.hits += 1
-                    return found
-        return None
+                    break
+            else:
+                return None
+            if len(table.heads) >= self._limit:
+                table.heads.clear()
+            table.heads[head] = found
+        self.hits += 1
+        return found
 
     def learn(self, number: PhoneNumber, e164: str, answer: Answer) -> None:
         """Keep ``answer`` for every number the prefix of ``e164`` decides."""
@@ -310,13 +362,16 @@ class _AnswerCache:
         if self._size >= self._limit:
             self._tables.clear()
             self._size = 0
-        lengths, answers = self._tables.setdefault(len(e164), ([], {}))
+        table = self._tables.setdefault(len(e164), _Table())
         key = e164[:len(e164) - len(national) + size]
-        if key not in answers:
-            answers[key] = answer
+        if key not in table.answers:
+            table.answers[key] = answer
             self._size += 1
-            if len(key) not in lengths:
-                lengths.append(len(key))
+            if len(key) not in table.lengths:
+                table.lengths.append(len(key))
+            if len(key) > table.longest:
+                table.longest = len(key)
+                table.heads.clear()
 
     def stats(self) -> CacheStats:
         return CacheStats(self.hits, self.misses, self._size)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dialer import importer, phone, repository
+from dialer.contactfile import ContactLines
 from dialer.importer import ImportFileError, Layout, import_contacts, parse_header, parse_rows
 from dialer.phone import is_e164
 from dialer.testing import SIM_SID, clean_env, make_campaign, read_csv_rows, run_cli
@@ -287,6 +290,35 @@ def test_every_row_is_either_loaded_or_rejected(rows: list[list[str]]) -> None:
         assert number.startswith("+")
         assert len(states.split()) == len(sources.split())
         (zones + attributes).encode("utf-8")  # what Postgres receives must be valid UTF-8
+
+
+def _copy_unescaped(field: str) -> str:
+    return re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], m[1]), field)
+
+
+# Values with what JSON or COPY text escapes (quotes, backslashes, control characters)
+# and without: the plain rows' generated line and the escaping path must agree.
+_values = st.text(st.sampled_from('ab é"\\\t\x01\x7f\u2028%{}:,'), max_size=6)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(names=st.lists(st.text(st.sampled_from('xy"\\%{} é'), min_size=1, max_size=4),
+                      max_size=4, unique_by=lambda n: n.strip().lower()),
+       rows=st.lists(st.lists(_values, min_size=4, max_size=4), min_size=1, max_size=8))
+def test_copy_lines_carry_the_attributes_as_json_dumps_spells_them(
+    names: list[str], rows: list[list[str]]
+) -> None:
+    names = [n for n in names if n.strip() and n.strip().lower() not in ("phone", "timezone")]
+    layout = parse_header(["phone", *names], phone_column="phone", region="US")
+    numbered = [(i + 2, [f"+1415555{2000 + i}", *values[:len(names)]])
+                for i, values in enumerate(rows)]
+    batch, rejected = ContactLines(layout, 7).convert(numbered)
+    assert rejected == [] and len(batch.lines) == len(rows)
+    for line, (_, fields) in zip(batch.lines, numbered, strict=True):
+        attributes = line.rstrip("\n").split("\t")[7]
+        expected = json.dumps({n.strip(): v for n, v in zip(names, fields[1:], strict=True)},
+                              ensure_ascii=False, separators=(",", ":"))
+        assert _copy_unescaped(attributes) == expected
 
 
 def test_dnc_layout_ignores_other_columns() -> None:
