@@ -470,7 +470,6 @@ class Dispatcher:
         except personalise.TemplateError as exc:
             await self._refused(queue, item, exc)
             return
-        metrics.BUCKET_WAIT.labels(account).observe(time.monotonic() - waiting_since)
         late = self._clock() >= item.send_by
         if late:
             bound.warning("call_not_sent_window_closing", send_by=item.send_by.isoformat())
@@ -486,6 +485,7 @@ class Dispatcher:
             )
             return
         started = time.monotonic()
+        waited = started - waiting_since
         reached_twilio = True
         try:
             # The wait for the slot itself happens at the socket (dialer.transport).
@@ -539,7 +539,8 @@ class Dispatcher:
             bound.warning("call_outcome_ambiguous", reason=exc.message, state="unknown")
             return
         finally:
-            if reached_twilio:
+            if reached_twilio:  # both count the requests Twilio got, once each
+                metrics.BUCKET_WAIT.labels(account).observe(waited)
                 metrics.TWILIO_LATENCY.labels(account).observe(time.monotonic() - started)
         self.sent += 1
         metrics.CALLS_CREATED.labels(account, campaign.name, "created").inc()
