@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, cast
@@ -86,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             result: int = args.sync_handler(settings, args)
             return result
         handler: Handler = args.handler
+        # A process started with SIGINT ignored (a shell's background job, or a parent
+        # that ignores it) keeps that, and asyncio's Runner then installs no handler:
+        # Ctrl-C or a supervisor's SIGINT did nothing. Every command ends on SIGINT.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return runner.run(handler(settings, args))
     except UserError as exc:

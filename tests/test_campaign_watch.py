@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import termios
+from typing import Any
 
 import asyncpg
 import pytest
@@ -27,13 +28,13 @@ from dialer.testing import clean_env, daemon_settings, make_campaign, running_da
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def _watch(dsn: str, name: str, **io: int) -> subprocess.Popen[bytes]:
+def _watch(dsn: str, name: str, **io: Any) -> subprocess.Popen[bytes]:
     """``campaign watch`` with faulthandler on: a SIGABRT prints where it is stuck."""
     return subprocess.Popen(
         [sys.executable, "-X", "faulthandler", "-m", "dialer.cli", "campaign", "watch", name,
          "--interval", "0.3"],
         env=clean_env({"DIALER_DATABASE_URL": dsn, "TERM": "xterm", "COLUMNS": "160"}),
-        **io,  # type: ignore[call-overload]
+        **io,
     )
 
 
@@ -129,3 +130,22 @@ async def test_ctrl_c_ends_it_and_an_unknown_campaign_is_named(
     _, errors = await asyncio.to_thread(missing.communicate, timeout=30)
     assert missing.returncode == 1 and errors.decode().strip() == (
         "dialer: no campaign named 'nosuch'"), errors
+
+
+async def test_ctrl_c_ends_it_even_when_started_with_sigint_ignored(
+        dsn: str, pool: asyncpg.Pool) -> None:
+    """A shell starts a background job with SIGINT ignored, and a child keeps that:
+    asyncio's Runner then installs no handler, and Ctrl-C (or a SIGINT from a
+    supervisor) did nothing. The watcher of the test above hung so in full runs."""
+    await make_campaign(pool, "ignored", ["+14155550101"])
+    watcher = _watch(dsn, "ignored", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert watcher.stdout is not None
+    try:
+        assert b"ignored running" in await asyncio.to_thread(watcher.stdout.readline)
+        watcher.send_signal(signal.SIGINT)
+        _, errors = await asyncio.to_thread(watcher.communicate, timeout=15)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 130, errors
