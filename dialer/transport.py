@@ -16,8 +16,15 @@ happens where the request is written, and a request that could not be written by
 deadline raises ``LateSend`` with nothing sent. httpcore writes a request's head and its
 body separately, with a turn of the event loop between them, which on a busy loop let
 the body follow milliseconds after the slot; a paced request is therefore held until
-its ``Content-Length`` is complete and written at once. anyio's ``send`` writes to the
-transport before it yields, so nothing comes between the check and the bytes leaving.
+its ``Content-Length`` is complete and written at once. The connection's write hands
+the bytes to the event loop's transport without yielding, so nothing comes between the
+check and the bytes leaving.
+
+The connections are the event loop's own transports (``_SocketStream``), not anyio's
+streams as httpcore's default backend makes them: anyio costs, on every read and write,
+a cancel scope for the timeout and, on every request start and end, a dictionary of
+socket attributes built to ask each idle connection whether it is readable; with the
+bytes already in hand from the protocol's callbacks, that answer costs nothing here.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ import asyncio
 import contextlib
 import contextvars
 import math
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -114,29 +122,178 @@ class _DeadlineStream(httpcore.AsyncNetworkStream):
         return self._stream.get_extra_info(info)
 
 
-class _DeadlineBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's own backend, its connections wrapped in ``_DeadlineStream``."""
+# Reading pauses while this much has arrived unread (a long page of a list).
+_READ_BUFFER_LIMIT = 256 * 1024
+
+
+class _Connection(asyncio.Protocol):
+    """What the event loop delivers on one connection, kept until ``_SocketStream``
+    reads it; a waiting reader or writer is woken by a future of its own."""
 
     def __init__(self) -> None:
-        self._backend = httpcore.AnyIOBackend()
+        self.transport: asyncio.Transport | None = None
+        self.received = bytearray()
+        self.ended = False  # the far end sent EOF, or the connection is gone
+        self.error: Exception | None = None  # why it is gone, when it did not end cleanly
+        self.reading_paused = False
+        self.writing_paused = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are no subclass of asyncio's: cast, not checked
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        if len(self.received) > _READ_BUFFER_LIMIT and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        self._wake()
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.error = exc
+        self.writing_paused = False
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self, timeout: float | None, expired: type[Exception]) -> None:
+        """Until the next event on the connection; ``expired`` after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        waiter = self.waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(
+            timeout, _expire, waiter, expired)
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[None], expired: type[Exception]) -> None:
+    if not waiter.done():
+        waiter.set_exception(expired())
+
+
+class _SocketStream(httpcore.AsyncNetworkStream):
+    """One connection on the event loop's transport, with httpcore's exceptions."""
+
+    def __init__(self, transport: asyncio.Transport, connection: _Connection) -> None:
+        self._transport = transport
+        self._connection = connection
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        connection = self._connection
+        while not connection.received and not connection.ended:
+            await connection.wait(timeout, httpcore.ReadTimeout)
+        if connection.received:
+            data = bytes(connection.received[:max_bytes])
+            del connection.received[:max_bytes]
+            if connection.reading_paused and len(connection.received) <= _READ_BUFFER_LIMIT:
+                connection.reading_paused = False
+                self._transport.resume_reading()
+            return data
+        if connection.error is not None:
+            raise httpcore.ReadError(repr(connection.error))
+        return b""  # ended: httpcore tells a server disconnect from this
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        connection = self._connection
+        if connection.ended or self._transport.is_closing():
+            raise httpcore.WriteError(repr(connection.error or "connection closed"))
+        self._transport.write(buffer)
+        while connection.writing_paused and not connection.ended:
+            await connection.wait(timeout, httpcore.WriteTimeout)
+        if connection.error is not None:
+            raise httpcore.WriteError(repr(connection.error))
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(
+                self._transport, self._connection, ssl_context,
+                server_hostname=server_hostname, ssl_handshake_timeout=timeout)
+        except TimeoutError as exc:
+            self._transport.close()
+            raise httpcore.ConnectTimeout(repr(exc)) from exc
+        except (OSError, ssl.SSLError) as exc:
+            self._transport.close()
+            raise httpcore.ConnectError(repr(exc)) from exc
+        self._connection.transport = cast(asyncio.Transport, transport)
+        return _SocketStream(self._connection.transport, self._connection)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # an idle connection the far end closed, or broke
+            return bool(self._connection.received) or self._connection.ended
+        names = {"ssl_object": "ssl_object", "client_addr": "sockname",
+                 "server_addr": "peername", "socket": "socket"}
+        return self._transport.get_extra_info(names[info]) if info in names else None
+
+
+async def _connected(
+    connect: Callable[[], Any], timeout: float | None,
+    socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
+) -> httpcore.AsyncNetworkStream:
+    try:
+        async with asyncio.timeout(timeout):
+            transport, connection = await connect()
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(repr(exc)) from exc
+    except OSError as exc:
+        raise httpcore.ConnectError(repr(exc)) from exc
+    sock = transport.get_extra_info("socket")
+    for option in socket_options or ():
+        sock.setsockopt(*option)
+    return _DeadlineStream(_SocketStream(transport, connection))
+
+
+class _DeadlineBackend(httpcore.AsyncNetworkBackend):
+    """Connections on the event loop's transports, wrapped in ``_DeadlineStream``."""
 
     async def connect_tcp(
         self, host: str, port: int, timeout: float | None = None,
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        return _DeadlineStream(await self._backend.connect_tcp(
-            host, port, timeout, local_address, socket_options))
+        loop = asyncio.get_running_loop()
+        local = None if local_address is None else (local_address, 0)
+        options = [*(socket_options or ()), (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        return await _connected(
+            lambda: loop.create_connection(_Connection, host, port, local_addr=local),
+            timeout, options)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        return _DeadlineStream(await self._backend.connect_unix_socket(
-            path, timeout, socket_options))
+        loop = asyncio.get_running_loop()
+        return await _connected(lambda: loop.create_unix_connection(_Connection, path),
+                                timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
-        await self._backend.sleep(seconds)
+        await asyncio.sleep(seconds)
 
 
 def _pool(tls: ssl.SSLContext, per_pool: int) -> httpx.AsyncHTTPTransport:

@@ -11,6 +11,7 @@ must be reconciled instead.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import email.utils
 import math
@@ -182,18 +183,24 @@ class TwilioClient:
         self.in_flight = asyncio.Semaphore(max_in_flight)
         self._http = httpx.AsyncClient(
             base_url=api_base,
-            auth=(account_sid, auth_token),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=PooledTransport(connections=max_in_flight),
             headers={"User-Agent": "dialer/0.1", "Accept": "application/json"},
         )
+        self.set_auth_token(auth_token)
+        # Built once: a path relative to the base URL is parsed and merged on each request.
+        self._create_url = self._http.base_url.copy_with(
+            raw_path=self._http.base_url.raw_path + f"{self._calls_path}.json".lstrip("/").encode())
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     def set_auth_token(self, token: str) -> None:
-        """A rotated token (SIGHUP): requests from now on authenticate with it."""
-        self._http.auth = (self.account_sid, token)
+        """The token requests authenticate with (a rotated one on SIGHUP). Basic auth as
+        a header of the client's: httpx's auth flow would run a generator and encode it
+        again for every request."""
+        credentials = base64.b64encode(f"{self.account_sid}:{token}".encode()).decode("ascii")
+        self._http.headers["Authorization"] = f"Basic {credentials}"
 
     async def _request(
         self, method: str, path: str, *, data: Sequence[tuple[str, str]] | None = None,
@@ -203,7 +210,7 @@ class TwilioClient:
             return await self._send(method, path, data=data, params=params)
 
     async def _send(
-        self, method: str, path: str, *, data: Sequence[tuple[str, str]] | None = None,
+        self, method: str, path: str | httpx.URL, *, data: Sequence[tuple[str, str]] | None = None,
         params: Mapping[str, str] | None = None, creating: bool = False,
     ) -> httpx.Response:
         """One request, its permit of ``in_flight`` held by the caller."""
@@ -241,9 +248,7 @@ class TwilioClient:
         with nothing sent.
         """
         with first_byte_between(not_before, not_after):
-            response = await self._send(
-                "POST", f"{self._calls_path}.json", data=params, creating=True
-            )
+            response = await self._send("POST", self._create_url, data=params, creating=True)
         return CallInfo.from_json(response.json())
 
     async def fetch_call(self, sid: str) -> CallInfo:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpcore
 import httpx
@@ -18,7 +20,13 @@ from starlette.routing import Route
 
 from dialer.httpserver import EmbeddedServer
 from dialer.testing import free_port
-from dialer.transport import LateSend, PooledTransport, _DeadlineStream, first_byte_between
+from dialer.transport import (
+    LateSend,
+    PooledTransport,
+    _DeadlineBackend,
+    _DeadlineStream,
+    first_byte_between,
+)
 
 
 class SlowServer:
@@ -193,3 +201,40 @@ async def test_a_paced_request_is_written_whole_at_its_moment() -> None:
     far_end.writes.clear()
     assert await create() == 200
     assert [buffer for _, buffer in far_end.writes][1:] == [body]  # unpaced: as httpcore writes
+
+
+TLS = Path(__file__).parent / "data" / "tls"  # a self-signed localhost certificate
+
+
+async def test_connections_speak_tls_and_see_the_far_end_close() -> None:
+    """The event loop's transports carry TLS (Twilio is HTTPS), keep a connection alive
+    across requests, and an idle connection the server closed is not used again."""
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(TLS / "cert.pem", TLS / "key.pem")
+    answers: list[asyncio.Transport] = []
+
+    class Answer(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            answers.append(transport)
+
+        def data_received(self, data: bytes) -> None:
+            answers[-1].write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server = await asyncio.get_running_loop().create_server(
+        Answer, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    trusted = ssl.create_default_context(cafile=TLS / "cert.pem")
+    pool = httpcore.AsyncConnectionPool(ssl_context=trusted, network_backend=_DeadlineBackend())
+    try:
+        for _ in range(2):
+            response = await pool.request("GET", f"https://127.0.0.1:{port}/")
+            assert (response.status, response.content) == (200, b"ok")
+        assert len(answers) == 1  # kept alive
+        answers[0].close()
+        await asyncio.sleep(0.1)
+        response = await pool.request("GET", f"https://127.0.0.1:{port}/")
+        assert (response.status, response.content, len(answers)) == (200, b"ok", 2)
+    finally:
+        await pool.aclose()
+        server.close()
