@@ -157,6 +157,15 @@ def _error_from_response(response: httpx.Response, *, creating: bool = False) ->
     return _ERROR_FOR[refusal.concern](message, status=status, code=code, title=refusal.title)
 
 
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _form(data: Sequence[tuple[str, str]]) -> bytes:
+    """A form body; encoded here, as httpx's ``data`` takes a mapping and
+    StatusCallbackEvent repeats."""
+    return urllib.parse.urlencode(data).encode()
+
+
 class TwilioClient:
     """One account's client: one HTTP connection pool per process, and at most
     ``max_in_flight`` requests at once.
@@ -187,10 +196,14 @@ class TwilioClient:
             transport=PooledTransport(connections=max_in_flight),
             headers={"User-Agent": "dialer/0.1", "Accept": "application/json"},
         )
-        self.set_auth_token(auth_token)
-        # Built once: a path relative to the base URL is parsed and merged on each request.
+        # The Create Call request is built from parts made once (set_auth_token makes its
+        # headers): build_request would merge URL, headers, cookies and parameters anew
+        # for every call.
         self._create_url = self._http.base_url.copy_with(
             raw_path=self._http.base_url.raw_path + f"{self._calls_path}.json".lstrip("/").encode())
+        self._create_extensions = {"timeout": self._http.timeout.as_dict()}
+        self._form_headers = httpx.Headers()
+        self.set_auth_token(auth_token)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -201,28 +214,22 @@ class TwilioClient:
         again for every request."""
         credentials = base64.b64encode(f"{self.account_sid}:{token}".encode()).decode("ascii")
         self._http.headers["Authorization"] = f"Basic {credentials}"
+        self._form_headers = httpx.Headers({**self._http.headers, **_FORM})
 
     async def _request(
         self, method: str, path: str, *, data: Sequence[tuple[str, str]] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        content = None if data is None else _form(data)
+        request = self._http.build_request(method, path, content=content, params=params,
+                                           headers=None if data is None else _FORM)
         async with self.in_flight:
-            return await self._send(method, path, data=data, params=params)
+            return await self._send(request)
 
-    async def _send(
-        self, method: str, path: str | httpx.URL, *, data: Sequence[tuple[str, str]] | None = None,
-        params: Mapping[str, str] | None = None, creating: bool = False,
-    ) -> httpx.Response:
+    async def _send(self, request: httpx.Request, *, creating: bool = False) -> httpx.Response:
         """One request, its permit of ``in_flight`` held by the caller."""
-        content = headers = None
-        if data is not None:
-            # Encoded here: httpx's ``data`` takes a mapping, and StatusCallbackEvent repeats.
-            content = urllib.parse.urlencode(data).encode()
-            headers = {"Content-Type": "application/x-www-form-urlencoded"}
         try:
-            response = await self._http.request(
-                method, path, content=content, headers=headers, params=params
-            )
+            response = await self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached Twilio: no call can exist.
             raise RetryLater(f"could not connect: {exc!r}") from exc
@@ -248,7 +255,9 @@ class TwilioClient:
         with nothing sent.
         """
         with first_byte_between(not_before, not_after):
-            response = await self._send("POST", self._create_url, data=params, creating=True)
+            response = await self._send(httpx.Request(
+                "POST", self._create_url, headers=self._form_headers, content=_form(params),
+                extensions=self._create_extensions), creating=True)
         return CallInfo.from_json(response.json())
 
     async def fetch_call(self, sid: str) -> CallInfo:
