@@ -83,9 +83,22 @@ async def connect(dsn: str) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A pool's reset that sends nothing: asyncpg has already rolled back a transaction
+    left open and dropped the connection's listeners by then."""
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10,
+                      session_state: bool = True) -> asyncpg.Pool:
+    """``session_state`` False: for a pool whose statements leave no state in the
+    session (advisory locks only ``_xact``, settings only ``SET LOCAL``, LISTEN on a
+    connection of its own), as the daemon's. Each release then skips asyncpg's reset
+    query (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL), one more round trip
+    and statement for Postgres after every query of the pool. Imports take a session
+    lock, released with the connection: they need the reset."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+        reset=None if session_state else _keep_session,
     )
     assert pool is not None
     return pool
@@ -142,9 +155,11 @@ def resolve_dsn(database_url: str | None, data_dir: Path) -> str:
 
 
 @asynccontextmanager
-async def open_pool(dsn: str, *, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on a database whose schema is current (SchemaNotCurrent otherwise)."""
-    pool = await create_pool(dsn, max_size=max_size)
+async def open_pool(dsn: str, *, max_size: int = 10,
+                    session_state: bool = True) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a database whose schema is current (SchemaNotCurrent otherwise);
+    ``session_state`` as for ``create_pool``."""
+    pool = await create_pool(dsn, max_size=max_size, session_state=session_state)
     try:
         async with pool.acquire() as conn:
             await check_schema(conn)

@@ -211,7 +211,9 @@ class Daemon:
         supervisor = self.supervisor = Supervisor()
         keyring = self._keyring()
         async with contextlib.AsyncExitStack() as stack:
-            pool = await stack.enter_async_context(db.open_pool(self.dsn, max_size=POOL_SIZE))
+            # The daemon's statements keep no session state (db.create_pool).
+            pool = await stack.enter_async_context(
+                db.open_pool(self.dsn, max_size=POOL_SIZE, session_state=False))
             self._pool = pool
             recorder = OutcomeRecorder(pool)
             supervisor.spawn("outcome-recorder", recorder.run())
