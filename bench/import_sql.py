@@ -71,7 +71,7 @@ _REGEX_CHECK = ("ALTER TABLE contacts DROP CONSTRAINT contacts_phone_check;"
                 "CHECK (phone ~ '^\\+[1-9][0-9]{1,14}$');")
 _NO_TRIGGER = "DROP TRIGGER contacts_inserted ON contacts;"
 _NO_CHECK = "ALTER TABLE contacts DROP CONSTRAINT contacts_phone_check;"
-_NO_INDEXES = ("DROP INDEX contacts_due; DROP INDEX contacts_campaign_state;"
+_NO_INDEXES = ("DROP INDEX contacts_due; DROP INDEX contacts_called_or_skipped;"
                "DROP INDEX contacts_claimed_by;")
 
 VARIANTS = [
@@ -85,7 +85,10 @@ VARIANTS = [
     Variant("no attributes CHECK",
             "ALTER TABLE contacts DROP CONSTRAINT contacts_attributes_check"),
     Variant("no index contacts_due", "DROP INDEX contacts_due"),
-    Variant("no index contacts_campaign_state", "DROP INDEX contacts_campaign_state"),
+    Variant("index contacts_campaign_state (before 0012)",
+            "DROP INDEX contacts_called_or_skipped;"
+            "CREATE INDEX contacts_campaign_state ON contacts (campaign_id, state)"),
+    Variant("no index contacts_called_or_skipped", "DROP INDEX contacts_called_or_skipped"),
     Variant("no index contacts_claimed_by", "DROP INDEX contacts_claimed_by"),
     Variant("work_mem 64MB", session="SET work_mem = '64MB'"),
     Variant("synchronous_commit off", session="SET synchronous_commit = off"),
