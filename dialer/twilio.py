@@ -199,9 +199,8 @@ class TwilioClient:
         # The Create Call request is built from parts made once (set_auth_token makes its
         # headers): build_request would merge URL, headers, cookies and parameters anew
         # for every call.
-        self._create_url = self._http.base_url.copy_with(
-            raw_path=self._http.base_url.raw_path + f"{self._calls_path}.json".lstrip("/").encode())
-        self._create_extensions = {"timeout": self._http.timeout.as_dict()}
+        template = self._http.build_request("POST", f"{self._calls_path}.json")
+        self._create_url, self._create_extensions = template.url, template.extensions
         self._form_headers = httpx.Headers()
         self.set_auth_token(auth_token)
 
